@@ -1,0 +1,71 @@
+"""The metric contract used by the evaluator (and by ``midms-eval`` on folders).
+
+A metric is built from config, told where the evaluation lives (:class:`EvalContext`), fed every batch
+of outputs (:class:`EvalBatch`) and asked for its values at the end. A metric that cannot run here
+raises :class:`~midms.errors.MetricSkipped` from :meth:`Metric.setup` with the reason; the evaluator
+records it under ``skipped`` and never invents a value.
+
+Metrics know nothing of models, the runner or W&B.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class EvalContext:
+    """Where an evaluation's files are and what protocol it follows."""
+
+    samples_dir: Path  # generated images, one file per evaluation pair, ``<name>.<image_format>``
+    reference_dir: Path  # real-side PNG folders of the split: ``image/``, ``exemplar/``, ``target/``
+    cache_dir: Path  # shared across runs (reference statistics, weights)
+    dataset_key: str  # identifies dataset, split, size and pairing; part of every cache key
+    image_size: int
+    image_format: str = "png"
+    num_images: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+
+
+@dataclass
+class EvalBatch:
+    """One batch as metrics see it. Images are float in [0, 1], quantised to 8 bits exactly as saved."""
+
+    fake: Tensor  # B×3×H×W, the model's output
+    image: Tensor  # B×3×H×W, the real photo the input semantics were made from
+    exemplar: Tensor  # B×3×H×W
+    names: list[str]  # file stems of the saved outputs
+    target: Tensor | None = None  # B×3×H×W ground-truth translation, where the dataset has one
+    labels: Tensor | None = None  # B×H×W int64 region labels of the input
+    exemplar_labels: Tensor | None = None  # B×H×W int64 region labels of the exemplar
+    warped_exemplar_labels: Tensor | None = None  # B×K×H×W exemplar one-hot labels warped by the model
+
+
+class Metric(ABC):
+    """Base class of every metric. ``name`` is the config key; values are reported as ``eval/<key>``."""
+
+    #: higher is better (True), lower is better (False); used by tables and the objective
+    higher_is_better: bool = True
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or type(self).__name__.lower()
+
+    def setup(self, ctx: EvalContext) -> None:  # noqa: B027 - optional hook
+        """Prepare for an evaluation (load weights, reset state); raise ``MetricSkipped`` if it cannot run."""
+
+    def check_batch(self, batch: EvalBatch) -> None:  # noqa: B027 - optional hook
+        """Raise ``MetricSkipped`` when the data lack what this metric needs (e.g. no ``target``)."""
+
+    def update(self, batch: EvalBatch) -> dict[str, Tensor] | None:
+        """Accumulate one batch; may return per-image values (name -> B-vector) for the per-image table."""
+        return None
+
+    @abstractmethod
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        """Final values, keyed by full metric name (e.g. ``{"swd": .., "swd_16": ..}``)."""
