@@ -45,6 +45,7 @@ class EvalBatch:
     labels: Tensor | None = None  # B×H×W int64 region labels of the input
     exemplar_labels: Tensor | None = None  # B×H×W int64 region labels of the exemplar
     warped_exemplar_labels: Tensor | None = None  # B×K×H×W exemplar one-hot labels warped by the model
+    input_ids: list[str] | None = None  # input id of each output (several outputs share one with several exemplars)
 
 
 class Metric(ABC):

@@ -1,0 +1,44 @@
+# The suite's commands. `make run` and `make test` create .venv and install the project when it is missing.
+PYTHON_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+BENCH ?= default
+
+.PHONY: install run test test-slow lint format perf benchmark data-check clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## the quickstart: train + evaluate on the synthetic dataset (make run ARGS="model=... dataset=...")
+	$(PY) run.py $(ARGS)
+
+test: $(STAMP)  ## fast tests (CI runs this)
+	$(PY) -m pytest $(ARGS)
+
+test-slow: $(STAMP)  ## the slow tests too
+	$(PY) -m pytest -m "" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py)
+	$(PY) -m benchmarks.perf $(ARGS)
+
+data-check: $(STAMP)  ## verify a real dataset's layout: make data-check DATASET=celebahq
+	$(PY) -m midms.data.check dataset=$(DATASET) $(ARGS)
+
+clean:
+	rm -rf logs .cache .pytest_cache .ruff_cache

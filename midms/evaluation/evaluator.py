@@ -1,0 +1,209 @@
+"""The one evaluator for every method (DESIGN.md, "The evaluation protocol").
+
+Translate every evaluation pair, save the outputs under ``<run dir>/samples/<name>.<format>``, keep the
+real-side images of the split once per dataset in a shared reference folder, then compute each
+configured metric on exactly the 8-bit images that were saved. A metric that cannot run is reported as
+skipped with its reason; one that crashes is reported under ``metric_errors`` and the others still count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from midms.errors import MetricSkipped
+from midms.evaluation.images import image_grid, save_images, semantics_to_rgb, to_uint8
+from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.models.base import TranslationModel
+
+log = logging.getLogger(__name__)
+REFERENCE_KINDS = ("image", "exemplar", "target")
+
+
+@dataclass
+class EvalOutcome:
+    metrics: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    metric_errors: dict[str, str] = field(default_factory=dict)
+    metric_protocol: dict[str, Any] = field(default_factory=dict)
+    per_image: pd.DataFrame = field(default_factory=pd.DataFrame)
+    grid: np.ndarray | None = None
+    num_images: int = 0
+    seconds: float = 0.0
+
+
+def sample_names(ids: list[str], exemplar_ids: list[str], seen: set[str]) -> list[str]:
+    """File stems: the input id, or ``<id>__<exemplar_id>`` when an input is evaluated with several exemplars."""
+    names = []
+    for i, e in zip(ids, exemplar_ids, strict=True):
+        name = i if i not in seen else f"{i}__{e}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+class _ReferenceWriter:
+    """Writes the split's real-side images once per dataset key; concurrent jobs race harmlessly."""
+
+    def __init__(self, reference_dir: Path) -> None:
+        self.final = reference_dir
+        self.active = not (reference_dir / ".complete").exists()
+        self.tmp = reference_dir.with_name(f".{reference_dir.name}.{os.getpid()}.tmp")
+        if self.active:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add(self, kind: str, images: Tensor, names: list[str]) -> None:
+        if self.active:
+            save_images(images, names, self.tmp / kind, "png")
+
+    def finish(self) -> None:
+        if not self.active:
+            return
+        (self.tmp / ".complete").touch()
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(self.tmp, self.final)
+        except OSError:  # another job finished first, or an incomplete folder is in the way
+            if (self.final / ".complete").exists():
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            else:
+                shutil.rmtree(self.final, ignore_errors=True)
+                os.rename(self.tmp, self.final)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x.float() / 255.0
+
+
+def evaluate(
+    model: TranslationModel,
+    dataloader: torch.utils.data.DataLoader,
+    metrics: dict[str, Metric],
+    run_dir: str | Path,
+    cache_dir: str | Path,
+    dataset_key: str,
+    image_size: int,
+    image_format: str = "png",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    grid_rows: int = 8,
+) -> EvalOutcome:
+    """Translate, save, measure. Returns values, skipped metrics with reasons and a per-image table."""
+    start = time.perf_counter()
+    device = torch.device(device)
+    run_dir = Path(run_dir)
+    ctx = EvalContext(
+        samples_dir=run_dir / "samples",
+        reference_dir=Path(cache_dir) / "reference" / dataset_key,
+        cache_dir=Path(cache_dir),
+        dataset_key=dataset_key,
+        image_size=image_size,
+        image_format=image_format,
+        device=device,
+        seed=seed,
+    )
+    if ctx.samples_dir.exists():  # a re-run must not mix its outputs with an earlier attempt's
+        shutil.rmtree(ctx.samples_dir)
+    outcome = EvalOutcome()
+    active: dict[str, Metric] = {}
+    for name, metric in metrics.items():
+        try:
+            metric.setup(ctx)
+            active[name] = metric
+        except MetricSkipped as e:
+            outcome.skipped[name] = str(e)
+            log.warning("metric %s skipped: %s", name, e)
+
+    reference = _ReferenceWriter(ctx.reference_dir)
+    model = model.to(device).eval()
+    needs_warp = any(getattr(m, "needs_warp", False) for m in active.values())
+    rows: list[dict[str, Any]] = []
+    grid_columns: list[list[Tensor]] = []
+    seen: set[str] = set()
+    checked = False
+    for batch in tqdm(dataloader, desc="translate + measure", unit="batch", leave=False):
+        batch = _to_device(batch, device)
+        with torch.no_grad():
+            fake = model.translate(batch)
+            warped = None
+            if needs_warp and model.can_warp and "exemplar_labels" in batch and model.data_spec.num_classes:
+                onehot = F.one_hot(batch["exemplar_labels"], model.data_spec.num_classes).permute(0, 3, 1, 2)
+                warped = model.warp(batch, onehot.float())
+        names = sample_names(list(batch["id"]), list(batch["exemplar_id"]), seen)
+        fake_u8 = save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, image_format)
+        real_u8 = {k: to_uint8(batch[k]).cpu() for k in REFERENCE_KINDS if k in batch}
+        for kind, images in real_u8.items():
+            reference.add(kind, images, names)
+        eval_batch = EvalBatch(
+            fake=_unit(fake_u8).to(device),
+            image=_unit(real_u8["image"]).to(device),
+            exemplar=_unit(real_u8["exemplar"]).to(device),
+            names=names,
+            target=_unit(real_u8["target"]).to(device) if "target" in real_u8 else None,
+            labels=batch.get("labels"),
+            exemplar_labels=batch.get("exemplar_labels"),
+            warped_exemplar_labels=warped,
+        )
+        if not checked:  # the first batch tells which metrics the data allow
+            for name, metric in list(active.items()):
+                try:
+                    metric.check_batch(eval_batch)
+                except MetricSkipped as e:
+                    outcome.skipped[name] = str(e)
+                    log.warning("metric %s skipped: %s", name, e)
+                    del active[name]
+            checked = True
+        per_image: dict[str, Tensor] = {}
+        for name, metric in list(active.items()):
+            try:
+                values = metric.update(eval_batch) or {}
+                per_image.update({k: v.detach().float().cpu() for k, v in values.items()})
+            except Exception as e:  # one broken metric must not cost the others
+                log.exception("metric %s failed during update", name)
+                outcome.metric_errors[name] = f"{type(e).__name__}: {e}"
+                del active[name]
+        for i, name in enumerate(names):
+            row = {"name": name, "id": batch["id"][i], "exemplar_id": batch["exemplar_id"][i]}
+            row.update({k: float(v[i]) for k, v in per_image.items()})
+            rows.append(row)
+        if sum(c[0].shape[0] for c in grid_columns) < grid_rows:
+            cols = [semantics_to_rgb(batch["semantics"].cpu()), real_u8["exemplar"], fake_u8]
+            cols.append(real_u8["target"] if "target" in real_u8 else real_u8["image"])
+            grid_columns.append(cols)
+    reference.finish()
+    ctx.num_images = len(rows)
+    if not rows:
+        raise ValueError("the evaluation split is empty: there is nothing to evaluate")
+
+    for name, metric in tqdm(active.items(), desc="metrics", unit="metric", leave=False):
+        try:
+            outcome.metrics.update(metric.compute(ctx))
+            outcome.metric_protocol.update({f"{name}.{k}": v for k, v in getattr(metric, "protocol", {}).items()})
+        except MetricSkipped as e:
+            outcome.skipped[name] = str(e)
+            log.warning("metric %s skipped: %s", name, e)
+        except Exception as e:
+            log.exception("metric %s failed", name)
+            outcome.metric_errors[name] = f"{type(e).__name__}: {e}"
+
+    outcome.per_image = pd.DataFrame(rows)
+    outcome.grid = image_grid([torch.cat(parts) for parts in zip(*grid_columns, strict=True)], grid_rows)
+    outcome.num_images = len(rows)
+    outcome.seconds = time.perf_counter() - start
+    return outcome

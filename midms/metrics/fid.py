@@ -1,0 +1,771 @@
+"""FID and KID of the generated test images against the real test images of the split, through clean-fid.
+
+Both metrics use clean-fid (Parmar, Zhang and Zhu, "On Aliased Resizing and Surprising Subtleties in GAN
+Evaluation", CVPR 2022; https://github.com/GaParmar/clean-fid) for everything that decides the numbers:
+the image reading and resizing of each mode (``cleanfid.utils.ResizeDataset`` / ``cleanfid.resize``), the
+Inception networks (``cleanfid.inception_torchscript.InceptionV3W`` and, for ``legacy_pytorch``, the
+pytorch-fid port ``cleanfid.inception_pytorch.InceptionV3``) and the KID estimator
+(``cleanfid.fid.kernel_distance``). This module adds what a benchmark of many runs needs around it:
+
+- **modes**: ``clean`` (default; anti-aliased PIL bicubic resize to 299 in float, clean-fid's
+  recommendation), ``legacy_pytorch`` (bilinear ``F.interpolate`` to 299 and the pytorch-fid weights, as in
+  https://github.com/mseitzer/pytorch-fid: the numbers most exemplar-based translation papers report) and
+  ``legacy_tensorflow`` (the TF graph's own resize inside the network, as the original TTUR code);
+- **a reference cache**: mean, covariance and features of the real split are computed once per protocol
+  and stored under ``<cache_dir>/fid_stats/<key>.npz`` (atomic write); every run of a sweep reuses them;
+- **one read per evaluation**: FID and KID of one evaluation share the features of both folders;
+- **no network**: the weights file each mode needs is looked up where clean-fid (or ``torch.hub``) keeps
+  it *before* anything is loaded; when it is absent the metric is skipped with the file, the folder and the
+  one-line fix, instead of letting clean-fid try (and hang on) a download. Random weights are never used.
+
+Configured as two metrics (``metrics.fid`` and ``metrics.kid``)::
+
+    fid:
+      _target_: midms.metrics.fid.FID
+      mode: clean            # clean | legacy_pytorch | legacy_tensorflow
+      weights: null          # or /path/to/inception-2015-12-05.pt (pt_inception-...pth for legacy_pytorch)
+    kid:
+      _target_: midms.metrics.fid.KID
+      mode: clean
+
+Folder level: ``update`` does nothing; ``compute`` reads ``ctx.samples_dir`` and ``ctx.reference_dir/image``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import re
+import tempfile
+import threading
+import warnings
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from midms.errors import MetricSkipped, UserError
+from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.metrics.folders import list_images
+
+log = logging.getLogger(__name__)
+
+#: Modes of clean-fid (``cleanfid.resize.build_resizer`` / ``cleanfid.features.build_feature_extractor``).
+MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
+
+#: A feature extractor as clean-fid calls it: float32 B×3×H×W images with values in [0, 255] (already
+#: resized by the mode; H = W = 299 except in ``legacy_tensorflow``, where the network resizes) -> B×D.
+FeatureFn = Callable[[Tensor], Tensor]
+
+#: Where clean-fid keeps the torchscript Inception (``cleanfid.features.feature_extractor``: "./" on
+#: Windows, "/tmp" elsewhere). Module-level so that tests can point it at an empty folder.
+CLEANFID_INCEPTION_DIR = Path("./" if platform.system() == "Windows" else "/tmp")
+
+_CACHE_FORMAT = 1  # bump when the layout of the cached statistics changes
+
+
+# --------------------------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """The Inception weights file a mode needs, and where clean-fid would download it from and to."""
+
+    file_name: str
+    url: str
+    source: str  # who defines the file (for messages)
+
+    def default_dir(self) -> Path:
+        """The folder clean-fid looks in (and downloads to) for this file."""
+        if self.file_name.endswith(".pt"):
+            return CLEANFID_INCEPTION_DIR
+        # cleanfid.inception_pytorch.fid_inception_v3 -> torch.hub's load_state_dict_from_url
+        return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+_TORCHSCRIPT = WeightsSpec(
+    file_name="inception-2015-12-05.pt",  # cleanfid.downloads_helper.check_download_inception
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+    source="clean-fid's torchscript Inception (StyleGAN2-ADA port of the TF FID graph)",
+)
+_PYTORCH_FID = WeightsSpec(
+    file_name="pt_inception-2015-12-05-6726825d.pth",  # cleanfid.inception_pytorch.FID_WEIGHTS_URL
+    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    source="pytorch-fid's Inception weights",
+)
+
+
+def weights_spec(mode: str) -> WeightsSpec:
+    """The weights file clean-fid uses in ``mode``."""
+    _check_mode(mode)
+    return _PYTORCH_FID if mode == "legacy_pytorch" else _TORCHSCRIPT
+
+
+def resolve_weights(
+    mode: str,
+    weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    config_key: str = "metrics.fid",
+) -> Path:
+    """Find the Inception weights file of ``mode`` on disk, without touching the network.
+
+    Looks at ``weights`` when given (and only there), else at ``<cache_dir>/weights/<file>`` and at the
+    path clean-fid itself uses. Raises :class:`MetricSkipped` naming the file, the folder and the fix.
+    """
+    spec = weights_spec(mode)
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if path.is_file():
+            return path
+        raise MetricSkipped(
+            f"{config_key}.weights={path} does not exist (mode={mode} needs {spec.source}, {spec.file_name}). "
+            f"Fix: download {spec.url} to {path}, or correct {config_key}.weights."
+        )
+    default = spec.default_dir() / spec.file_name
+    candidates = ([Path(cache_dir) / "weights" / spec.file_name] if cache_dir is not None else []) + [default]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise MetricSkipped(
+        f"Inception weights file {spec.file_name} ({spec.source}, needed by mode={mode}) is missing: not in "
+        f"{spec.default_dir()} (where clean-fid looks for it)"
+        + (f" nor in {candidates[0].parent}" if len(candidates) > 1 else "")
+        + f". Fix: download {spec.url} to {default}, or set {config_key}.weights=/path/to/{spec.file_name}."
+    )
+
+
+_SWAP_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load_inception(mode: str, path: str, device: str) -> FeatureFn:
+    """Build clean-fid's feature extractor of ``mode`` from a local file (mirrors ``cleanfid.features``)."""
+    from cleanfid import inception_pytorch
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    dev = torch.device(device)
+    file = Path(path)
+    if mode == "legacy_pytorch":
+        # InceptionV3 always fetches its state dict through load_state_dict_from_url(FID_WEIGHTS_URL); hand it
+        # the local file instead, so that no download is ever attempted.
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        with _SWAP_LOCK:
+            original = inception_pytorch.load_state_dict_from_url
+            inception_pytorch.load_state_dict_from_url = lambda *args, **kwargs: state
+            try:
+                model = inception_pytorch.InceptionV3(output_blocks=[3], resize_input=False)
+            finally:
+                inception_pytorch.load_state_dict_from_url = original
+        model = model.to(dev).eval()
+
+        def pytorch_fn(x: Tensor) -> Tensor:  # as cleanfid.features.feature_extractor("pytorch_inception")
+            return model(x / 255)[0].squeeze(-1).squeeze(-1)
+
+        return pytorch_fn
+
+    resize_inside = mode == "legacy_tensorflow"
+    if file.name == _TORCHSCRIPT.file_name:
+        net = InceptionV3W(str(file.parent), download=False, resize_inside=resize_inside)
+    else:  # the same wrapper around a file under another name
+        net = InceptionV3W.__new__(InceptionV3W)
+        torch.nn.Module.__init__(net)
+        net.base = torch.jit.load(str(file), map_location="cpu").eval()
+        net.layers = net.base.layers
+        net.resize_inside = resize_inside
+    net = net.to(dev).eval()
+
+    def torchscript_fn(x: Tensor) -> Tensor:
+        return net(x)
+
+    return torchscript_fn
+
+
+def inception_extractor(
+    mode: str,
+    weights: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    config_key: str = "metrics.fid",
+) -> tuple[FeatureFn, str, Path]:
+    """clean-fid's Inception of ``mode`` from a local file: ``(extractor, extractor id, weights path)``.
+
+    Raises :class:`MetricSkipped` when the file is absent or cannot be loaded; never downloads.
+    """
+    path = resolve_weights(mode, weights, cache_dir, config_key)
+    try:
+        fn = _load_inception(mode, str(path.resolve()), str(torch.device(device)))
+    except Exception as e:  # a truncated download, a file of the other mode, ...
+        spec = weights_spec(mode)
+        raise MetricSkipped(
+            f"could not load the Inception weights {path} for mode={mode} ({type(e).__name__}: {e}). "
+            f"Fix: delete it and download {spec.url} again, or set {config_key}.weights to a valid "
+            f"{spec.file_name}."
+        ) from e
+    return fn, f"inception:{path.name}:{path.stat().st_size}", path
+
+
+# ------------------------------------------------------------------------------------------- distances
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Squared Fréchet (2-Wasserstein) distance of the Gaussians N(mu1, sigma1) and N(mu2, sigma2).
+
+        d² = ‖mu1 − mu2‖² + Tr(sigma1 + sigma2 − 2 (sigma1 sigma2)^½)
+
+    This is the FID formula (Heusel et al., NeurIPS 2017) as in pytorch-fid and
+    ``cleanfid.fid.frechet_distance``, which take a general ``scipy.linalg.sqrtm`` of the non-symmetric
+    product. Only the *trace* of that square root is needed, and ``sigma1 sigma2 = S (S sigma2)`` with
+    ``S = sigma1^½`` has the same eigenvalues as the symmetric positive semi-definite ``S sigma2 S``, so
+
+        Tr (sigma1 sigma2)^½ = Σ_i sqrt(λ_i(S sigma2 S)),
+
+    computed here with two symmetric eigendecompositions: real by construction (no imaginary residue to
+    discard), no ``eps`` retry for singular products (covariances of N < 2048 images are rank deficient),
+    and faster than ``sqrtm``. Tiny negative eigenvalues and a tiny negative result, both round-off, are
+    clipped to 0. Inputs are taken in float64.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
+    w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    sqrt_s1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S = sigma1^½
+    m = sqrt_s1 @ s2 @ sqrt_s1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    d2 = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
+    return float(max(d2, 0.0))
+
+
+def kernel_inception_distance(
+    feats1: np.ndarray, feats2: np.ndarray, num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0
+) -> float:
+    """KID (Bińkowski et al., ICLR 2018): ``cleanfid.fid.kernel_distance``, made reproducible.
+
+    clean-fid draws its subsets with the global NumPy generator; it is seeded with ``seed`` for the call
+    and restored afterwards, so a run's KID does not depend on what ran before it.
+    """
+    from cleanfid.fid import kernel_distance
+
+    if min(len(feats1), len(feats2)) < 2:
+        raise UserError(f"KID needs at least 2 images on each side, got {len(feats1)} and {len(feats2)}.")
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return float(kernel_distance(feats1, feats2, num_subsets=num_subsets, max_subset_size=max_subset_size))
+    finally:
+        np.random.set_state(state)
+
+
+# -------------------------------------------------------------------------------------------- features
+
+
+@dataclass
+class FeatureStats:
+    """Features of a folder (N×D, as the extractor returned them) and their Gaussian statistics."""
+
+    feats: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+
+    @classmethod
+    def from_features(cls, feats: np.ndarray) -> FeatureStats:
+        if len(feats) < 2:
+            raise UserError(f"FID needs at least 2 images per folder, got {len(feats)}.")
+        return cls(feats=feats, mu=np.mean(feats, axis=0), sigma=np.cov(feats, rowvar=False))
+
+
+class _ToSize:
+    """Resize a uint8 H×W×3 image to the protocol resolution (PIL bicubic, as ``folders.load_image``)."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        if self.size is None or img.shape[:2] == (self.size, self.size):
+            return img
+        return np.asarray(Image.fromarray(img).resize((self.size, self.size), Image.BICUBIC))
+
+
+def _select_files(folder: str | Path, num: int | None = None) -> list[Path]:
+    files = list(list_images(folder).values())  # sorted by stem
+    if num is not None:
+        if num > len(files):
+            raise UserError(f"{num} reference images were asked for, but {folder} holds only {len(files)}.")
+        files = files[:num]
+    return files
+
+
+def files_features(
+    files: list[Path],
+    extractor: FeatureFn,
+    mode: str = "clean",
+    image_size: int | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    description: str = "features",
+    progress: bool = True,
+) -> np.ndarray:
+    """Features of image files exactly as clean-fid computes them (``cleanfid.fid.get_files_features``).
+
+    Each image is read as RGB uint8, brought to ``image_size`` (the protocol resolution) when it is not
+    already there, resized for the network as ``mode`` does (``cleanfid.utils.ResizeDataset``), batched and
+    passed through ``extractor``. Returns N×D.
+    """
+    from cleanfid.fid import get_batch_features
+    from cleanfid.utils import ResizeDataset
+
+    _check_mode(mode)
+    if image_size is not None and files:
+        with Image.open(files[0]) as im:
+            if im.size != (image_size, image_size):
+                log.warning("images in %s are %s, not %dpx: resizing them first", files[0].parent, im.size, image_size)
+    with warnings.catch_warnings():  # clean-fid's "PyTorch" resizer silences all warnings process-wide
+        dataset = ResizeDataset(files, mode=mode)
+    dataset.custom_image_tranform = _ToSize(image_size)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, drop_last=False, num_workers=num_workers
+    )
+    device = torch.device(device)
+    feats = [
+        get_batch_features(batch, extractor, device)
+        for batch in tqdm(loader, desc=description, unit="batch", leave=False, disable=not progress)
+    ]
+    return np.concatenate(feats)
+
+
+def folder_features(folder: str | Path, extractor: FeatureFn, num: int | None = None, **kwargs: Any) -> np.ndarray:
+    """Features of the (first ``num``, by name) images of a folder; see :func:`files_features`."""
+    return files_features(_select_files(folder, num), extractor, **kwargs)
+
+
+def _fingerprint(files: list[Path], with_mtime: bool = False) -> str:
+    h = hashlib.sha1()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns if with_mtime else ''}\n".encode())
+    return h.hexdigest()
+
+
+def _slug(text: str, limit: int = 48) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit] or "x"
+
+
+def reference_cache_key(
+    dataset_key: str, resolution: int | None, mode: str, num_reference: int, extractor_id: str, files_id: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """File stem of a reference-statistics entry, and the fields it covers.
+
+    Everything that changes the statistics is in the key: the dataset (``dataset_key``: dataset, split,
+    size, pairing), the resolution, the mode, the number of reference images, the feature extractor, the
+    reference files (names and byte sizes) and the clean-fid version. The stem is readable and ends with a
+    hash of all the fields.
+    """
+    fields = {
+        "dataset_key": dataset_key,
+        "resolution": resolution,
+        "mode": mode,
+        "num_reference": num_reference,
+        "feature_extractor": extractor_id,
+        "files": files_id,
+        "clean_fid": _cleanfid_version(),
+        "format": _CACHE_FORMAT,
+    }
+    digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    res = f"{resolution}px" if resolution is not None else "native"
+    stem = f"{_slug(dataset_key)}_{mode}_{res}_n{num_reference}_{_slug(extractor_id, 32)}_{digest}"
+    return stem, fields
+
+
+def _read_cache(path: Path, fields: dict[str, Any]) -> FeatureStats | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["key"])) != fields:
+                log.warning("reference stats %s belong to another protocol; recomputing", path)
+                return None
+            return FeatureStats(feats=z["feats"], mu=z["mu"], sigma=z["sigma"])
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # a truncated or foreign file: recompute and overwrite
+        log.warning("reference stats %s are unreadable (%s); recomputing", path, e)
+        return None
+
+
+def _write_cache(path: Path, stats: FeatureStats, fields: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, then ``os.replace`` (concurrent jobs race harmlessly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, feats=stats.feats, mu=stats.mu, sigma=stats.sigma, key=np.array(json.dumps(fields)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class _Spec:
+    """How features are computed: everything but the folder."""
+
+    extractor: FeatureFn
+    extractor_id: str
+    mode: str
+    image_size: int | None
+    batch_size: int
+    num_workers: int
+    device: torch.device
+    progress: bool
+
+    def features(self, files: list[Path], description: str) -> np.ndarray:
+        return files_features(
+            files,
+            self.extractor,
+            mode=self.mode,
+            image_size=self.image_size,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            device=self.device,
+            description=description,
+            progress=self.progress,
+        )
+
+
+def _reference_stats(
+    spec: _Spec,
+    real_dir: Path,
+    num_reference: int | None,
+    cache_dir: Path | None,
+    dataset_key: str | None,
+    memo: dict[Any, Any],
+) -> tuple[FeatureStats, dict[str, Any]]:
+    """Statistics of the real folder: from ``memo``, else from the disk cache, else computed (and cached)."""
+    files = _select_files(real_dir, num_reference)
+    key = dataset_key if dataset_key is not None else str(real_dir.resolve())
+    stem, fields = reference_cache_key(
+        key, spec.image_size, spec.mode, len(files), spec.extractor_id, _fingerprint(files)
+    )
+    path = cache_dir / "fid_stats" / f"{stem}.npz" if cache_dir is not None else None
+    info = {"num_reference": len(files), "reference_stats": str(path) if path else None}
+    if ("ref", stem) in memo:
+        return memo[("ref", stem)], {**info, "reference_stats_cached": True}
+    stats = _read_cache(path, fields) if path is not None else None
+    cached = stats is not None
+    if stats is None:
+        stats = FeatureStats.from_features(spec.features(files, f"FID reference {real_dir.name}"))
+        if path is not None:
+            _write_cache(path, stats, fields)
+            log.info("reference FID stats written to %s", path)
+    else:
+        log.info("reference FID stats read from %s", path)
+    memo[("ref", stem)] = stats
+    return stats, {**info, "reference_stats_cached": cached}
+
+
+def _generated_features(spec: _Spec, fake_dir: Path, memo: dict[Any, Any]) -> np.ndarray:
+    files = _select_files(fake_dir)
+    key = ("fake", str(fake_dir.resolve()), _fingerprint(files, with_mtime=True), spec.mode, spec.image_size)
+    key += (spec.extractor_id,)
+    if key not in memo:
+        memo[key] = spec.features(files, f"FID generated {fake_dir.name}")
+    return memo[key]
+
+
+# Features shared by the metrics of one evaluation (FID and KID read each folder once); an entry lives as
+# long as the evaluation's EvalContext.
+_EVAL_MEMO: dict[int, dict[Any, Any]] = {}
+
+
+def _memo_for(ctx: EvalContext) -> dict[Any, Any]:
+    key = id(ctx)
+    if key not in _EVAL_MEMO:
+        _EVAL_MEMO[key] = {}
+        weakref.finalize(ctx, _EVAL_MEMO.pop, key, None)
+    return _EVAL_MEMO[key]
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+class _CleanFIDMetric(Metric):
+    """Shared set-up of :class:`FID` and :class:`KID` (same features, same reference cache)."""
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        name: str | None = None,
+        mode: str = "clean",
+        weights: str | None = None,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        num_reference: int | None = None,
+        progress: bool = True,
+        feature_extractor: FeatureFn | None = None,
+        feature_extractor_id: str | None = None,
+    ) -> None:
+        """
+        Args:
+            name: metric key in results (default ``fid`` / ``kid``).
+            mode: clean-fid mode: ``clean``, ``legacy_pytorch`` (pytorch-fid, the numbers papers report) or
+                ``legacy_tensorflow``.
+            weights: local Inception weights file (``inception-2015-12-05.pt``; ``pt_inception-2015-12-05-
+                6726825d.pth`` for ``legacy_pytorch``); default: where clean-fid keeps it, or
+                ``<cache_dir>/weights/``.
+            batch_size, num_workers: feature extraction batching and image-decoding workers.
+            num_reference: use the first N real images (by name); default all.
+            progress: tqdm progress over batches.
+            feature_extractor: TESTS ONLY: a callable used instead of Inception (see :data:`FeatureFn`);
+                it goes through the same reading, resizing, batching, statistics and caching.
+            feature_extractor_id: its identity in the reference cache key (required with it).
+        """
+        super().__init__(name)
+        _check_mode(mode)
+        if feature_extractor is not None and not feature_extractor_id:
+            raise ValueError("feature_extractor needs a feature_extractor_id (it is part of the cache key)")
+        self.mode = mode
+        self.weights = weights
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.num_reference = num_reference
+        self.progress = progress
+        self.feature_extractor = feature_extractor
+        self.feature_extractor_id = feature_extractor_id
+        self.protocol: dict[str, Any] = {}
+        self._spec: _Spec | None = None
+        self._weights_path: Path | None = None
+
+    def setup(self, ctx: EvalContext) -> None:
+        """Find and load the Inception weights (no network); raises ``MetricSkipped`` when they are absent."""
+        if self.feature_extractor is not None:
+            fn, fid_id, self._weights_path = self.feature_extractor, str(self.feature_extractor_id), None
+        else:
+            fn, fid_id, self._weights_path = inception_extractor(
+                self.mode, self.weights, ctx.cache_dir, ctx.device, config_key=f"metrics.{self.name}"
+            )
+        self._spec = _Spec(
+            extractor=fn,
+            extractor_id=fid_id,
+            mode=self.mode,
+            image_size=ctx.image_size,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            device=torch.device(ctx.device),
+            progress=self.progress,
+        )
+        if ctx.image_format != "png":
+            log.info(
+                "%s on .%s outputs: not comparable with numbers on .png outputs (lossy compression moves FID; "
+                "CoCosNet on CelebA-HQ: 14.3 with .jpg vs 16.95 with .png)",
+                self.name,
+                ctx.image_format,
+            )
+
+    def _features(self, ctx: EvalContext) -> tuple[np.ndarray, FeatureStats]:
+        if self._spec is None or self._spec.image_size != ctx.image_size:
+            self.setup(ctx)
+        assert self._spec is not None
+        memo = _memo_for(ctx)
+        ref, ref_info = _reference_stats(
+            self._spec,
+            Path(ctx.reference_dir) / "image",
+            self.num_reference,
+            Path(ctx.cache_dir),
+            ctx.dataset_key,
+            memo,
+        )
+        fake = _generated_features(self._spec, Path(ctx.samples_dir), memo)
+        found = sorted({p.suffix.lstrip(".").lower() for p in list_images(ctx.samples_dir).values()})
+        if found != [ctx.image_format]:
+            log.warning("%s: samples are .%s but the protocol says .%s", self.name, "/.".join(found), ctx.image_format)
+        self.protocol = {
+            "implementation": f"clean-fid {_cleanfid_version()}",
+            "mode": self.mode,
+            "resolution": ctx.image_size,
+            "image_format": ctx.image_format,
+            "num_generated": len(fake),
+            "feature_extractor": self._spec.extractor_id,
+            "weights": str(self._weights_path) if self._weights_path else None,
+            **ref_info,
+        }
+        if found != [ctx.image_format]:
+            self.protocol["image_format_found"] = "/".join(found)
+        return fake, ref
+
+    def update(self, batch: EvalBatch) -> None:
+        """Folder-level metric: nothing to do per batch."""
+        return None
+
+
+class FID(_CleanFIDMetric):
+    """Fréchet Inception Distance of the generated test images to the split's real test images (clean-fid).
+
+    ``compute`` returns ``{name: fid}``; lower is better. See the module docstring for modes and caching.
+    """
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        fake, ref = self._features(ctx)
+        stats = FeatureStats.from_features(fake)
+        return {self.name: frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma)}
+
+
+class KID(_CleanFIDMetric):
+    """Kernel Inception Distance (clean-fid's ``kernel_distance``), from the same features as :class:`FID`.
+
+    Extra args: ``num_subsets`` and ``max_subset_size`` of the subset estimator (clean-fid's defaults);
+    subsets are drawn with ``ctx.seed``. ``compute`` returns ``{name: kid}``; lower is better.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        mode: str = "clean",
+        weights: str | None = None,
+        batch_size: int = 32,
+        num_workers: int = 4,
+        num_reference: int | None = None,
+        progress: bool = True,
+        num_subsets: int = 100,
+        max_subset_size: int = 1000,
+        feature_extractor: FeatureFn | None = None,
+        feature_extractor_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            mode,
+            weights,
+            batch_size,
+            num_workers,
+            num_reference,
+            progress,
+            feature_extractor,
+            feature_extractor_id,
+        )
+        self.num_subsets = num_subsets
+        self.max_subset_size = max_subset_size
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        fake, ref = self._features(ctx)
+        kid = kernel_inception_distance(fake, ref.feats, self.num_subsets, self.max_subset_size, seed=ctx.seed)
+        self.protocol.update(num_subsets=self.num_subsets, max_subset_size=self.max_subset_size, seed=ctx.seed)
+        return {self.name: kid}
+
+
+# ------------------------------------------------------------------------------------------ public API
+
+
+def _folder_pair(
+    fake_dir: str | Path,
+    real_dir: str | Path,
+    mode: str,
+    image_size: int | None,
+    weights: str | Path | None,
+    batch_size: int,
+    num_workers: int,
+    device: str | torch.device | None,
+    num_reference: int | None,
+    cache_dir: str | Path | None,
+    dataset_key: str | None,
+    progress: bool,
+    feature_extractor: FeatureFn | None,
+    feature_extractor_id: str | None,
+) -> tuple[np.ndarray, FeatureStats]:
+    _check_mode(mode)
+    dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if feature_extractor is not None:
+        if not feature_extractor_id:
+            raise ValueError("feature_extractor needs a feature_extractor_id (it is part of the cache key)")
+        fn, fid_id = feature_extractor, feature_extractor_id
+    else:
+        fn, fid_id, _ = inception_extractor(mode, weights, cache_dir, dev, config_key="--fid")
+    spec = _Spec(fn, fid_id, mode, image_size, batch_size, num_workers, dev, progress)
+    memo: dict[Any, Any] = {}
+    cache = Path(cache_dir) if cache_dir is not None else None
+    ref, _ = _reference_stats(spec, Path(real_dir), num_reference, cache, dataset_key, memo)
+    return _generated_features(spec, Path(fake_dir), memo), ref
+
+
+def compute_fid(
+    fake_dir: str | Path,
+    real_dir: str | Path,
+    mode: str = "clean",
+    image_size: int | None = None,
+    weights: str | Path | None = None,
+    batch_size: int = 32,
+    num_workers: int = 4,
+    device: str | torch.device | None = None,
+    num_reference: int | None = None,
+    cache_dir: str | Path | None = None,
+    dataset_key: str | None = None,
+    progress: bool = True,
+    feature_extractor: FeatureFn | None = None,
+    feature_extractor_id: str | None = None,
+) -> float:
+    """FID between two image folders, like ``cleanfid.fid.compute_fid(fdir1, fdir2, mode=...)``.
+
+    ``image_size`` brings every image to the protocol resolution first (default: as stored). With
+    ``cache_dir``, the statistics of ``real_dir`` are cached under ``<cache_dir>/fid_stats/`` (keyed by
+    ``dataset_key``, default the folder's path). Raises ``MetricSkipped`` when the weights are absent.
+    """
+    fake, ref = _folder_pair(
+        fake_dir, real_dir, mode, image_size, weights, batch_size, num_workers, device, num_reference, cache_dir,
+        dataset_key, progress, feature_extractor, feature_extractor_id,
+    )  # fmt: skip
+    stats = FeatureStats.from_features(fake)
+    return frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma)
+
+
+def compute_kid(
+    fake_dir: str | Path,
+    real_dir: str | Path,
+    mode: str = "clean",
+    image_size: int | None = None,
+    weights: str | Path | None = None,
+    batch_size: int = 32,
+    num_workers: int = 4,
+    device: str | torch.device | None = None,
+    num_reference: int | None = None,
+    cache_dir: str | Path | None = None,
+    dataset_key: str | None = None,
+    progress: bool = True,
+    feature_extractor: FeatureFn | None = None,
+    feature_extractor_id: str | None = None,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
+    seed: int = 0,
+) -> float:
+    """KID between two image folders (``cleanfid.fid.compute_kid``); arguments as :func:`compute_fid`."""
+    fake, ref = _folder_pair(
+        fake_dir, real_dir, mode, image_size, weights, batch_size, num_workers, device, num_reference, cache_dir,
+        dataset_key, progress, feature_extractor, feature_extractor_id,
+    )  # fmt: skip
+    return kernel_inception_distance(fake, ref.feats, num_subsets, max_subset_size, seed)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UserError(f"FID mode {mode!r} is not one of {', '.join(MODES)} (clean-fid's modes).")
+
+
+@lru_cache(maxsize=1)
+def _cleanfid_version() -> str:
+    try:
+        return importlib.metadata.version("clean-fid")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

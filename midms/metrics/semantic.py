@@ -1,0 +1,247 @@
+"""Semantic consistency of the CoCosNet protocol: output vs the real photo of the same input, in VGG19 space.
+
+CoCosNet (Zhang et al., "Cross-domain Correspondence Learning for Exemplar-based Image Translation",
+CVPR 2020, https://github.com/microsoft/CoCosNet) measures how well an output keeps the input's semantics
+with the high-level VGG19 features ``relu3_2``, ``relu4_2`` and ``relu5_2`` of the output and of the real
+image the input was made from: a cosine similarity per layer, averaged over the layers. MIDMs (Seo et al.,
+AAAI 2023, https://github.com/cvlab-kaist/MIDMs) reports the same number. Neither repository ships the
+evaluation script, so the details below are this suite's, stated in :attr:`SemanticConsistency.protocol`
+and recorded in ``results.json``:
+
+- features are resized (bilinear) to the image size; for every class of the input label map the mean
+  feature vector of that region is taken in both images and the two are compared by cosine similarity;
+  the per-image value is the area-weighted mean over classes (weights = the class's pixel share);
+- without region labels the whole image is one region (cosine of the spatially averaged features), and
+  ``protocol["regions"]`` says ``"whole-image"``;
+- the reported value is the mean over images of the per-image values, per layer
+  (``semantic_relu3_2`` ...) and averaged over the layers (``semantic``).
+
+This module also holds the region pooling shared with :mod:`midms.metrics.style`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from midms.errors import MetricSkipped, UserError
+from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.nn.vgg import VGG19Features, WeightsUnavailable
+
+log = logging.getLogger(__name__)
+
+REGION_MODES = ("auto", "labels", "whole-image")
+NO_LABELS = "the dataset has no region labels (set regions: whole-image to compare whole images)"
+
+
+# -- region pooling ---------------------------------------------------------------------------------
+
+
+def upsample_matrix(n_in: int, n_out: int, device: torch.device | None = None, dtype=torch.float32) -> Tensor:
+    """The n_out×n_in matrix of 1-D linear resizing as ``F.interpolate(mode="linear", align_corners=False)``.
+
+    Bilinear resizing is separable, so ``up(f) = U_h f U_w^T`` with one such matrix per axis.
+    """
+    eye = torch.eye(n_in, device=device, dtype=dtype).unsqueeze(1)  # n_in signals of length n_in
+    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False).squeeze(1).T
+
+
+def label_masks(labels: Tensor, classes: Tensor) -> Tensor:
+    """B×H×W integer labels -> B×K×H×W float masks, one per entry of ``classes`` (negative labels: no class)."""
+    return (labels.unsqueeze(1) == classes.view(1, -1, 1, 1)).float()
+
+
+def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour resize of B×H×W labels to ``size`` (a no-op when it already matches)."""
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+def region_means(features: Tensor, masks: Tensor) -> Tensor:
+    """Mean feature vector of each region, after bilinearly resizing the features to the masks' size.
+
+    Args:
+        features: B×C×h×w feature maps.
+        masks: B×K×H×W region masks (0/1) at image resolution.
+
+    Returns:
+        B×K×C means; an empty region gives a zero vector. The resize is never materialised: the masks are
+        pulled back to the feature grid with the transposed resize matrices (exact, and C×H×W memory free).
+    """
+    b, c, h, w = features.shape
+    big_h, big_w = masks.shape[-2:]
+    features = features.float()
+    if (h, w) == (big_h, big_w):
+        pulled = masks
+    else:
+        u_h = upsample_matrix(h, big_h, features.device)  # H×h
+        u_w = upsample_matrix(w, big_w, features.device)  # W×w
+        pulled = torch.einsum("yi,bkyx,xj->bkij", u_h, masks, u_w)  # B×K×h×w
+    sums = torch.einsum("bkij,bcij->bkc", pulled, features)
+    counts = masks.sum(dim=(-2, -1)).clamp_min(1.0)
+    return sums / counts.unsqueeze(-1)
+
+
+def weighted_cosine(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
+    """Per-image weighted mean over regions of cos(a_k, b_k): B×K×C, B×K×C, B×K -> B (NaN if no weight)."""
+    cos = F.cosine_similarity(a, b, dim=-1, eps=1e-8)
+    total = weights.sum(dim=-1)
+    value = (weights * cos).sum(dim=-1) / total.clamp_min(1e-12)
+    return torch.where(total > 0, value, torch.full_like(value, float("nan")))
+
+
+# -- shared VGG metric plumbing ---------------------------------------------------------------------
+
+
+class VGGMetric(Metric):
+    """A metric on VGG19 features: builds the extractor in :meth:`setup`, skips when weights are absent.
+
+    ``extractor`` (not a config value) injects a ready feature extractor for tests: any module mapping
+    B×3×H×W images in [0, 1] to ``{layer: B×C×h×w}`` for this metric's layers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        layers: Sequence[str],
+        weights: str | Path | None,
+        regions: str,
+        batch_size: int,
+        extractor: nn.Module | None,
+    ) -> None:
+        super().__init__(name)
+        if regions not in REGION_MODES:
+            raise UserError(f"{name}: regions must be one of {REGION_MODES}, got {regions!r}")
+        if weights is None and extractor is None:
+            raise UserError(
+                f"{name}: weights must be 'torchvision' or the path of a VGG19 state dict (CoCosNet's "
+                "vgg19_conv.pth); random weights would give meaningless numbers."
+            )
+        if batch_size < 1:
+            raise UserError(f"{name}: batch_size must be positive, got {batch_size}")
+        self.layers = tuple(dict.fromkeys(layers))  # unique, in order
+        self.weights = weights
+        self.regions = regions
+        self.batch_size = batch_size
+        self._injected = extractor
+        self.extractor: nn.Module | None = None
+        self.protocol: dict = {}
+
+    def setup(self, ctx: EvalContext) -> None:
+        if self._injected is not None:
+            extractor = self._injected
+        else:
+            try:
+                extractor = VGG19Features(self.layers, weights=self.weights)
+            except WeightsUnavailable as e:
+                raise MetricSkipped(str(e)) from e
+        self.extractor = extractor.to(ctx.device).eval()
+        self.weights_id = str(getattr(extractor, "weights_id", type(extractor).__name__))
+        self._values: dict[str, list[Tensor]] = {}
+        self._region_modes: set[str] = set()
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> dict[str, Tensor]:
+        """Features of B×3×H×W images in [0, 1], computed ``batch_size`` images at a time."""
+        assert self.extractor is not None, "setup() was not called"
+        parts = [self.extractor(images[i : i + self.batch_size]) for i in range(0, images.shape[0], self.batch_size)]
+        return {layer: torch.cat([p[layer] for p in parts]) for layer in self.layers}
+
+    def _record(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        for key, v in values.items():
+            self._values.setdefault(key, []).append(v.detach().double().cpu())
+        return values
+
+    def _region_mode(self) -> str:
+        modes = self._region_modes
+        return next(iter(modes)) if len(modes) == 1 else ("mixed" if modes else "none")
+
+    def _means(self) -> dict[str, tuple[float, int]]:
+        """Mean over images of every recorded value, ignoring NaN; with the number of NaN images."""
+        out = {}
+        for key, parts in self._values.items():
+            v = torch.cat(parts)
+            ok = ~torch.isnan(v)
+            out[key] = (float(v[ok].mean()) if ok.any() else float("nan"), int((~ok).sum()))
+        return out
+
+
+class SemanticConsistency(VGGMetric):
+    """Semantic consistency (CoCosNet, CVPR 2020): output vs the real image of the same input. Higher is better.
+
+    Config::
+
+        semantic:
+          _target_: midms.metrics.semantic.SemanticConsistency
+          weights: torchvision        # or the path of CoCosNet's vgg19_conv.pth
+          layers: [relu3_2, relu4_2, relu5_2]
+          regions: auto               # auto | labels | whole-image
+          batch_size: 16
+
+    Reports ``<name>_<layer>`` per layer and ``<name>`` (their mean); ``name`` defaults to ``semantic``.
+    """
+
+    higher_is_better = True
+
+    def __init__(
+        self,
+        weights: str | Path | None = "torchvision",
+        layers: Sequence[str] = ("relu3_2", "relu4_2", "relu5_2"),
+        regions: str = "auto",
+        batch_size: int = 16,
+        name: str = "semantic",
+        extractor: nn.Module | None = None,
+    ) -> None:
+        super().__init__(name, layers, weights, regions, batch_size, extractor)
+
+    def setup(self, ctx: EvalContext) -> None:
+        super().setup(ctx)
+        self._update_protocol()
+
+    def check_batch(self, batch: EvalBatch) -> None:
+        if self.regions == "labels" and batch.labels is None:
+            raise MetricSkipped(NO_LABELS)
+
+    def update(self, batch: EvalBatch) -> dict[str, Tensor]:
+        size = tuple(batch.fake.shape[-2:])
+        if batch.labels is not None and self.regions != "whole-image":
+            labels = resize_labels(batch.labels.to(batch.fake.device), size)
+            classes = torch.unique(labels)
+            classes = classes[classes >= 0]
+            masks = label_masks(labels, classes)
+            self._region_modes.add("labels")
+        else:
+            masks = torch.ones(batch.fake.shape[0], 1, *size, device=batch.fake.device)
+            self._region_modes.add("whole-image")
+        area = masks.sum(dim=(-2, -1))  # B×K; its share of the image is the class weight
+        fake, real = self.features(batch.fake), self.features(batch.image)
+        values: dict[str, Tensor] = {}
+        for layer in self.layers:
+            means_fake, means_real = region_means(fake[layer], masks), region_means(real[layer], masks)
+            values[f"{self.name}_{layer}"] = weighted_cosine(means_fake, means_real, area)
+        values[self.name] = torch.stack(list(values.values())).mean(dim=0)
+        return self._record(values)
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        means = self._means()
+        if not means:
+            raise MetricSkipped("no images were evaluated")
+        self._update_protocol()
+        return {key: value for key, (value, _) in means.items()}
+
+    def _update_protocol(self) -> None:
+        self.protocol = {
+            "weights": self.weights_id,
+            "layers": list(self.layers),
+            "compared": "output vs the real image of the same input",
+            "regions": self._region_mode() if self._region_modes else self.regions,
+            "features": "bilinearly resized to the image size; mean feature vector per class region",
+            "per_image": "area-weighted mean over the input's classes of the cosine similarity",
+            "aggregation": f"mean over images per layer; {self.name} = mean over layers",
+        }

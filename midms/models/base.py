@@ -1,0 +1,38 @@
+"""The model contract of DESIGN.md: a LightningModule that also implements ``translate``.
+
+The evaluator only calls :meth:`TranslationModel.translate` (and :meth:`TranslationModel.warp` where a
+model matches the exemplar to the input). Training details stay inside each module.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+from torch import Tensor
+
+from midms.data.contract import DataSpec
+
+
+class TranslationModel(L.LightningModule):
+    """Base of every method (MIDMs, each baseline).
+
+    Subclasses set ``trains = False`` when there is nothing to fit (the runner then skips training), and
+    ``can_warp = True`` when they implement :meth:`warp`.
+    """
+
+    trains: bool = True
+    can_warp: bool = False
+
+    def __init__(self, data_spec: DataSpec) -> None:
+        super().__init__()
+        self.data_spec = data_spec
+
+    def translate(self, batch: dict) -> Tensor:
+        """Translate ``batch["semantics"]`` in the style of ``batch["exemplar"]``: B×3×H×W in [-1, 1]."""
+        raise NotImplementedError
+
+    def warp(self, batch: dict, values: Tensor | None = None) -> Tensor:
+        """Warp exemplar-aligned ``values`` (B×C×H×W; default ``batch["exemplar_semantics"]``) onto the input.
+
+        This is the model's correspondence; the matching-accuracy metric warps the exemplar's one-hot labels.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not warp the exemplar (can_warp is False)")

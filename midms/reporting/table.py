@@ -1,0 +1,51 @@
+"""Collect ``results.json`` files into one pandas table, and write it as CSV and Markdown.
+
+Reporting reads results files only (DESIGN.md); it knows nothing of models or the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from midms.evaluation.results import RESULTS_FILE, atomic_write_text
+
+log = logging.getLogger(__name__)
+ID_COLUMNS = ["job", "status", "model", "dataset", "ablation", "seed", "config_hash"]
+
+
+def collect(root: str | Path) -> pd.DataFrame:
+    """One row per job under ``root``: identity columns, every metric, skipped metrics and the error.
+
+    An unreadable results file becomes a failed row saying so, never a crash of the report.
+    """
+    root = Path(root)
+    rows = []
+    for path in sorted(root.rglob(RESULTS_FILE)):
+        job = str(path.parent.relative_to(root)) if path.parent != root else "."
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            rows.append({"job": job, "status": "failed", "error": f"unreadable {path}: {e}"})
+            continue
+        row = {"job": job, **{k: res.get(k) for k in ID_COLUMNS[1:]}}
+        protocol = res.get("protocol") or {}
+        row.update({k: protocol.get(k) for k in ("input", "image_size", "num_images", "image_format")})
+        row.update(res.get("metrics") or {})
+        skipped = res.get("skipped") or {}
+        row["skipped"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or None
+        row["error"] = (res.get("error") or "").splitlines()[0] if res.get("error") else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_tables(df: pd.DataFrame, out_dir: str | Path, stem: str = "report") -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir`` (atomically)."""
+    out_dir = Path(out_dir)
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    atomic_write_text(csv_path, df.to_csv(index=False))
+    atomic_write_text(md_path, df.to_markdown(index=False, floatfmt=".4g") + "\n")
+    return csv_path, md_path

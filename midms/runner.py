@@ -1,0 +1,172 @@
+"""The runner: one Hydra job, read top to bottom.
+
+seed -> datamodule -> model -> loggers -> trainer -> (train) -> evaluate -> results.json -> objective.
+
+It is the one place that wires data, models, evaluation and tracking together (DESIGN.md). Every job
+leaves a ``results.json`` in its output folder, ``completed`` or ``failed`` with the error, so one failed
+job of a sweep is a row in the report and the other jobs still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from midms.errors import UserError
+from midms.evaluation.evaluator import evaluate
+from midms.evaluation.results import RESULTS_FILE, config_hash, git_commit, package_versions, write_results
+from midms.tracking import loggers as tracking
+
+log = logging.getLogger(__name__)
+
+#: run directories of the jobs of this process that failed; ``run.py`` turns them into the exit code
+FAILED_JOBS: list[str] = []
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Config mistakes that Hydra cannot see: an ablation composed with a model it does not apply to."""
+    applies_to = cfg.ablation.get("applies_to")
+    if applies_to and cfg.model.name not in applies_to:
+        raise UserError(
+            f"ablation={cfg.ablation.name} applies to model={'|'.join(applies_to)}, not to model={cfg.model.name}. "
+            f"Drop the ablation (ablation=none) or choose one of those models."
+        )
+
+
+def sweep_group(cfg: DictConfig) -> str:
+    """The W&B group: the multirun folder's name in a sweep, else the experiment's name."""
+    configured = cfg.logger.get("wandb", {}).get("group") if cfg.get("logger") else None
+    if configured:
+        return str(configured)
+    try:
+        hc = HydraConfig.get()
+        if hc.mode is not None and hc.mode.name == "MULTIRUN":
+            return Path(hc.sweep.dir).name
+    except ValueError:  # not running under Hydra (e.g. called from a notebook)
+        pass
+    return str(cfg.get("name") or "default")
+
+
+def eval_device(cfg: DictConfig) -> torch.device:
+    wanted = cfg.evaluation.get("device", "auto")
+    if wanted == "auto":
+        use_gpu = torch.cuda.is_available() and cfg.trainer.get("accelerator") in ("gpu", "cuda", "auto")
+        return torch.device("cuda" if use_gpu else "cpu")
+    return torch.device(wanted)
+
+
+def build_metrics(cfg: DictConfig) -> dict[str, Any]:
+    return {
+        name: hydra.utils.instantiate(conf, name=name)
+        for name, conf in (cfg.get("metrics") or {}).items()
+        if conf is not None and "_target_" in conf
+    }
+
+
+def run(cfg: DictConfig) -> float:
+    """Run one job; return the objective (``eval/<cfg.objective>``), NaN when the job failed or lacks it."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "status": "running",
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "ablation": cfg.ablation.name,
+        "experiment": cfg.get("name"),
+        "seed": cfg.seed,
+        "config_hash": config_hash(cfg),
+        "run_dir": str(run_dir),
+        "metrics": {},
+        "skipped": {},
+        "error": None,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_results(run_dir / RESULTS_FILE, results)
+    loggers: list = []
+    objective = math.nan
+    try:
+        check_config(cfg)
+        L.seed_everything(cfg.seed, workers=True)
+
+        datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+        model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
+        tags = [f"model:{cfg.model.name}", f"dataset:{cfg.dataset.name}", f"ablation:{cfg.ablation.name}"]
+        loggers = tracking.build_loggers(cfg, group=sweep_group(cfg), tags=tags)
+        for logger in loggers:
+            if isinstance(logger, tracking.WandbLogger):
+                results["wandb"] = {"id": logger.experiment.id, "dir": logger.experiment.dir}
+
+        if cfg.train and model.trains:
+            trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+            log.info("training %s on %s", cfg.model.name, cfg.dataset.name)
+            t0 = time.perf_counter()
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            results["train"] = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
+            if trainer.global_rank != 0:  # DDP: only rank 0 evaluates and writes results
+                results["status"] = "completed"
+                return objective
+        elif cfg.train:
+            log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
+
+        if cfg.evaluate:
+            dataset = datamodule.eval_dataset
+            outcome = evaluate(
+                model,
+                datamodule.eval_dataloader(),
+                build_metrics(cfg),
+                run_dir=run_dir,
+                cache_dir=cfg.paths.cache_dir,
+                dataset_key=dataset.dataset_key,
+                image_size=dataset.spec.image_size,
+                image_format=cfg.evaluation.image_format,
+                device=eval_device(cfg),
+                seed=cfg.seed,
+                grid_rows=cfg.evaluation.grid_rows,
+            )
+            results.update(
+                metrics=outcome.metrics,
+                skipped=outcome.skipped,
+                metric_errors=outcome.metric_errors,
+                protocol={
+                    **datamodule.protocol(),
+                    "num_images": outcome.num_images,
+                    "image_format": cfg.evaluation.image_format,
+                    "seed": cfg.seed,
+                    "metrics": outcome.metric_protocol,
+                    "git_commit": git_commit(),
+                    "packages": package_versions(),
+                },
+                eval_seconds=outcome.seconds,
+            )
+            outcome.per_image.to_csv(run_dir / "per_image.csv", index=False)
+            tracking.log_evaluation(loggers, outcome.metrics, outcome.per_image, outcome.grid, results["protocol"])
+            objective = outcome.metrics.get(cfg.objective, math.nan)
+            if math.isnan(objective):
+                log.warning("objective metric %r was not computed (skipped or not configured)", cfg.objective)
+        results["status"] = "completed"
+        return objective
+    except UserError as e:
+        results.update(status="failed", error=str(e))
+        log.error("%s", e)
+    except Exception as e:
+        results.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        log.exception("job failed")
+    finally:
+        results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_results(run_dir / RESULTS_FILE, results)
+        tracking.finish(loggers, results["status"])
+        if results["status"] == "failed":
+            FAILED_JOBS.append(str(run_dir))
+        else:
+            log.info("results: %s", {k: round(v, 4) for k, v in results["metrics"].items()})
+    return objective

@@ -1,0 +1,105 @@
+"""Experiment tracking: one W&B run per Hydra job (offline unless W&B is configured), or CSV, or nothing.
+
+Group = the sweep (the multirun folder's name) or the experiment name; tags = model, dataset, ablation;
+the run config is the resolved Hydra config; values use stable keys (``train/...``, ``eval/<metric>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pandas as pd
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def wandb_configured() -> bool:
+    """True when the user has W&B credentials (an API key in the environment or in ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc().authenticators(os.environ.get("WANDB_BASE_URL", "api.wandb.ai").split("//")[-1])
+        return auth is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(configured: str | None) -> str:
+    """``logger.wandb.mode`` if set, else ``$WANDB_MODE``, else online with credentials and offline without."""
+    mode = configured or os.environ.get("WANDB_MODE")
+    if mode:
+        return mode
+    return "online" if wandb_configured() else "offline"
+
+
+def build_loggers(cfg: DictConfig, group: str, tags: list[str]) -> list[Logger]:
+    """Instantiate the configured loggers; W&B gets the group, tags, mode and the resolved config."""
+    loggers: list[Logger] = []
+    for name, conf in (cfg.get("logger") or {}).items():
+        if conf is None or "_target_" not in conf:
+            continue
+        if "WandbLogger" in conf._target_:
+            extra = OmegaConf.to_container(conf, resolve=True)
+            assert isinstance(extra, dict)
+            mode = wandb_mode(extra.pop("mode", None))
+            extra.update(offline=mode == "offline", group=extra.get("group") or group, tags=tags)
+            if mode == "disabled":
+                extra["mode"] = "disabled"
+            Path(extra["save_dir"]).mkdir(parents=True, exist_ok=True)
+            logger = hydra.utils.instantiate(extra)
+            log.info("W&B run (%s mode) in group %r, tags %s", mode, extra["group"], tags)
+        else:
+            logger = hydra.utils.instantiate(conf)
+        # the resolved config is the run config (kept out of instantiate: it holds _target_ nodes)
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        log.debug("logger %s: %s", name, type(logger).__name__)
+        loggers.append(logger)
+    return loggers
+
+
+def log_evaluation(
+    loggers: list[Logger],
+    values: dict[str, float],
+    per_image: pd.DataFrame,
+    grid: np.ndarray | None,
+    summary: dict[str, Any],
+) -> None:
+    """Send evaluation values (``eval/<metric>``), the sample grid and the per-image table to each logger."""
+    scalars = {f"eval/{k}": float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            run = logger.experiment
+            payload: dict[str, Any] = dict(scalars)
+            if grid is not None:
+                payload["eval/samples"] = wandb.Image(grid, caption="input | exemplar | output | reference")
+            if not per_image.empty:
+                payload["eval/per_image"] = wandb.Table(dataframe=per_image)
+            run.log(payload)
+            run.summary.update({**scalars, **{f"eval_info/{k}": v for k, v in summary.items()}})
+        elif isinstance(logger, CSVLogger):
+            logger.log_metrics(scalars)
+            logger.save()
+
+
+def finish(loggers: list[Logger], status: str) -> None:
+    """Close every logger; a W&B run is finished here so a multirun never leaks runs between jobs."""
+    for logger in loggers:
+        try:
+            if isinstance(logger, WandbLogger):
+                if logger._experiment is not None:  # never start a run just to finish it
+                    logger.experiment.summary["status"] = status
+                    logger.experiment.finish(exit_code=0 if status == "completed" else 1)
+            else:
+                logger.finalize(status="success" if status == "completed" else "failed")
+        except Exception:  # closing a logger must not hide the job's own outcome
+            log.exception("could not close logger %s", type(logger).__name__)

@@ -1,0 +1,42 @@
+"""Shared fixtures: run the real entry point in a subprocess with tiny settings and isolated folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPPORT = Path(__file__).resolve().parent / "support"
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(
+        MIDMS_LOGS=str(tmp_path / "logs"),
+        MIDMS_CACHE=str(tmp_path / "cache"),
+        MIDMS_DATA=str(tmp_path / "data"),
+        WANDB_SILENT="true",
+        WANDB_DIR=str(tmp_path / "wandb-home"),
+        WANDB_CONFIG_DIR=str(tmp_path / "wandb-home"),
+        WANDB_CACHE_DIR=str(tmp_path / "wandb-home"),
+        HOME=str(tmp_path / "home"),  # no ~/.netrc: W&B must choose offline mode by itself
+        PYTHONPATH=os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")]),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def run_entry(isolated_env: dict[str, str]):
+    """Run ``python run.py <args>`` from the project root; returns the CompletedProcess."""
+
+    def _run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(ROOT / "run.py"), *args]
+        return subprocess.run(cmd, cwd=ROOT, env=isolated_env, capture_output=True, text=True, timeout=timeout)
+
+    return _run

@@ -1,0 +1,97 @@
+"""The real entry point, end to end in a subprocess, with tiny settings (lightning-hydra-template style)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from e2e import TINY
+
+from midms.reporting.table import collect
+
+
+def _results(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]
+
+
+def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
+    proc = run_entry(*TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (res,) = _results(tmp_path / "logs" / "runs")
+    assert res["status"] == "completed"
+    assert res["model"] == "copy_exemplar" and res["dataset"] == "synthetic" and res["ablation"] == "none"
+    assert set(res["metrics"]) == {"psnr", "ssim"}
+    assert 0 < res["metrics"]["psnr"] < 40
+    assert res["protocol"]["num_images"] == 8 and res["protocol"]["image_size"] == 32
+    assert res["protocol"]["image_format"] == "png" and len(res["config_hash"]) == 16
+    run_dir = Path(res["run_dir"])
+    assert sorted(p.stem for p in (run_dir / "samples").glob("*.png")) == [f"test_{i:05d}" for i in range(8)]
+    # W&B chose offline mode by itself (no credentials) and kept the run for `wandb sync`
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1 and list(offline[0].glob("*.wandb"))
+    assert res["wandb"]["id"] in offline[0].name
+
+
+def test_multirun_basic_launcher_two_jobs_and_report(run_entry, tmp_path):
+    proc = run_entry("-m", *TINY, "dataset.input=edges,labels", "logger=csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
+    results = _results(sweep)
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    assert sorted(r["protocol"]["input"] for r in results) == ["edges", "labels"]
+    # copy_exemplar ignores the input, and both jobs pair the same scenes: identical scores
+    assert results[0]["metrics"]["psnr"] == results[1]["metrics"]["psnr"]
+    assert all((Path(r["run_dir"]) / "csv" / "metrics.csv").exists() for r in results)
+    table = collect(sweep)
+    assert len(table) == 2 and set(table["status"]) == {"completed"}
+
+
+def test_failed_job_is_recorded_and_sweep_goes_on(run_entry, tmp_path):
+    proc = run_entry("-m", *TINY, "dataset.image_size=7,32", "logger=none")
+    assert proc.returncode == 1  # the sweep ran to the end, and the exit code says a job failed
+    assert "Traceback" not in proc.stdout + proc.stderr  # a user mistake: one message, no traceback
+    (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
+    by_status = {r["status"]: r for r in _results(sweep)}
+    assert set(by_status) == {"failed", "completed"}
+    assert "dataset.image_size=7" in by_status["failed"]["error"]
+    table = collect(sweep)
+    failed = table[table["status"] == "failed"].iloc[0]
+    assert "image_size" in failed["error"] and len(table) == 2
+
+
+def test_training_path_logs_train_metrics_and_checkpoint(run_entry, tmp_path):
+    model = ["model.module._target_=tiny_models.TinyTrainable", "model.name=tiny"]
+    proc = run_entry(*TINY, *model, "logger=csv", "trainer.log_every_n_steps=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (res,) = _results(tmp_path / "logs" / "runs")
+    assert res["status"] == "completed" and res["train"]["global_step"] == 4  # 16 scenes / batch 4, 1 epoch
+    run_dir = Path(res["run_dir"])
+    assert "train/loss" in (run_dir / "csv" / "metrics.csv").read_text()
+    assert list(run_dir.rglob("*.ckpt"))
+
+
+def test_exception_in_training_leaves_failed_results(run_entry, tmp_path):
+    proc = run_entry(*TINY, "model.module._target_=tiny_models.FailingTrainable", "model.name=tiny", "logger=none")
+    assert proc.returncode == 1
+    (res,) = _results(tmp_path / "logs" / "runs")
+    assert res["status"] == "failed"
+    assert "deliberate failure in training_step" in res["error"]
+    assert "training_step" in res["traceback"]
+
+
+def test_unknown_model_is_one_clear_paragraph(run_entry):
+    proc = run_entry("model=no_such_model")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Could not find 'model/no_such_model'" in out and "copy_exemplar" in out
+    assert "Traceback" not in out
+
+
+def test_ablation_for_another_model_is_a_clear_error(run_entry, tmp_path):
+    proc = run_entry(*TINY, "hydra.searchpath=[pkg://support_configs]", "ablation=other_model_only", "logger=none")
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out
+    assert "applies to model=other_model" in out and "ablation=none" in out
+    (res,) = _results(tmp_path / "logs" / "runs")
+    assert res["status"] == "failed" and "applies to" in res["error"]
