@@ -4,6 +4,7 @@ All logic lives in :mod:`midms.runner`; this file only hands Hydra's config to i
 """
 
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
@@ -17,6 +18,8 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    # conf/hydra/launcher/submitit_*.yaml refine the plugin's configs and are checked against its schema
+    warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema.*")
     main()
     # a failed job leaves results.json with the error and the sweep goes on; the exit code still says so
     sys.exit(1 if runner.FAILED_JOBS else 0)

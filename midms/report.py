@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot read %s: %s", args.folder, e)
         return 2
     if df.empty:
-        log.error("no results.json under %s: is it a run or multirun folder (logs/runs/..., logs/multiruns/...)?", args.folder)
+        log.error(
+            "no results.json under %s: is it a run or multirun folder (logs/runs/..., logs/multiruns/...)?", args.folder
+        )
         return 2
     csv_path, md_path = write_tables(df, args.folder, args.stem)
     with pd.option_context("display.max_columns", None, "display.width", 200):

@@ -46,6 +46,16 @@ def test_multirun_basic_launcher_two_jobs_and_report(run_entry, tmp_path):
     assert len(table) == 2 and set(table["status"]) == {"completed"}
 
 
+def test_multirun_submitit_local_launcher(run_entry, tmp_path):
+    proc = run_entry("-m", "hydra/launcher=submitit_local", *TINY, "dataset.input=edges,labels", "logger=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
+    results = _results(sweep)
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    assert (sweep / ".submitit").is_dir()  # the jobs really went through submitit
+    assert sorted(r["protocol"]["input"] for r in results) == ["edges", "labels"]
+
+
 def test_failed_job_is_recorded_and_sweep_goes_on(run_entry, tmp_path):
     proc = run_entry("-m", *TINY, "dataset.image_size=7,32", "logger=none")
     assert proc.returncode == 1  # the sweep ran to the end, and the exit code says a job failed

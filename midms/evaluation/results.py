@@ -15,7 +15,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 RESULTS_FILE = "results.json"
-TRACKED_PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "torchmetrics", "clean-fid", "lpips", "diffusers")
+TRACKED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "hydra-core",
+    "torchmetrics",
+    "clean-fid",
+    "lpips",
+    "diffusers",
+)
 # config sections that say where things go or how they are logged, not what is computed
 UNHASHED_KEYS = ("paths", "logger", "hydra", "trainer_progress")
 

@@ -28,6 +28,7 @@ requires equal sizes).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -56,18 +57,32 @@ def binomial_kernel(dtype: torch.dtype = torch.float32, device: torch.device | s
     return (torch.outer(taps, taps) / 256.0).to(dtype=dtype, device=device)
 
 
-def _mirror_blur(x: Tensor, gain: float = 1.0, stride: int = 1) -> Tensor:
-    """Blur every channel of B×C×H×W ``x`` with the binomial kernel (×gain), mirror borders, given stride."""
-    b, c, h, w = x.shape
-    kernel = (binomial_kernel(x.dtype, x.device) * gain).view(1, 1, 5, 5)
-    padded = F.pad(x.reshape(b * c, 1, h, w), (2, 2, 2, 2), mode="reflect")
-    out = F.conv2d(padded, kernel, stride=stride)  # stride 2 == blur then keep every 2nd pixel
-    return out.view(b, c, out.shape[-2], out.shape[-1])
+def _binomial_1d(padded: Tensor, dim: int, stride: int, gain: float) -> Tensor:
+    """[1, 4, 6, 4, 1]/16 (×gain) along ``dim`` of a tensor padded by 2 there; keep every ``stride``-th output."""
+    count = (padded.shape[dim] - 5) // stride + 1
+
+    def tap(offset: int) -> Tensor:
+        index = [slice(None)] * padded.ndim
+        index[dim] = slice(offset, offset + (count - 1) * stride + 1, stride)
+        return padded[tuple(index)]
+
+    return (tap(0) + tap(4) + 4 * (tap(1) + tap(3)) + 6 * tap(2)) * (gain / 16)
+
+
+def mirror_blur(x: Tensor, gain: float = 1.0, stride: int = 1) -> Tensor:
+    """Convolve each channel of B×C×H×W ``x`` with the binomial kernel ×``gain``, mirror borders, given stride.
+
+    Equal to ``scipy.ndimage.convolve(x, kernel, mode="mirror")[..., ::stride, ::stride]``; done as two 1-D
+    passes of shifted slices, which on CPU is several times faster than a 1-channel ``conv2d``.
+    """
+    padded = F.pad(x, (2, 2, 2, 2), mode="reflect")  # torch "reflect" == scipy "mirror": edge not repeated
+    rows = _binomial_1d(padded, -2, stride, math.sqrt(gain))
+    return _binomial_1d(rows, -1, stride, math.sqrt(gain))
 
 
 def pyramid_down(x: Tensor) -> Tensor:
     """Blur, then keep every 2nd pixel (rows and columns starting at 0): B×C×H×W -> B×C×⌈H/2⌉×⌈W/2⌉."""
-    return _mirror_blur(x, stride=2)
+    return mirror_blur(x, stride=2)
 
 
 def pyramid_up(x: Tensor) -> Tensor:
@@ -75,7 +90,7 @@ def pyramid_up(x: Tensor) -> Tensor:
     b, c, h, w = x.shape
     up = x.new_zeros(b, c, 2 * h, 2 * w)
     up[..., ::2, ::2] = x
-    return _mirror_blur(up, gain=4.0)
+    return mirror_blur(up, gain=4.0)
 
 
 def laplacian_pyramid(x: Tensor, num_levels: int) -> list[Tensor]:

@@ -198,16 +198,18 @@ class VGG19Features(nn.Module):
             if widths is not None:
                 raise ValueError("widths is only for random networks (weights=None); a state dict sets its own")
             if isinstance(weights, Mapping):
-                raw, source = dict(weights), "state_dict"
+                state, self.layout = map_state_dict(weights)
+                state = {k: v.detach().clone() for k, v in state.items()}  # never share the caller's tensors
+                source = "state_dict"
             else:
                 path, from_cache = self._resolve(weights)
-                raw, source = self._load_file(path), (path.name if from_cache else str(path))
-            state, self.layout = map_state_dict(raw)
+                state, self.layout = map_state_dict(self._load_file(path))
+                source = path.name if from_cache else str(path)
             self.weights_id = f"{self.layout}:{source}"
             widths = _widths_from_state(state)
-        self._build(widths)
-        if state is not None:
-            self.convs.load_state_dict({k: v.detach() for k, v in state.items()}, strict=True)
+        self._build(widths, empty=state is not None)
+        if state is not None:  # the empty (meta) convolutions take the loaded tensors as they are
+            self.convs.load_state_dict({k: v.detach().float() for k, v in state.items()}, strict=True, assign=True)
         self._finish(preprocess, requires_grad)
 
     # -- construction -------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ class VGG19Features(nn.Module):
         log.info("loaded VGG19 weights from %s", path)
         return dict(state)
 
-    def _build(self, widths: Sequence[int]) -> None:
+    def _build(self, widths: Sequence[int], empty: bool = False) -> None:
         if len(widths) != len(VGG19_DEPTHS):
             raise ValueError(f"widths needs {len(VGG19_DEPTHS)} entries (one per block), got {list(widths)}")
         self.widths = tuple(int(w) for w in widths)
@@ -276,7 +278,7 @@ class VGG19Features(nn.Module):
         in_ch = 3
         for name in CONV_NAMES:
             out_ch = self.widths[int(name[4]) - 1]
-            convs[name] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+            convs[name] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, device="meta" if empty else None)
             in_ch = out_ch
         self.convs = nn.ModuleDict(convs)
         last = max(LAYER_NAMES.index(name) for name in self.layers)

@@ -27,6 +27,7 @@ from midms.metrics.base import EvalContext
 from midms.metrics.fid import FID, KID, compute_fid, compute_kid, files_features, frechet_distance
 
 SIZE = 32
+N_FAKE, N_REAL = 12, 16  # more images than feature dimensions (8): full-rank covariances
 
 
 class CountingNet:
@@ -72,8 +73,8 @@ def make_ctx(tmp: Path, samples: Path, **kw) -> EvalContext:
 
 @pytest.fixture()
 def folders(tmp_path: Path) -> tuple[Path, Path]:
-    fake = write_images(tmp_path / "samples", 24, seed=1, offset=40)
-    write_images(tmp_path / "reference" / "image", 30, seed=2)
+    fake = write_images(tmp_path / "samples", N_FAKE, seed=1, offset=40)
+    write_images(tmp_path / "reference" / "image", N_REAL, seed=2)
     return tmp_path, fake
 
 
@@ -135,10 +136,10 @@ def test_fid_and_kid_equal_cleanfid_on_the_same_features(folders) -> None:
     assert got_kid == pytest.approx(want_kid, rel=1e-6, abs=1e-9)
     assert kid.compute(ctx)["kid"] == got_kid  # seeded: reproducible
     # one evaluation reads each folder once for both metrics
-    assert net.seen == 24 + 30
+    assert net.seen == N_FAKE + N_REAL
     assert fid.higher_is_better is False and kid.higher_is_better is False
-    assert fid.protocol["mode"] == "clean" and fid.protocol["num_generated"] == 24
-    assert fid.protocol["num_reference"] == 30 and fid.protocol["image_format"] == "png"
+    assert fid.protocol["mode"] == "clean" and fid.protocol["num_generated"] == N_FAKE
+    assert fid.protocol["num_reference"] == N_REAL and fid.protocol["image_format"] == "png"
     assert kid.protocol["seed"] == 3
 
 
@@ -170,20 +171,20 @@ def test_reference_stats_cached_and_keyed_by_protocol(folders) -> None:
         return m.compute(ctx)["fid"], net.seen - seen, m.protocol
 
     first, seen1, info1 = evaluate()
-    assert seen1 == 24 + 30 and info1["reference_stats_cached"] is False
+    assert seen1 == N_FAKE + N_REAL and info1["reference_stats_cached"] is False
     assert [p.suffix for p in stats_dir.iterdir()] == [".npz"]  # written atomically: no temp file left
     second, seen2, info2 = evaluate()
-    assert seen2 == 24  # only the generated images: the reference statistics came from disk
+    assert seen2 == N_FAKE  # only the generated images: the reference statistics came from disk
     assert info2["reference_stats_cached"] is True and second == pytest.approx(first, rel=1e-12)
 
-    changes = [dict(mode="legacy_pytorch"), dict(image_size=24), dict(dataset_key="other"), dict(num_reference=20)]
+    changes = [dict(mode="legacy_pytorch"), dict(image_size=24), dict(dataset_key="other"), dict(num_reference=10)]
     for i, change in enumerate(changes):
         _, seen, info = evaluate(**dict(change))
-        n_ref = change.get("num_reference", 30)
-        assert seen == 24 + n_ref, change  # recomputed ...
+        n_ref = change.get("num_reference", N_REAL)
+        assert seen == N_FAKE + n_ref, change  # recomputed ...
         assert info["reference_stats_cached"] is False and info["num_reference"] == n_ref
         assert len(list(stats_dir.glob("*.npz"))) == 2 + i, change  # ... into a new entry
-    assert evaluate(mode="legacy_pytorch")[1] == 24  # and each entry is reused in turn
+    assert evaluate(mode="legacy_pytorch")[1] == N_FAKE  # and each entry is reused in turn
 
 
 def test_image_format_is_recorded(tmp_path: Path) -> None:
@@ -297,6 +298,29 @@ def test_weights_file_is_loaded_without_network(no_network: Path, mode: str, whe
     value = m.compute(ctx)["kid"]
     assert np.isfinite(value)  # KID is an unbiased estimate: it may be slightly negative
     assert m.protocol["weights"] == str(target) and m.protocol["feature_extractor"].startswith("inception:")
+
+
+@pytest.mark.slow  # a real-size InceptionV3 forward: ~2 s on a quiet 2-core CPU, far more on a busy one
+@pytest.mark.filterwarnings("ignore")
+def test_pytorch_fid_weights_file_is_loaded_without_network(no_network: Path, monkeypatch) -> None:
+    """legacy_pytorch: clean-fid's pytorch-fid InceptionV3, its state dict read from a local (random) file."""
+    import torchvision
+
+    with monkeypatch.context() as m:  # a random-weights stand-in with the real architecture and keys
+        m.setattr(inception_pytorch, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None)
+        state = inception_pytorch.fid_inception_v3().state_dict()
+    target = no_network / "w" / "pt_inception-2015-12-05-6726825d.pth"
+    target.parent.mkdir()
+    torch.save(state, target)
+    fake = write_images(no_network / "samples", 2, seed=1)
+    write_images(no_network / "reference" / "image", 2, seed=2)
+    ctx = make_ctx(no_network, fake)
+    kid = KID(mode="legacy_pytorch", weights=str(target), num_workers=0, progress=False)
+    kid.setup(ctx)
+    assert np.isfinite(kid.compute(ctx)["kid"])
+    assert kid.protocol["feature_extractor"].startswith("inception:pt_inception")
+    assert inception_pytorch.load_state_dict_from_url.__name__ == "forbidden"  # the swap was undone
 
 
 def test_bad_mode_is_a_user_error() -> None:

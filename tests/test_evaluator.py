@@ -1,0 +1,124 @@
+"""The evaluator: saved images, metric values on exactly those images, skipped and failed metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from midms.data.contract import DataSpec
+from midms.data.synthetic import SyntheticPairs
+from midms.errors import MetricSkipped
+from midms.evaluation.evaluator import evaluate, sample_names
+from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.metrics.pixel import PSNR, SSIM
+from midms.models.copy_exemplar import CopyExemplar
+
+
+def _setup(tmp_path, image_size=32, n=10):
+    ds = SyntheticPairs("test", image_size=image_size, sizes={"test": n})
+    return ds, CopyExemplar(ds.spec), DataLoader(ds, batch_size=4)
+
+
+def _read(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(np.float64) / 255.0
+
+
+def test_psnr_of_copy_exemplar_equals_numpy_on_saved_pngs(tmp_path):
+    ds, model, loader = _setup(tmp_path)
+    out = evaluate(
+        model, loader, {"psnr": PSNR(), "ssim": SSIM()}, tmp_path / "run", tmp_path / "cache", ds.dataset_key, 32
+    )
+    ref = tmp_path / "cache" / "reference" / ds.dataset_key
+    psnrs = []
+    for i in range(len(ds)):
+        name = f"test_{i:05d}"
+        fake, target = _read(tmp_path / "run" / "samples" / f"{name}.png"), _read(ref / "target" / f"{name}.png")
+        # the saved output really is the exemplar
+        np.testing.assert_array_equal(fake, _read(ref / "exemplar" / f"{name}.png"))
+        psnrs.append(10 * np.log10(1.0 / np.mean((fake - target) ** 2)))
+    assert out.metrics["psnr"] == pytest.approx(np.mean(psnrs), rel=1e-5)
+    assert out.per_image["psnr"].to_numpy() == pytest.approx(psnrs, rel=1e-5)
+    assert 0 < out.metrics["ssim"] < 1 and out.num_images == len(ds) == len(out.per_image)
+    assert out.grid.shape == (8 * 32, 4 * 32, 3)  # 8 rows of input | exemplar | output | target
+
+
+def test_reference_images_are_written_once_per_dataset_key(tmp_path):
+    ds, model, loader = _setup(tmp_path, n=6)
+    evaluate(model, loader, {}, tmp_path / "a", tmp_path / "cache", ds.dataset_key, 32)
+    ref = tmp_path / "cache" / "reference" / ds.dataset_key
+    assert (ref / ".complete").exists() and len(list((ref / "image").glob("*.png"))) == 6
+    stamp = (ref / "image" / "test_00000.png").stat().st_mtime_ns
+    evaluate(model, loader, {}, tmp_path / "b", tmp_path / "cache", ds.dataset_key, 32)
+    assert (ref / "image" / "test_00000.png").stat().st_mtime_ns == stamp
+    assert not list(ref.parent.glob(".*.tmp"))
+
+
+def test_jpg_outputs_are_measured_as_saved(tmp_path):
+    ds, model, loader = _setup(tmp_path, n=4)
+    png = evaluate(model, loader, {"psnr": PSNR()}, tmp_path / "p", tmp_path / "cache", ds.dataset_key, 32)
+    jpg = evaluate(
+        model, loader, {"psnr": PSNR()}, tmp_path / "j", tmp_path / "cache", ds.dataset_key, 32, image_format="jpg"
+    )
+    assert len(list((tmp_path / "j" / "samples").glob("*.jpg"))) == 4
+    assert jpg.metrics["psnr"] != png.metrics["psnr"]  # the lossy files, not the tensors, were measured
+
+
+class _NoTargetDataset(Dataset):
+    def __init__(self, base):
+        self.base, self.spec = base, DataSpec(1, 32, 6, has_target=False)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        s = dict(self.base[i])
+        del s["target"]
+        return s
+
+
+class _Broken(Metric):
+    def update(self, batch: EvalBatch):
+        raise RuntimeError("broken on purpose")
+
+    def compute(self, ctx: EvalContext):  # pragma: no cover - never reached
+        return {"broken": 1.0}
+
+
+class _Unavailable(Metric):
+    def setup(self, ctx: EvalContext) -> None:
+        raise MetricSkipped("weights file /nowhere/w.pth is missing; put it there")
+
+    def compute(self, ctx: EvalContext):  # pragma: no cover - never reached
+        return {}
+
+
+def test_skipped_and_failed_metrics_are_reported_and_others_still_count(tmp_path):
+    ds, model, _ = _setup(tmp_path, n=4)
+    loader = DataLoader(_NoTargetDataset(ds), batch_size=2)
+    metrics = {"psnr": PSNR(), "broken": _Broken("broken"), "fid": _Unavailable("fid")}
+    out = evaluate(model, loader, metrics, tmp_path / "run", tmp_path / "cache", "nt", 32)
+    assert "ground-truth target" in out.skipped["psnr"]
+    assert out.skipped["fid"].startswith("weights file /nowhere/w.pth is missing")
+    assert out.metric_errors == {"broken": "RuntimeError: broken on purpose"}
+    assert out.metrics == {} and out.num_images == 4
+
+
+def test_sample_names_disambiguate_repeated_inputs():
+    seen: set[str] = set()
+    assert sample_names(["a", "b"], ["x", "y"], seen) == ["a", "b"]
+    assert sample_names(["a"], ["z"], seen) == ["a__z"]
+
+
+def test_metrics_see_quantised_images(tmp_path):
+    """An output within less than half a grey level of the 8-bit target is saved as the target itself."""
+
+    class Nudged(CopyExemplar):
+        def translate(self, batch):
+            levels = ((batch["target"] + 1) * 127.5).round()
+            return (levels + 0.4) / 127.5 - 1  # 0.4 of a grey level above: rounds back to the same level
+
+    ds, _, loader = _setup(tmp_path, n=4)
+    out = evaluate(Nudged(ds.spec), loader, {"psnr": PSNR()}, tmp_path / "r", tmp_path / "c", ds.dataset_key, 32)
+    assert out.metrics["psnr"] == float("inf")
