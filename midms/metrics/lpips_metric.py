@@ -85,7 +85,7 @@ def load_trunk(model: nn.Module, state: dict[str, Tensor]) -> None:
     """
     mapped: dict[str, Tensor] = {}
     for key in model.net.state_dict():
-        slice_name, index, param = key.split(".")
+        _slice, index, param = key.split(".")
         source = f"features.{index}.{param}"
         if source not in state:
             raise UserError(f"LPIPS backbone file lacks {source} (needed for net.{key}); replace the file.")

@@ -96,6 +96,37 @@ def weighted_cosine(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
     return torch.where(total > 0, value, torch.full_like(value, float("nan")))
 
 
+def class_region_cosine(features_a: Tensor, features_b: Tensor, labels_a: Tensor, labels_b: Tensor) -> Tensor:
+    """Per image, the class-region cosine similarity of two feature maps, weighted by class area in ``a``.
+
+    Args:
+        features_a, features_b: B×C×h×w feature maps of the two images (any resolution; resized bilinearly
+            to their label maps' size).
+        labels_a, labels_b: B×H×W label maps of the two images (negative = no class). A map of zeros makes
+            the whole image one region.
+
+    Returns:
+        B values: Σ_k w_k cos(mean_a(k), mean_b(k)) / Σ_k w_k over the classes k present in both maps, with
+        w_k the pixel count of k in ``labels_a``; NaN for an image without a shared class. Images are done
+        one at a time so that only their own classes take memory.
+    """
+    out = []
+    for i in range(features_a.shape[0]):
+        la, lb = labels_a[i : i + 1], labels_b[i : i + 1]
+        classes = torch.unique(la)
+        classes = classes[classes >= 0]
+        masks_a, masks_b = label_masks(la, classes), label_masks(lb, classes)
+        weights = masks_a.sum(dim=(-2, -1)) * (masks_b.sum(dim=(-2, -1)) > 0)
+        means_a, means_b = region_means(features_a[i : i + 1], masks_a), region_means(features_b[i : i + 1], masks_b)
+        out.append(weighted_cosine(means_a, means_b, weights))
+    return torch.cat(out)
+
+
+def one_region(images: Tensor) -> Tensor:
+    """A label map that makes each whole image one region."""
+    return torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.long, device=images.device)
+
+
 # -- shared VGG metric plumbing ---------------------------------------------------------------------
 
 
@@ -143,6 +174,7 @@ class VGGMetric(Metric):
                 raise MetricSkipped(str(e)) from e
         self.extractor = extractor.to(ctx.device).eval()
         self.weights_id = str(getattr(extractor, "weights_id", type(extractor).__name__))
+        log.info("%s: VGG19 features %s from %s", self.name, list(self.layers), self.weights_id)
         self._values: dict[str, list[Tensor]] = {}
         self._region_modes: set[str] = set()
 
@@ -209,22 +241,16 @@ class SemanticConsistency(VGGMetric):
             raise MetricSkipped(NO_LABELS)
 
     def update(self, batch: EvalBatch) -> dict[str, Tensor]:
-        size = tuple(batch.fake.shape[-2:])
         if batch.labels is not None and self.regions != "whole-image":
-            labels = resize_labels(batch.labels.to(batch.fake.device), size)
-            classes = torch.unique(labels)
-            classes = classes[classes >= 0]
-            masks = label_masks(labels, classes)
+            labels = resize_labels(batch.labels.to(batch.fake.device), tuple(batch.fake.shape[-2:]))
             self._region_modes.add("labels")
         else:
-            masks = torch.ones(batch.fake.shape[0], 1, *size, device=batch.fake.device)
+            labels = one_region(batch.fake)
             self._region_modes.add("whole-image")
-        area = masks.sum(dim=(-2, -1))  # B×K; its share of the image is the class weight
         fake, real = self.features(batch.fake), self.features(batch.image)
         values: dict[str, Tensor] = {}
-        for layer in self.layers:
-            means_fake, means_real = region_means(fake[layer], masks), region_means(real[layer], masks)
-            values[f"{self.name}_{layer}"] = weighted_cosine(means_fake, means_real, area)
+        for layer in self.layers:  # the real image shares the input's label map
+            values[f"{self.name}_{layer}"] = class_region_cosine(fake[layer], real[layer], labels, labels)
         values[self.name] = torch.stack(list(values.values())).mean(dim=0)
         return self._record(values)
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from midms.errors import MetricSkipped
 from midms.metrics.base import EvalBatch, EvalContext
-from midms.metrics.semantic import VGGMetric, label_masks, region_means, resize_labels, weighted_cosine
+from midms.metrics.semantic import VGGMetric, class_region_cosine, one_region, resize_labels
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +89,10 @@ class StyleRelevance(VGGMetric):
 
     def update(self, batch: EvalBatch) -> dict[str, Tensor]:
         fake, exemplar = self.features(batch.fake), self.features(batch.exemplar)
-        masks_fake, masks_ex, weights = self._regions(batch)
+        labels, ex_labels = self._label_maps(batch)
         values: dict[str, Tensor] = {}
         for key, layer in (("color", self.color_layer), ("texture", self.texture_layer)):
-            values[f"{self.name}_{key}"] = weighted_cosine(
-                region_means(fake[layer], masks_fake), region_means(exemplar[layer], masks_ex), weights
-            )
+            values[f"{self.name}_{key}"] = class_region_cosine(fake[layer], exemplar[layer], labels, ex_labels)
         g_fake, g_ex = fake[self.global_layer].float().flatten(2), exemplar[self.global_layer].float().flatten(2)
         mean_cos = F.cosine_similarity(g_fake.mean(-1), g_ex.mean(-1), dim=-1, eps=1e-8)
         var_cos = F.cosine_similarity(g_fake.var(-1, unbiased=False), g_ex.var(-1, unbiased=False), dim=-1, eps=1e-8)
@@ -104,23 +101,17 @@ class StyleRelevance(VGGMetric):
         values[f"{self.name}_global"] = (mean_cos + var_cos) / 2
         return self._record(values)
 
-    def _regions(self, batch: EvalBatch) -> tuple[Tensor, Tensor, Tensor]:
-        """Masks of output and exemplar (B×K×H×W each) and the class weights (B×K) of the output."""
-        device = batch.fake.device
+    def _label_maps(self, batch: EvalBatch) -> tuple[Tensor, Tensor]:
+        """Label maps of output (the input's) and exemplar at their image sizes, or one region each."""
         if batch.labels is None or batch.exemplar_labels is None or self.regions == "whole-image":
             self._region_modes.add("whole-image")
-            whole_fake = torch.ones(batch.fake.shape[0], 1, *batch.fake.shape[-2:], device=device)
-            whole_ex = torch.ones(batch.exemplar.shape[0], 1, *batch.exemplar.shape[-2:], device=device)
-            return whole_fake, whole_ex, whole_fake.sum(dim=(-2, -1))
-        labels = resize_labels(batch.labels.to(device), tuple(batch.fake.shape[-2:]))
-        ex_labels = resize_labels(batch.exemplar_labels.to(device), tuple(batch.exemplar.shape[-2:]))
-        classes = torch.unique(torch.cat([labels.flatten(), ex_labels.flatten()]))
-        classes = classes[classes >= 0]
-        masks_fake, masks_ex = label_masks(labels, classes), label_masks(ex_labels, classes)
-        shared = (masks_fake.sum(dim=(-2, -1)) > 0) & (masks_ex.sum(dim=(-2, -1)) > 0)
-        weights = masks_fake.sum(dim=(-2, -1)) * shared  # pixel share in the output, shared classes only
+            return one_region(batch.fake), one_region(batch.exemplar)
         self._region_modes.add("labels")
-        return masks_fake, masks_ex, weights
+        device = batch.fake.device
+        return (
+            resize_labels(batch.labels.to(device), tuple(batch.fake.shape[-2:])),
+            resize_labels(batch.exemplar_labels.to(device), tuple(batch.exemplar.shape[-2:])),
+        )
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         means = self._means()
