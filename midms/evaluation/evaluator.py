@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from midms.errors import MetricSkipped
 from midms.evaluation.images import image_grid, save_images, semantics_to_rgb, to_uint8
+from midms.evaluation.metric_set import MetricSet
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.models.base import TranslationModel
 
@@ -121,22 +121,15 @@ def evaluate(
     if ctx.samples_dir.exists():  # a re-run must not mix its outputs with an earlier attempt's
         shutil.rmtree(ctx.samples_dir)
     outcome = EvalOutcome()
-    active: dict[str, Metric] = {}
-    for name, metric in metrics.items():
-        try:
-            metric.setup(ctx)
-            active[name] = metric
-        except MetricSkipped as e:
-            outcome.skipped[name] = str(e)
-            log.warning("metric %s skipped: %s", name, e)
+    metric_set = MetricSet(metrics)
+    metric_set.setup(ctx)
 
     reference = _ReferenceWriter(ctx.reference_dir)
     model = model.to(device).eval()
-    needs_warp = any(getattr(m, "needs_warp", False) for m in active.values())
+    needs_warp = metric_set.needs_warp
     rows: list[dict[str, Any]] = []
     grid_columns: list[list[Tensor]] = []
     seen: set[str] = set()
-    checked = False
     for batch in tqdm(dataloader, desc="translate + measure", unit="batch", leave=False):
         batch = _to_device(batch, device)
         with torch.no_grad():
@@ -155,29 +148,13 @@ def evaluate(
             image=_unit(real_u8["image"]).to(device),
             exemplar=_unit(real_u8["exemplar"]).to(device),
             names=names,
+            input_ids=list(batch["id"]),
             target=_unit(real_u8["target"]).to(device) if "target" in real_u8 else None,
             labels=batch.get("labels"),
             exemplar_labels=batch.get("exemplar_labels"),
             warped_exemplar_labels=warped,
         )
-        if not checked:  # the first batch tells which metrics the data allow
-            for name, metric in list(active.items()):
-                try:
-                    metric.check_batch(eval_batch)
-                except MetricSkipped as e:
-                    outcome.skipped[name] = str(e)
-                    log.warning("metric %s skipped: %s", name, e)
-                    del active[name]
-            checked = True
-        per_image: dict[str, Tensor] = {}
-        for name, metric in list(active.items()):
-            try:
-                values = metric.update(eval_batch) or {}
-                per_image.update({k: v.detach().float().cpu() for k, v in values.items()})
-            except Exception as e:  # one broken metric must not cost the others
-                log.exception("metric %s failed during update", name)
-                outcome.metric_errors[name] = f"{type(e).__name__}: {e}"
-                del active[name]
+        per_image = metric_set.update(eval_batch)
         for i, name in enumerate(names):
             row = {"name": name, "id": batch["id"][i], "exemplar_id": batch["exemplar_id"][i]}
             row.update({k: float(v[i]) for k, v in per_image.items()})
@@ -191,17 +168,12 @@ def evaluate(
     if not rows:
         raise ValueError("the evaluation split is empty: there is nothing to evaluate")
 
-    for name, metric in tqdm(active.items(), desc="metrics", unit="metric", leave=False):
-        try:
-            outcome.metrics.update(metric.compute(ctx))
-            outcome.metric_protocol.update({f"{name}.{k}": v for k, v in getattr(metric, "protocol", {}).items()})
-        except MetricSkipped as e:
-            outcome.skipped[name] = str(e)
-            log.warning("metric %s skipped: %s", name, e)
-        except Exception as e:
-            log.exception("metric %s failed", name)
-            outcome.metric_errors[name] = f"{type(e).__name__}: {e}"
-
+    outcome.metrics = metric_set.compute(ctx)
+    outcome.skipped, outcome.metric_errors, outcome.metric_protocol = (
+        metric_set.skipped,
+        metric_set.errors,
+        metric_set.protocol,
+    )
     outcome.per_image = pd.DataFrame(rows)
     outcome.grid = image_grid([torch.cat(parts) for parts in zip(*grid_columns, strict=True)], grid_rows)
     outcome.num_images = len(rows)

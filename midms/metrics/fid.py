@@ -117,7 +117,7 @@ def resolve_weights(
     mode: str,
     weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
-    config_key: str = "metrics.fid",
+    option: str = "metrics.fid.weights",
 ) -> Path:
     """Find the Inception weights file of ``mode`` on disk, without touching the network.
 
@@ -130,8 +130,8 @@ def resolve_weights(
         if path.is_file():
             return path
         raise MetricSkipped(
-            f"{config_key}.weights={path} does not exist (mode={mode} needs {spec.source}, {spec.file_name}). "
-            f"Fix: download {spec.url} to {path}, or correct {config_key}.weights."
+            f"{option}={path} does not exist (mode={mode} needs {spec.source}, {spec.file_name}). "
+            f"Fix: download {spec.url} to {path}, or correct {option}."
         )
     default = spec.default_dir() / spec.file_name
     candidates = ([Path(cache_dir) / "weights" / spec.file_name] if cache_dir is not None else []) + [default]
@@ -142,7 +142,7 @@ def resolve_weights(
         f"Inception weights file {spec.file_name} ({spec.source}, needed by mode={mode}) is missing: not in "
         f"{spec.default_dir()} (where clean-fid looks for it)"
         + (f" nor in {candidates[0].parent}" if len(candidates) > 1 else "")
-        + f". Fix: download {spec.url} to {default}, or set {config_key}.weights=/path/to/{spec.file_name}."
+        + f". Fix: download {spec.url} to {default}, or set {option}=/path/to/{spec.file_name}."
     )
 
 
@@ -197,20 +197,20 @@ def inception_extractor(
     weights: str | Path | None = None,
     cache_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
-    config_key: str = "metrics.fid",
+    option: str = "metrics.fid.weights",
 ) -> tuple[FeatureFn, str, Path]:
     """clean-fid's Inception of ``mode`` from a local file: ``(extractor, extractor id, weights path)``.
 
     Raises :class:`MetricSkipped` when the file is absent or cannot be loaded; never downloads.
     """
-    path = resolve_weights(mode, weights, cache_dir, config_key)
+    path = resolve_weights(mode, weights, cache_dir, option)
     try:
         fn = _load_inception(mode, str(path.resolve()), str(torch.device(device)))
     except Exception as e:  # a truncated download, a file of the other mode, ...
         spec = weights_spec(mode)
         raise MetricSkipped(
             f"could not load the Inception weights {path} for mode={mode} ({type(e).__name__}: {e}). "
-            f"Fix: delete it and download {spec.url} again, or set {config_key}.weights to a valid "
+            f"Fix: delete it and download {spec.url} again, or set {option} to a valid "
             f"{spec.file_name}."
         ) from e
     return fn, f"inception:{path.name}:{path.stat().st_size}", path
@@ -459,11 +459,11 @@ def _reference_stats(
         key, spec.image_size, spec.mode, len(files), spec.extractor_id, _fingerprint(files)
     )
     path = cache_dir / "fid_stats" / f"{stem}.npz" if cache_dir is not None else None
-    info = {"num_reference": len(files), "reference_stats": str(path) if path else None}
-    if ("ref", stem) in memo:
-        return memo[("ref", stem)], {**info, "reference_stats_cached": True}
+    info: dict[str, Any] = {"num_reference": len(files), "reference_stats": str(path) if path else None}
+    if ("ref", stem) in memo:  # FID and KID of one evaluation: the second one reuses the first's
+        return memo[("ref", stem)]
     stats = _read_cache(path, fields) if path is not None else None
-    cached = stats is not None
+    info["reference_stats_cached"] = stats is not None
     if stats is None:
         stats = FeatureStats.from_features(spec.features(files, f"FID reference {real_dir.name}"))
         if path is not None:
@@ -471,8 +471,8 @@ def _reference_stats(
             log.info("reference FID stats written to %s", path)
     else:
         log.info("reference FID stats read from %s", path)
-    memo[("ref", stem)] = stats
-    return stats, {**info, "reference_stats_cached": cached}
+    memo[("ref", stem)] = stats, info
+    return stats, info
 
 
 def _generated_features(spec: _Spec, fake_dir: Path, memo: dict[Any, Any]) -> np.ndarray:
@@ -554,7 +554,7 @@ class _CleanFIDMetric(Metric):
             fn, fid_id, self._weights_path = self.feature_extractor, str(self.feature_extractor_id), None
         else:
             fn, fid_id, self._weights_path = inception_extractor(
-                self.mode, self.weights, ctx.cache_dir, ctx.device, config_key=f"metrics.{self.name}"
+                self.mode, self.weights, ctx.cache_dir, ctx.device, option=f"metrics.{self.name}.weights"
             )
         self._spec = _Spec(
             extractor=fn,
@@ -690,7 +690,7 @@ def _folder_pair(
             raise ValueError("feature_extractor needs a feature_extractor_id (it is part of the cache key)")
         fn, fid_id = feature_extractor, feature_extractor_id
     else:
-        fn, fid_id, _ = inception_extractor(mode, weights, cache_dir, dev, config_key="--fid")
+        fn, fid_id, _ = inception_extractor(mode, weights, cache_dir, dev, option="weights")
     spec = _Spec(fn, fid_id, mode, image_size, batch_size, num_workers, dev, progress)
     memo: dict[Any, Any] = {}
     cache = Path(cache_dir) if cache_dir is not None else None
