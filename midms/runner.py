@@ -20,6 +20,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from midms.errors import UserError
@@ -71,6 +72,15 @@ def build_metrics(cfg: DictConfig) -> dict[str, Any]:
         for name, conf in (cfg.get("metrics") or {}).items()
         if conf is not None and "_target_" in conf
     }
+
+
+def _user_error(e: BaseException) -> UserError | None:
+    """The UserError behind ``e``, also when Hydra's instantiate wrapped it, else None."""
+    while e is not None:
+        if isinstance(e, UserError):
+            return e
+        e = e.__cause__ if isinstance(e, InstantiationException) else None
+    return None
 
 
 def run(cfg: DictConfig) -> float:
@@ -155,12 +165,14 @@ def run(cfg: DictConfig) -> float:
                 log.warning("objective metric %r was not computed (skipped or not configured)", cfg.objective)
         results["status"] = "completed"
         return objective
-    except UserError as e:
-        results.update(status="failed", error=str(e))
-        log.error("%s", e)
     except Exception as e:
-        results.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        log.exception("job failed")
+        user_error = _user_error(e)
+        if user_error is not None:  # a user mistake: the message says what to change; no traceback
+            results.update(status="failed", error=str(user_error))
+            log.error("%s", user_error)
+        else:
+            results.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            log.exception("job failed")
     finally:
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_results(run_dir / RESULTS_FILE, results)

@@ -142,7 +142,8 @@ def evaluate(
         fake_u8 = save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, image_format)
         real_u8 = {k: to_uint8(batch[k]).cpu() for k in REFERENCE_KINDS if k in batch}
         for kind, images in real_u8.items():
-            reference.add(kind, images, names)
+            # real photos by input id (one file per input, however many exemplars it is evaluated with)
+            reference.add(kind, images, list(batch["id"]) if kind == "image" else names)
         eval_batch = EvalBatch(
             fake=_unit(fake_u8).to(device),
             image=_unit(real_u8["image"]).to(device),

@@ -39,7 +39,7 @@ class EvalBatch:
 
     fake: Tensor  # B×3×H×W, the model's output
     image: Tensor  # B×3×H×W, the real photo the input semantics were made from
-    exemplar: Tensor  # B×3×H×W
+    exemplar: Tensor | None  # B×3×H×W; None when scoring folders without exemplars (style metrics skip)
     names: list[str]  # file stems of the saved outputs
     target: Tensor | None = None  # B×3×H×W ground-truth translation, where the dataset has one
     labels: Tensor | None = None  # B×H×W int64 region labels of the input

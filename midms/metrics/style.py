@@ -84,6 +84,8 @@ class StyleRelevance(VGGMetric):
         self._update_protocol({})
 
     def check_batch(self, batch: EvalBatch) -> None:
+        if batch.exemplar is None:
+            raise MetricSkipped("no exemplar images were given (midms-eval: pass --exemplars DIR)")
         if self.regions == "labels" and (batch.labels is None or batch.exemplar_labels is None):
             raise MetricSkipped(NO_LABELS)
 
