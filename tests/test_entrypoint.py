@@ -20,7 +20,11 @@ def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "completed"
     assert res["model"] == "copy_exemplar" and res["dataset"] == "synthetic" and res["ablation"] == "none"
-    assert set(res["metrics"]) == {"psnr", "ssim"}
+    assert {"psnr", "ssim", "swd", "swd_32", "swd_16"} == set(res["metrics"])
+    # offline: weight-based metrics are skipped with the file and the fix, never given a made-up value
+    assert {"fid", "kid", "lpips", "semantic", "style"} <= set(res["skipped"])
+    assert "inception-2015-12-05.pt" in res["skipped"]["fid"] and "Fix:" in res["skipped"]["fid"]
+    assert "warp" in res["skipped"]["matching_accuracy"]  # copy_exemplar does not match
     assert 0 < res["metrics"]["psnr"] < 40
     assert res["protocol"]["num_images"] == 8 and res["protocol"]["image_size"] == 32
     assert res["protocol"]["image_format"] == "png" and len(res["config_hash"]) == 16

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 _BINOMIAL_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
 _MAX_SORT_ELEMENTS = 1 << 24  # bounds the projection/sort temporaries of one step (64 MiB of float32)
+_CPU_PYRAMID_IMAGES = 8
 
 
 # ---------------------------------------------------------------------------------------------- pyramid
@@ -192,10 +193,15 @@ def collect_descriptors(
             n = batch.shape[0]
             if seen + n > num_images:
                 raise ValueError(f"got more than the {num_images} images positions were drawn for")
-            images = batch.to(device=device, dtype=torch.float32)  # [0, 255], as the reference
-            for lod, level in enumerate(laplacian_pyramid(images, len(positions))):
-                desc = patch_descriptors(level, positions[lod][seen : seen + n], patch_size)
-                out[lod][seen * per_image : (seen + n) * per_image] = desc
+            batch = batch.to(device)
+            # On CPU the pyramid of a few images at a time stays in cache: ~8x faster than 64 at once.
+            step = n if batch.device.type == "cuda" else _CPU_PYRAMID_IMAGES
+            for i in range(0, n, step):
+                images = batch[i : i + step].float()  # [0, 255], as the reference
+                first = seen + i
+                for lod, level in enumerate(laplacian_pyramid(images, len(positions))):
+                    desc = patch_descriptors(level, positions[lod][first : first + len(images)], patch_size)
+                    out[lod][first * per_image : (first + len(images)) * per_image] = desc
             seen += n
             bar.update(n)
     if seen != num_images:
