@@ -37,6 +37,9 @@ format: $(STAMP)
 perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py)
 	$(PY) -m benchmarks.perf $(ARGS)
 
+benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FORCE=1), then aggregate
+	$(PY) -m midms.benchmarking $(BENCH) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(FORCE),--force) $(ARGS)
+
 data-check: $(STAMP)  ## verify a real dataset's layout: make data-check DATASET=celebahq
 	$(PY) -m midms.data.check dataset=$(DATASET) $(ARGS)
 

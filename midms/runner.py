@@ -145,6 +145,7 @@ def run(cfg: DictConfig) -> float:
             )
             results.update(
                 metrics=outcome.metrics,
+                directions=outcome.directions,
                 skipped=outcome.skipped,
                 metric_errors=outcome.metric_errors,
                 protocol={
@@ -157,6 +158,10 @@ def run(cfg: DictConfig) -> float:
                     "packages": package_versions(),
                 },
                 eval_seconds=outcome.seconds,
+                files={
+                    "samples": str(run_dir / "samples"),
+                    "reference": str(Path(cfg.paths.cache_dir) / "reference" / dataset.dataset_key),
+                },
             )
             outcome.per_image.to_csv(run_dir / "per_image.csv", index=False)
             tracking.log_evaluation(loggers, outcome.metrics, outcome.per_image, outcome.grid, results["protocol"])

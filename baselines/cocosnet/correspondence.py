@@ -14,6 +14,7 @@ positions, warps the 4×-average-pooled exemplar (and the exemplar's semantics f
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -122,7 +123,7 @@ class CorrespondenceNet(nn.Module):
 
     def _matching_features(self, adapted: Tensor, semantics: Tensor, proj: nn.Conv2d) -> Tensor:
         if self.maskmix:
-            adapted = torch_cat(adapted, F.interpolate(semantics, size=adapted.shape[2:], mode="nearest"))
+            adapted = torch.cat([adapted, F.interpolate(semantics, size=adapted.shape[2:], mode="nearest")], dim=1)
         f = proj(self.trunk(adapted))  # B×M×h×w
         if self.match_kernel > 1:
             f = F.unfold(f, self.match_kernel, padding=self.match_kernel // 2)  # B×M·k²×hw
@@ -171,9 +172,3 @@ class CorrespondenceNet(nn.Module):
             low_sem = F.interpolate(exemplar_semantics, size=(h, w), mode="nearest")
             out["warp_mask"] = soft_warp(corr, low_sem, self.temperature, (h, w))
         return out
-
-
-def torch_cat(a: Tensor, b: Tensor) -> Tensor:
-    import torch
-
-    return torch.cat([a, b], dim=1)

@@ -38,6 +38,7 @@ class EvalOutcome:
     skipped: dict[str, str] = field(default_factory=dict)
     metric_errors: dict[str, str] = field(default_factory=dict)
     metric_protocol: dict[str, Any] = field(default_factory=dict)
+    directions: dict[str, str] = field(default_factory=dict)
     per_image: pd.DataFrame = field(default_factory=pd.DataFrame)
     grid: np.ndarray | None = None
     num_images: int = 0
@@ -170,11 +171,8 @@ def evaluate(
         raise ValueError("the evaluation split is empty: there is nothing to evaluate")
 
     outcome.metrics = metric_set.compute(ctx)
-    outcome.skipped, outcome.metric_errors, outcome.metric_protocol = (
-        metric_set.skipped,
-        metric_set.errors,
-        metric_set.protocol,
-    )
+    outcome.skipped, outcome.metric_errors = metric_set.skipped, metric_set.errors
+    outcome.metric_protocol, outcome.directions = metric_set.protocol, metric_set.directions
     outcome.per_image = pd.DataFrame(rows)
     outcome.grid = image_grid([torch.cat(parts) for parts in zip(*grid_columns, strict=True)], grid_rows)
     outcome.num_images = len(rows)

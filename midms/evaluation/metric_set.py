@@ -24,6 +24,7 @@ class MetricSet:
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.protocol: dict[str, Any] = {}
+        self.directions: dict[str, str] = {}  # value key -> "higher" | "lower" is better, for tables
         self._checked = False
 
     @property
@@ -69,7 +70,9 @@ class MetricSet:
         values: dict[str, float] = {}
         for name, metric in tqdm(list(self.active.items()), desc="metrics", unit="metric", leave=False):
             try:
-                values.update(metric.compute(ctx))
+                computed = metric.compute(ctx)
+                values.update(computed)
+                self.directions.update({k: "higher" if metric.higher_is_better else "lower" for k in computed})
                 self.protocol.update({f"{name}.{k}": v for k, v in getattr(metric, "protocol", {}).items()})
             except MetricSkipped as e:
                 self._skip(name, str(e))

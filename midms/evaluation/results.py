@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 RESULTS_FILE = "results.json"
 TRACKED_PACKAGES = (
@@ -67,6 +67,9 @@ def config_hash(cfg: DictConfig) -> str:
 
     Two jobs with the same hash compute the same thing (the benchmark uses it to skip finished jobs).
     """
+    cfg = cfg.copy()
+    with open_dict(cfg):  # paths are placeholders: values interpolated from them must not change the hash
+        cfg.paths = {key: f"<paths.{key}>" for key in cfg.get("paths", {})}
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(container, dict)
     for key in UNHASHED_KEYS:

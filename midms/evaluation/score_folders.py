@@ -121,6 +121,7 @@ def score(args: argparse.Namespace) -> dict:
         values = metric_set.compute(ctx)
     return {
         "metrics": values,
+        "directions": metric_set.directions,
         "skipped": metric_set.skipped,
         "metric_errors": metric_set.errors,
         "protocol": {

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -243,13 +244,26 @@ def sliced_wasserstein(a: Tensor, b: Tensor, directions: Tensor) -> float:
     directions = directions.to(device=a.device, dtype=a.dtype)
     step = max(1, min(k, _MAX_SORT_ELEMENTS // max(m, 1)))
     total = torch.zeros((), dtype=torch.float64, device=a.device)
-    for r in range(repeats):
-        for j in range(0, k, step):
-            dirs_t = directions[r, :, j : j + step].T.contiguous()  # k'×D
-            proj_a = _sort_rows(dirs_t @ a.T)  # k'×M, each row sorted
-            proj_b = _sort_rows(dirs_t @ b.T)
-            total += proj_a.sub_(proj_b).abs_().sum(dtype=torch.float64)
+    with _full_precision_matmul():
+        for r in range(repeats):
+            for j in range(0, k, step):
+                dirs_t = directions[r, :, j : j + step].T.contiguous()  # k'×D
+                proj_a = _sort_rows(dirs_t @ a.T)  # k'×M, each row sorted
+                proj_b = _sort_rows(dirs_t @ b.T)
+                total += proj_a.sub_(proj_b).abs_().sum(dtype=torch.float64)
     return (total / (repeats * k * m)).item()
+
+
+@contextmanager
+def _full_precision_matmul() -> Iterator[None]:
+    # TF32 (enabled by e.g. Lightning's "high" matmul precision) perturbs projections by ~1e-3, the size of
+    # the SWD gaps between good models; the projections are cheap next to the sorts, so keep them in fp32.
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def swd_from_descriptors(

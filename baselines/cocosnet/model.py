@@ -1,0 +1,335 @@
+"""``model=cocosnet``: CoCosNet as a LightningModule (manual optimisation, alternating G and D steps).
+
+Zhang, Zhang, Chen, Yuan and Wen, "Cross-domain Correspondence Learning for Exemplar-based Image
+Translation", CVPR 2020; https://github.com/microsoft/CoCosNet. The losses and their weights follow
+``models/pix2pix_model.py`` and ``options/train_options.py`` of the released code and the training commands
+of its README (per dataset in ``conf/model/cocosnet.yaml``):
+
+- ``gan``: hinge loss of the two-scale discriminator on ``cat(semantics, image)``, × ``weight_gan`` (10);
+- ``gan_feat``: discriminator feature matching, × ``lambda_feat`` (10);
+- ``fm``: VGG feature matching (L1 at relu1_2..relu5_2, weights 1/32..1) against the ground truth, only for
+  samples whose exemplar is their own photo (``exemplar_id == id``), × ``lambda_vgg · fm_ratio``;
+- ``perc``: MSE at relu4_2 or relu5_2 against the ground truth, × ``weight_perceptual``;
+- ``contextual``: contextual loss to the exemplar at relu5_2 (×8), relu4_2 (×4) and 2×-pooled relu3_2 (×2),
+  × ``lambda_vgg · ctx_w``;
+- ``domain``: L1 between the adapted semantics and the adapted real photo (domain alignment), × ``novgg_featpair``;
+- ``warp_cycle``: L1 between the warp warped back and the pooled exemplar, × ``warp_cycle_w``;
+- ``mask`` (``warp_mask_losstype: direct``): NLL of the input's labels under the warped exemplar one-hot
+  semantics at 1/4 resolution (classes absent from the exemplar and ``mask_ignore_index`` excluded), × ``weight_mask``.
+
+Optimisers as the released code with TTUR: Adam for generator + correspondence (lr/2 = 1e-4, β = (0, 0.9),
+eps 1e-3) and for the discriminator (2·lr = 4e-4, β = (0, 0.9)); constant for ``niter`` epochs, then a
+linear decay over ``niter_decay`` epochs (stepped at each epoch's end).
+
+On the synthetic dataset, which has a ground-truth translation, ``reconstruction_target: target`` makes
+``target`` the ground truth of ``fm``/``perc`` (for every sample) and the discriminator's real image; on the
+real datasets it is ``image``, the input's own photo, as in the paper.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from baselines.cocosnet.blocks import init_weights
+from baselines.cocosnet.correspondence import DOWN, CorrespondenceNet
+from baselines.cocosnet.discriminator import MultiscaleDiscriminator
+from baselines.cocosnet.generator import SPADEGenerator
+from midms.data.contract import DataSpec
+from midms.errors import UserError
+from midms.models.base import TranslationModel
+from midms.nn import losses
+from midms.nn.correspondence import soft_warp
+from midms.nn.vgg import VGG19Features
+
+log = logging.getLogger(__name__)
+
+VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
+
+#: loss settings and their defaults (``options/train_options.py`` and ``base_options.py`` of the released code)
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "maskmix": True,
+    "warp_bilinear": False,
+    "adaptor_kernel": 3,
+    "warp_mask_losstype": "none",  # none | direct
+    "weight_mask": 0.0,
+    "mask_ignore_index": 0,  # class without a mask loss (ADE20K's "unknown"); null: none
+    "warp_cycle_w": 0.0,
+    "which_perceptual": "relu5_2",
+    "weight_perceptual": 0.01,
+    "fm_ratio": 0.1,
+    "lambda_vgg": 10.0,
+    "lambda_feat": 10.0,
+    "ctx_w": 1.0,
+    "use_22ctx": False,
+    "weight_gan": 10.0,
+    "novgg_featpair": 10.0,
+    "reconstruction_target": "image",  # image | target (the synthetic data's ground truth)
+    "niter": 100,
+    "niter_decay": 100,
+}
+
+
+class CoCosNet(TranslationModel):
+    """CoCosNet (CVPR 2020). Networks: ``corr`` (:class:`CorrespondenceNet`), ``generator``, ``discriminator``.
+
+    Args:
+        data_spec: from the runner; ``semantic_nc`` sizes the networks.
+        ngf, ndf, match_channels, spade_hidden: widths (paper: 64, 64, 256, 128).
+        settings: per-dataset loss and schedule settings (keys of :data:`DEFAULT_SETTINGS`).
+        overrides: applied on top of ``settings`` (the ablations).
+        vgg_weights: ``"torchvision"``, a path to CoCosNet's ``vgg19_conv.pth`` (Caffe pre-processing), or
+            ``"random"``: a randomly initialised VGG19 of ``vgg_widths`` — only for tests and tiny CPU runs; it
+            is logged as a warning and recorded in :attr:`protocol`.
+        lr: the base rate of the released code (2e-4); generator and correspondence train at lr/2, D at 2·lr.
+        temperature: of the correlation softmax (0.01).
+    """
+
+    can_warp = True
+
+    def __init__(
+        self,
+        data_spec: DataSpec,
+        ngf: int = 64,
+        ndf: int = 64,
+        match_channels: int = 256,
+        spade_hidden: int = 128,
+        settings: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        vgg_weights: str = "torchvision",
+        vgg_widths: list[int] | None = None,
+        lr: float = 2e-4,
+        temperature: float = 0.01,
+        use_attention: bool = True,
+        pono: bool = True,
+        init_gain: float = 0.02,
+    ) -> None:
+        super().__init__(data_spec)
+        unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()
+        if unknown:
+            raise UserError(
+                f"model=cocosnet: unknown loss settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}"
+            )
+        self.settings = {**DEFAULT_SETTINGS, **dict(settings or {}), **dict(overrides or {})}
+        s = self.settings
+        if s["warp_mask_losstype"] not in ("none", "direct"):
+            raise UserError(f"warp_mask_losstype must be none or direct, got {s['warp_mask_losstype']!r}")
+        if s["which_perceptual"] not in VGG_LAYERS:
+            raise UserError(f"which_perceptual must be one of {VGG_LAYERS}, got {s['which_perceptual']!r}")
+        self.save_hyperparameters(ignore=["data_spec"])
+        self.automatic_optimization = False
+        self.lr = lr
+        nc = data_spec.semantic_nc
+        self.corr = CorrespondenceNet(
+            nc,
+            ngf=ngf,
+            match_channels=match_channels,
+            spade_hidden=spade_hidden,
+            adaptor_kernel=s["adaptor_kernel"],
+            maskmix=s["maskmix"],
+            temperature=temperature,
+            warp_bilinear=s["warp_bilinear"],
+            pono=pono,
+        )
+        self.generator = SPADEGenerator(nc, ngf=ngf, spade_hidden=spade_hidden, pono=pono, use_attention=use_attention)
+        self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, use_attention=use_attention)
+        for net in (self.corr, self.generator, self.discriminator):
+            init_weights(net, init_gain)
+        self.vgg = self._build_vgg(vgg_weights, vgg_widths)
+        self.protocol = {
+            "model": "cocosnet",
+            "vgg_weights": self.vgg.weights_id,
+            "settings": dict(self.settings),
+        }
+        if self.vgg.weights_id == "random":
+            self.protocol["warning"] = "VGG19 losses use RANDOM weights (vgg_weights=random): not the published method"
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _build_vgg(weights: str, widths: list[int] | None) -> VGG19Features:
+        if str(weights) == "random":
+            log.warning(
+                "model=cocosnet: vgg_weights=random — the perceptual, feature-matching and contextual losses use a "
+                "randomly initialised VGG19. Only for tests and tiny CPU runs; results are not the published method."
+            )
+            return VGG19Features(VGG_LAYERS, weights=None, widths=widths)
+        if widths is not None:
+            raise UserError("model.vgg_widths is only for vgg_weights=random; pretrained weights set their own widths")
+        try:
+            return VGG19Features(VGG_LAYERS, weights=weights)
+        except UserError as e:
+            raise UserError(
+                f"model=cocosnet needs a pretrained VGG19 for its training losses. {e} "
+                f"(Set model.vgg_weights=torchvision or to the path of vgg19_conv.pth.)"
+            ) from e
+
+    # -- the networks -------------------------------------------------------------------------------
+
+    def forward(self, batch: dict, image: Tensor | None = None) -> dict[str, Tensor]:
+        """Correspondence then generation. ``image`` (training) adds the domain-alignment term."""
+        s = self.settings
+        out = self.corr(
+            batch["semantics"],
+            batch["exemplar"],
+            batch["exemplar_semantics"],
+            image=image,
+            cycle=s["warp_cycle_w"] > 0,
+            warp_mask=s["warp_mask_losstype"] == "direct",
+        )
+        out["fake"] = self.generator(out["warp"], batch["semantics"])
+        return out
+
+    @torch.no_grad()
+    def translate(self, batch: dict) -> Tensor:
+        return self(batch)["fake"].clamp(-1, 1)
+
+    @torch.no_grad()
+    def warp(self, batch: dict, values: Tensor | None = None) -> Tensor:
+        """Warp exemplar-aligned ``values`` (default the exemplar's semantics) by the soft correspondence: resized
+        to the correlation's resolution (nearest, as the released code resizes the exemplar's semantics), warped,
+        and up-sampled back to H×W as the network up-samples its warp (bilinear or nearest)."""
+        values = batch["exemplar_semantics"] if values is None else values
+        corr, _ = self.corr.correlate(batch["semantics"], batch["exemplar"], batch["exemplar_semantics"])
+        h, w = batch["semantics"].shape[2] // DOWN, batch["semantics"].shape[3] // DOWN
+        low = F.interpolate(values.float(), size=(h, w), mode="nearest")
+        warped = soft_warp(corr, low, self.corr.temperature, (h, w))
+        return self.corr.upsample(warped, tuple(values.shape[2:]))
+
+    def discriminate(self, semantics: Tensor, fake: Tensor, real: Tensor) -> tuple[list, list]:
+        """Fake and real through D in one batch (as the released code); returns (fake maps, real maps)."""
+        both = torch.cat([torch.cat([semantics, fake], 1), torch.cat([semantics, real], 1)], 0)
+        pred = self.discriminator(both)
+        n = fake.shape[0]
+        return [[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred]
+
+    # -- losses -------------------------------------------------------------------------------------
+
+    def _vgg(self, x: Tensor) -> list[Tensor]:
+        feats = self.vgg((x + 1) / 2)  # [-1, 1] -> [0, 1]; VGG19Features applies its own pre-processing
+        return [feats[name] for name in VGG_LAYERS]
+
+    def reconstruction(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """The ground truth of the paired losses and the per-sample paired flags (B)."""
+        if self.settings["reconstruction_target"] == "target":
+            if "target" not in batch:
+                raise UserError("reconstruction_target=target needs a dataset with a ground truth (synthetic)")
+            return batch["target"], torch.ones(batch["target"].shape[0], device=self.device)
+        paired = [a == b for a, b in zip(batch["id"], batch["exemplar_id"], strict=True)]
+        return batch["image"], torch.tensor(paired, dtype=torch.float32, device=self.device)
+
+    def contextual(self, fake_feats: list[Tensor], ref_feats: list[Tensor]) -> Tensor:
+        ctx = losses.contextual_loss
+        total = 8 * ctx(fake_feats[4], ref_feats[4].detach()) + 4 * ctx(fake_feats[3], ref_feats[3].detach())
+        total = total + 2 * ctx(F.avg_pool2d(fake_feats[2], 2), F.avg_pool2d(ref_feats[2].detach(), 2))
+        if self.settings["use_22ctx"]:
+            total = total + ctx(F.avg_pool2d(fake_feats[1], 4), F.avg_pool2d(ref_feats[1].detach(), 4))
+        return total
+
+    def mask_loss(self, warp_mask: Tensor, batch: dict) -> Tensor:
+        if "labels" not in batch or "exemplar_labels" not in batch:
+            raise UserError("warp_mask_losstype=direct needs region labels (labels, exemplar_labels) in the data")
+        size = warp_mask.shape[2:]
+        gt = F.interpolate(batch["labels"][:, None].float(), size=size, mode="nearest")[:, 0].long()
+        ref = F.interpolate(batch["exemplar_labels"][:, None].float(), size=size, mode="nearest")[:, 0].long()
+        weights = torch.stack([torch.isin(g, r.unique()) for g, r in zip(gt, ref, strict=True)]).float()
+        if self.settings["mask_ignore_index"] is not None:
+            weights = weights * (gt != self.settings["mask_ignore_index"]).float()
+        nll = F.nll_loss(torch.log(warp_mask + 1e-10), gt, reduction="none")  # B×h×w
+        return (nll * weights).sum() / (weights.sum() + 1e-5)
+
+    def generator_losses(self, batch: dict) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The weighted generator-side terms (keys as in the module docstring) and the forward outputs."""
+        s = self.settings
+        real, paired = self.reconstruction(batch)
+        out = self(batch, image=real)
+        fake = out["fake"]
+        terms: dict[str, Tensor] = {}
+        pred_fake, pred_real = self.discriminate(batch["semantics"], fake, real)
+        terms["gan"] = losses.hinge_g_loss(pred_fake) * s["weight_gan"]
+        terms["gan_feat"] = losses.gan_feature_matching_loss(pred_fake, pred_real) * s["lambda_feat"]
+        fake_feats, real_feats = self._vgg(fake), self._vgg(real)
+        with torch.no_grad():
+            ref_feats = self._vgg(batch["exemplar"])
+        weights = losses.paired_sample_weights(paired)
+        terms["fm"] = (
+            losses.vgg_feature_matching_loss(fake_feats, real_feats, weights) * s["lambda_vgg"] * s["fm_ratio"]
+        )
+        k = VGG_LAYERS.index(s["which_perceptual"])
+        terms["perc"] = losses.perceptual_loss(fake_feats[k], real_feats[k]) * s["weight_perceptual"]
+        if s["ctx_w"] > 0:
+            terms["contextual"] = self.contextual(fake_feats, ref_feats) * s["lambda_vgg"] * s["ctx_w"]
+        if s["novgg_featpair"] > 0:
+            terms["domain"] = out["domain_loss"] * s["novgg_featpair"]
+        if s["warp_cycle_w"] > 0:
+            terms["warp_cycle"] = (
+                F.l1_loss(out["warp_cycle"], F.avg_pool2d(batch["exemplar"], DOWN)) * s["warp_cycle_w"]
+            )
+        if s["warp_mask_losstype"] == "direct":
+            terms["mask"] = self.mask_loss(out["warp_mask"], batch) * s["weight_mask"]
+        return terms, out
+
+    def discriminator_losses(self, batch: dict, fake: Tensor) -> dict[str, Tensor]:
+        real, _ = self.reconstruction(batch)
+        pred_fake, pred_real = self.discriminate(batch["semantics"], fake.detach(), real)
+        w = self.settings["weight_gan"]
+        return {
+            "d_fake": losses.hinge_d_loss(pred_fake, real=False) * w,
+            "d_real": losses.hinge_d_loss(pred_real, real=True) * w,
+        }
+
+    # -- Lightning ----------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+
+        self.toggle_optimizer(opt_g)  # D frozen
+        g_terms, out = self.generator_losses(batch)
+        g_loss = torch.stack(list(g_terms.values())).sum()
+        opt_g.zero_grad()
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        self.toggle_optimizer(opt_d)  # G and correspondence frozen
+        d_terms = self.discriminator_losses(batch, out["fake"])
+        d_loss = torch.stack(list(d_terms.values())).sum()
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        logged = {f"train/{k}": v.detach() for k, v in {**g_terms, **d_terms}.items()}
+        logged.update({"train/g_loss": g_loss.detach(), "train/d_loss": d_loss.detach()})
+        self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True, batch_size=out["fake"].shape[0])
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        fake = self.translate(batch)
+        ref = batch["target"] if "target" in batch else batch["image"]
+        self.log("val/l1", (fake - ref).abs().mean(), on_epoch=True, sync_dist=True, batch_size=fake.shape[0])
+
+    def configure_optimizers(self):
+        s = self.settings
+        opt_g = torch.optim.Adam(
+            [{"params": self.generator.parameters()}, {"params": self.corr.parameters()}],
+            lr=self.lr / 2,
+            betas=(0.0, 0.9),
+            eps=1e-3,
+        )
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr * 2, betas=(0.0, 0.9))
+        niter, decay = s["niter"], s["niter_decay"]
+
+        def factor(epoch: int) -> float:  # epoch: finished epochs; the released code decays after epoch niter
+            return max(0.0, 1.0 - max(0, epoch - niter) / max(decay, 1))
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers

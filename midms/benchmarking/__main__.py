@@ -1,0 +1,110 @@
+"""``python -m midms.benchmarking <name>`` (``make benchmark BENCH=<name>``): run a matrix, then aggregate.
+
+Every job is a job of a Hydra multirun of ``run.py`` (one multirun per model × dataset × ablation,
+sweeping the seeds), so launchers apply unchanged (``--launcher submitit_local`` runs jobs in parallel,
+``submitit_slurm`` on a cluster). A job whose completed ``results.json`` with the same config hash exists
+is skipped (a half-finished benchmark resumes); ``--force`` re-runs everything. A failed job is a row
+with its error. The aggregate goes to ``benchmarks/results/<name>/<date>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from midms.benchmarking.matrix import BENCH_DIR, CONF_DIR, Job, Matrix, load_matrix
+from midms.errors import UserError
+from midms.evaluation.results import RESULTS_FILE, config_hash
+
+log = logging.getLogger("midms.benchmark")
+ROOT = CONF_DIR.parent
+
+
+def job_hash(job: Job, experiment: str) -> str:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*job.hydra_overrides(experiment), "paths.output_dir=unused"])
+    return config_hash(cfg)
+
+
+def completed_hashes(runs_dir: Path) -> set[str]:
+    done = set()
+    for path in runs_dir.rglob(RESULTS_FILE):
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if res.get("status") == "completed":
+            done.add(res.get("config_hash"))
+    return done
+
+
+def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None, extra: list[str]) -> int:
+    """One Hydra multirun for jobs that differ only by seed; returns run.py's exit code."""
+    first = jobs[0]
+    seeds = ",".join(str(j.seed) for j in jobs)
+    overrides = [o for o in first.hydra_overrides(matrix.experiment) if not o.startswith("seed=")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-m",
+        *overrides,
+        f"seed={seeds}",
+        f"hydra.sweep.dir={runs_dir / first.group / time.strftime('%Y%m%d-%H%M%S')}",
+        "hydra.sweep.subdir=seed_${seed}",
+        f"++logger.wandb.group={matrix.name}",
+        *extra,
+    ]
+    if launcher:
+        cmd.append(f"hydra/launcher={launcher}")
+    log.info("running %s (seeds %s)", first.group, seeds)
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m midms.benchmarking", description=__doc__.splitlines()[0])
+    p.add_argument("name", nargs="?", default="default", help="benchmarks/<name>.yaml (default: default)")
+    p.add_argument("--launcher", default=None, help="hydra/launcher option: submitit_local, submitit_slurm")
+    p.add_argument("--force", action="store_true", help="re-run jobs that already have results")
+    p.add_argument("--results-dir", default=str(BENCH_DIR / "results"), help="default: benchmarks/results")
+    p.add_argument("--no-wandb-summary", action="store_true", help="do not log the summary run to W&B")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job (e.g. logger=csv)")
+    args = p.parse_intermixed_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        matrix = load_matrix(args.name)
+    except UserError as e:
+        log.error("%s", e)
+        return 2
+    bench_root = Path(args.results_dir) / matrix.name
+    runs_dir = bench_root / "runs"
+    jobs = matrix.jobs()
+    done = set() if args.force else completed_hashes(runs_dir)
+    todo = [j for j in jobs if args.force or job_hash(j, matrix.experiment) not in done]
+    log.info("benchmark %s: %d jobs, %d already done, %d to run", matrix.name, len(jobs), len(jobs) - len(todo), len(todo))
+    groups: dict[str, list[Job]] = {}
+    for job in todo:
+        groups.setdefault(job.group, []).append(job)
+    failed_groups = [g for g, js in groups.items() if run_group(js, matrix, runs_dir, args.launcher, args.overrides)]
+
+    from midms.reporting.benchmark_report import write_benchmark_report
+
+    out_dir = write_benchmark_report(runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name)
+    log.info("aggregate written to %s", out_dir)
+    if not args.no_wandb_summary:
+        from midms.tracking.summary import log_summary_run
+
+        log_summary_run(matrix.name, out_dir)
+    if failed_groups:
+        log.warning("groups with failed jobs: %s (their rows carry the error)", failed_groups)
+    return 1 if failed_groups else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

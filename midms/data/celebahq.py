@@ -1,0 +1,485 @@
+"""CelebA-HQ edge-to-face as CoCosNet and MIDMs use it (``dataset=celebahq``).
+
+Layout (the CelebAMask-HQ release plus CoCosNet's split and pairing lists)::
+
+    <root>/CelebA-HQ-img/<id>.jpg                                    photos, 1024 px; id = 0..29999, no padding
+    <root>/CelebAMask-HQ-mask-anno/<id // 2000>/<id:05d>_<part>.png  binary part masks (0/255), 512 px
+    <root>/train.txt  <root>/val.txt                                 CoCosNet's random split: one id a line
+    <root>/celebahq_ref.txt  <root>/celebahq_ref_test.txt            optional pairing lists: <id>.jpg,<ref>.jpg,...
+
+Where the data come from: photos and masks are the CelebAMask-HQ release (Lee et al., "MaskGAN", CVPR 2020;
+github.com/switchablenorms/CelebAMask-HQ). ``train.txt``, ``val.txt`` and the two pairing lists are linked
+from the "Training" section of the CoCosNet README (github.com/microsoft/CoCosNet); MIDMs (README,
+"Datasets") uses the same files. ``python -m midms.data.check dataset=celebahq`` verifies a copy.
+
+Splits: ``train`` reads ``train.txt``; ``val`` reads ``val.txt``, the set both papers evaluate on
+(CoCosNet's test phase reads ``val.txt``); ``test`` is an alias of ``val``.
+
+Input semantics: the 15-channel edge tensor that CoCosNet builds on the fly in ``get_label_tensor`` of
+``data/celebahqedge_dataset.py`` (MIDMs' file of the same name is identical). Read from that code, at the
+load size (286 for training, 256 for evaluation), before the crop and flip:
+
+- the 13 parts, in this order: skin, l_brow, r_brow, l_eye, r_eye, l_ear, r_ear, nose, u_lip, mouth, l_lip,
+  eye_g, hair (not neck, hat, ear_r, neck_l, cloth), each mask resized with nearest neighbours;
+- a part's *boundary*: the pixels whose mask value differs from a 4-neighbour's, on both sides of the change;
+- channel 0: the union of the 13 boundaries, united with the Canny edges (scikit-image ``canny``, default
+  parameters) of the grey photo (resized bilinearly) kept only outside the non-hair parts: a pixel of the
+  hair mask keeps its Canny edge even where another part overlaps it;
+- channels 1-13: per part, in the order above, the L1 (city-block) distance to that part's boundary,
+  ``min(floor(d / 3), 255) / 255`` (the official code divides by 3, stores uint8 and ``ToTensor`` divides by
+  255: the maps saturate at 765 px, they do not clip at 3 px); a part without a mask file, or whose mask has
+  no boundary, gives 1 everywhere (OpenCV's distance to a missing boundary saturates);
+- channel 14: the union of the boundaries alone.
+
+Channels 0 and 14 are in {0, 1}. The official code uses OpenCV's ``distanceTransform(DIST_L1, 3)``, which is
+the exact city-block distance: :func:`scipy.ndimage.distance_transform_cdt` with ``metric="taxicab"`` gives
+the same values. The boundary rule is a 4-neighbour comparison: identical to scikit-image's
+``find_boundaries(mask, connectivity=1, mode="thick")`` (the tests check this) and 30 times faster.
+
+``labels``: the CelebAMask-HQ face-parsing map (19 classes, 0 = background), made as the dataset's own
+``face_parsing/Data_preprocessing/g_mask.py`` makes it: parts in the order of :data:`FACE_PARTS`, later parts
+painted over earlier ones, class = position + 1.
+
+Pre-processing and pairing follow CoCosNet (see :mod:`midms.data.images`): training loads 286, crops 256 and
+flips (the same crop and flip on the photo, its edge tensor and labels); evaluation resizes to 256; pairing
+lists are honoured, otherwise a seeded pairing within the split. The references of the official lists may
+lie in either split (the photos share one folder).
+
+Cost: building the tensor costs tens of ms a face (19 PNG masks, Canny, 13 distance transforms), twice a
+sample; with ``cache_dir`` the uint8 tensor and labels are stored as a compressed ``.npz`` per id, keyed by
+load size and root (``benchmarks/perf_celebahq_edges.py`` measures both). Delete the cache folder after
+editing masks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from scipy import ndimage
+from skimage import feature
+
+from midms.data.contract import DataSpec
+from midms.data.images import (
+    DatasetRootMissing,
+    ExemplarPairs,
+    Loaded,
+    UnreadableFile,
+    load_image,
+    photo_array,
+)
+from midms.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: The 13 parts of CoCosNet's edge tensor, in its channel order (``inner_parts`` of celebahqedge_dataset.py).
+INNER_PARTS = (
+    "skin",
+    "l_brow",
+    "r_brow",
+    "l_eye",
+    "r_eye",
+    "l_ear",
+    "r_ear",
+    "nose",
+    "u_lip",
+    "mouth",
+    "l_lip",
+    "eye_g",
+    "hair",
+)
+#: The 18 parts of CelebAMask-HQ in the order of its g_mask.py: label k + 1 for FACE_PARTS[k].
+FACE_PARTS = (
+    "skin",
+    "nose",
+    "eye_g",
+    "l_eye",
+    "r_eye",
+    "l_brow",
+    "r_brow",
+    "l_ear",
+    "r_ear",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "hair",
+    "hat",
+    "ear_r",
+    "neck_l",
+    "neck",
+    "cloth",
+)
+FACE_CLASSES = ("background", *FACE_PARTS)
+SEMANTIC_NC = 2 + len(INNER_PARTS)  # 15
+CACHE_VERSION = "edges15-v1"
+
+LAYOUT = """\
+  {root}/CelebA-HQ-img/<id>.jpg                                    (photos)
+  {root}/CelebAMask-HQ-mask-anno/<id // 2000>/<id:05d>_<part>.png  (part masks)
+  {root}/train.txt, {root}/val.txt                                 (one id a line)
+  {root}/celebahq_ref.txt, {root}/celebahq_ref_test.txt            (optional pairing lists)
+Photos and masks: CelebAMask-HQ (github.com/switchablenorms/CelebAMask-HQ). train.txt, val.txt and the
+pairing lists: the CoCosNet README, section Training (github.com/microsoft/CoCosNet)."""
+
+
+def part_boundaries(mask: np.ndarray) -> np.ndarray:
+    """Pixels whose value differs from one of their 4-neighbours', both sides marked (CoCosNet's ``get_edges``)."""
+    edges = np.zeros(mask.shape, dtype=bool)
+    dx = mask[:, 1:] != mask[:, :-1]
+    dy = mask[1:, :] != mask[:-1, :]
+    edges[:, 1:] |= dx
+    edges[:, :-1] |= dx
+    edges[1:, :] |= dy
+    edges[:-1, :] |= dy
+    return edges
+
+
+def boundary_distance(boundary: np.ndarray) -> np.ndarray:
+    """CoCosNet's distance channel as uint8: ``min(floor(L1 distance to boundary / 3), 255)``; 255 without one."""
+    if not boundary.any():
+        return np.full(boundary.shape, 255, dtype=np.uint8)
+    distance = ndimage.distance_transform_cdt(~boundary, metric="taxicab")
+    return np.minimum(distance // 3, 255).astype(np.uint8)
+
+
+def edge_tensor(masks: Mapping[str, np.ndarray], grey: np.ndarray) -> np.ndarray:
+    """CoCosNet's 15-channel edge tensor, ×255 as uint8 (15×H×W).
+
+    Args:
+        masks: part name -> H×W uint8 mask (255 inside) at the load size; absent parts are left out.
+        grey: H×W uint8 grey photo at the load size (Canny's input).
+    """
+    shape = grey.shape
+    boundaries = np.zeros(shape, dtype=bool)
+    keep_canny = np.ones(shape, dtype=bool)  # outside the non-hair parts; hair last, so it wins over overlaps
+    distances = np.full((len(INNER_PARTS), *shape), 255, dtype=np.uint8)
+    for k, part in enumerate(INNER_PARTS):
+        mask = masks.get(part)
+        if mask is None:
+            continue
+        if part == "hair":
+            keep_canny |= mask == 255
+        else:
+            keep_canny &= mask != 255
+        boundary = part_boundaries(mask)
+        boundaries |= boundary
+        distances[k] = boundary_distance(boundary)
+    out = np.empty((SEMANTIC_NC, *shape), dtype=np.uint8)
+    out[0] = (boundaries | (feature.canny(grey) & keep_canny)) * np.uint8(255)
+    out[1:-1] = distances
+    out[-1] = boundaries * np.uint8(255)
+    return out
+
+
+def face_labels(masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """The CelebAMask-HQ parsing map (uint8, 0 = background): later parts of FACE_PARTS paint over earlier ones."""
+    labels = np.zeros(shape, dtype=np.uint8)
+    for k, part in enumerate(FACE_PARTS, start=1):
+        mask = masks.get(part)
+        if mask is not None:
+            labels[mask != 0] = k
+    return labels
+
+
+class CelebAHQEdges(ExemplarPairs):
+    """One split of CelebA-HQ edge-to-face; samples follow the data contract of DESIGN.md.
+
+    Args:
+        root: the folder of the layout above.
+        split: ``train`` or ``val`` (``test`` = ``val``).
+        crop_size: the sample size (the papers: 256).
+        load_size: the training resize before the random crop (the papers: 286); evaluation resizes to
+            ``crop_size``.
+        flip: random horizontal flips in training.
+        pairs: ``auto`` (the official pairing list in the root when present, else seeded), ``seeded``, or a path.
+        real_reference_probability, hard_reference_probability: CoCosNet's training rule (0.7, 0.2).
+        seed: the data's own seed (the seeded pairing).
+        cache_dir: where to keep computed edge tensors (None: compute every time).
+        strict: raise on an unreadable image instead of skipping and counting it.
+        verify_images: scan the photos on construction: ``eval`` (evaluation splits), ``all`` or ``none``.
+    """
+
+    name = "celebahq"
+    input_kind = "CoCosNet 15-channel edges (edges+canny, 13 part distance maps, part edges)"
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        crop_size: int = 256,
+        load_size: int = 286,
+        flip: bool = True,
+        pairs: str | None = "auto",
+        real_reference_probability: float = 0.7,
+        hard_reference_probability: float = 0.2,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        strict: bool = False,
+        verify_images: str = "eval",
+    ) -> None:
+        super().__init__(
+            root,
+            split,
+            crop_size,
+            load_size,
+            flip,
+            pairs,
+            real_reference_probability,
+            hard_reference_probability,
+            seed,
+            strict,
+            verify_images,
+        )
+        self.image_dir = self.root / "CelebA-HQ-img"
+        self.mask_dir = self.root / "CelebAMask-HQ-mask-anno"
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self._check_layout()
+        self._photos = frozenset(os.listdir(self.image_dir))
+        self.ids = self._read_split()
+        self._finish_setup()
+
+    # -- layout -------------------------------------------------------------------------------------------
+
+    def _check_layout(self) -> None:
+        layout = LAYOUT.format(root=self.root)
+        if not self.root.is_dir():
+            raise DatasetRootMissing(
+                f"CelebA-HQ not found: expected the folder {self.root} (dataset.root; by default "
+                f"<paths.data_dir>/celebahq, set MIDMS_DATA or paths.data_dir). Expected layout:\n{layout}"
+            )
+        for folder in (self.image_dir, self.mask_dir):
+            if not folder.is_dir():
+                raise UserError(f"CelebA-HQ at {self.root}: the folder {folder} is missing. Expected layout:\n{layout}")
+
+    def _read_split(self) -> list[str]:
+        path = self.root / ("train.txt" if self.train else "val.txt")
+        if not path.is_file():
+            raise UserError(
+                f"CelebA-HQ split file {path} is missing: CoCosNet's train.txt and val.txt (one id a line) are "
+                f"linked from its README, section Training (github.com/microsoft/CoCosNet). Expected layout:\n"
+                + LAYOUT.format(root=self.root)
+            )
+        ids: list[str] = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            text = line.strip()
+            if not text:
+                continue
+            if not text.isdigit():
+                raise UserError(f"{path}, line {number}: expected a CelebA-HQ id (an integer), got {text!r}.")
+            ids.append(str(int(text)))
+        missing = [self.photo_path(i) for i in ids if self.photo_name(i) not in self._photos]
+        if missing:
+            shown = "\n  ".join(str(p) for p in missing[:5])
+            raise UserError(
+                f"CelebA-HQ at {self.root}: {len(missing)} photo(s) listed in {path.name} are missing, "
+                f"e.g.\n  {shown}\nCheck dataset.root and that CelebA-HQ-img holds the full CelebAMask-HQ release."
+            )
+        return ids
+
+    def photo_path(self, sample_id: str) -> Path:
+        return self.image_dir / f"{sample_id}.jpg"
+
+    def mask_path(self, sample_id: str, part: str) -> Path:
+        number = int(sample_id)
+        return self.mask_dir / str(number // 2000) / f"{number:05d}_{part}.png"
+
+    def files(self, sample_id: str, thorough: bool = True) -> list[Path]:
+        paths = [self.photo_path(sample_id)]
+        if thorough:
+            paths += [p for p in (self.mask_path(sample_id, part) for part in FACE_PARTS) if p.is_file()]
+        return paths
+
+    def photo_name(self, sample_id: str) -> str:
+        return f"{sample_id}.jpg"
+
+    def _ref_to_id(self, name: str) -> str | None:
+        stem = Path(name).stem
+        if not stem.isdigit():
+            return None
+        sample_id = str(int(stem))
+        return sample_id if self.photo_name(sample_id) in self._photos else None
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(
+            semantic_nc=SEMANTIC_NC, image_size=self.crop_size, num_classes=len(FACE_CLASSES), has_target=False
+        )
+
+    # -- loading ------------------------------------------------------------------------------------------
+
+    def masks(self, sample_id: str, size: int) -> dict[str, np.ndarray]:
+        """The part masks of a face, resized (nearest) to size x size; parts without a file are left out."""
+        out: dict[str, np.ndarray] = {}
+        for part in FACE_PARTS:
+            path = self.mask_path(sample_id, part)
+            if path.is_file():
+                out[part] = np.asarray(load_image(path, "L").resize((size, size), Image.NEAREST))
+        if not out:
+            raise UnreadableFile(self.mask_path(sample_id, "skin"), "no part mask at all for this face")
+        return out
+
+    def _cache_path(self, sample_id: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        root_tag = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        return self.cache_dir / f"{CACHE_VERSION}-{self.load_size}px-{root_tag}" / f"{sample_id}.npz"
+
+    def _read_cache(self, path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if path is None or not path.is_file():
+            return None
+        size = self.load_size
+        try:
+            with np.load(path) as data:
+                semantics, labels = data["semantics"], data["labels"]
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("ignoring unreadable cache file %s (%s)", path, err)
+            return None
+        if semantics.shape != (SEMANTIC_NC, size, size) or labels.shape != (size, size):
+            return None
+        return semantics, labels
+
+    def _write_cache(self, path: Path | None, semantics: np.ndarray, labels: np.ndarray) -> None:
+        if path is None:
+            return
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, semantics=semantics, labels=labels)
+            os.replace(tmp, path)  # atomic: workers writing the same id never leave a partial file
+        except OSError as err:
+            log.warning("cannot write the edge cache %s (%s); computing edges without it", path, err)
+            self.cache_dir = None
+
+    def edges_and_labels(self, sample_id: str, photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """The uint8 15-channel tensor and the parsing labels at the load size (from the cache when there)."""
+        cache = self._cache_path(sample_id)
+        cached = self._read_cache(cache)
+        if cached is not None:
+            return cached
+        size = self.load_size
+        masks = self.masks(sample_id, size)
+        grey = np.asarray(photo.resize((size, size), Image.BILINEAR).convert("L"))
+        semantics, labels = edge_tensor(masks, grey), face_labels(masks, (size, size))
+        self._write_cache(cache, semantics, labels)
+        return semantics, labels
+
+    def _load(self, sample_id: str) -> Loaded:
+        photo = load_image(self.photo_path(sample_id))
+        semantics, labels = self.edges_and_labels(sample_id, photo)
+        return Loaded(photo=photo_array(photo, self.load_size), semantics=semantics, labels=labels)
+
+    def _semantics_tensor(self, semantics: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(semantics.astype(np.float32) / np.float32(255.0))
+
+    def protocol(self) -> dict:
+        return {**super().protocol(), "cache": str(self.cache_dir) if self.cache_dir else None}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A fake copy of the layout, for tests, benchmarks and trying the pipeline without the real data
+
+
+def _ellipse(draw: ImageDraw.ImageDraw, size: int, cx: float, cy: float, rx: float, ry: float) -> None:
+    draw.ellipse([(cx - rx) * size, (cy - ry) * size, (cx + rx) * size, (cy + ry) * size], fill=255)
+
+
+def _fake_masks(rng: np.random.Generator, size: int, glasses: bool, hat: bool) -> dict[str, Image.Image]:
+    """Face-like part masks drawn in unit coordinates (so the same face at every resolution)."""
+    j = rng.uniform(-0.03, 0.03, size=8)
+    shapes: dict[str, list[tuple[str, tuple[float, ...]]]] = {
+        "hair": [("ellipse", (0.5 + j[0], 0.4, 0.38, 0.36))],
+        "skin": [("ellipse", (0.5 + j[0], 0.5 + j[1], 0.25, 0.31))],
+        "neck": [("rect", (0.42, 0.75, 0.58, 0.95))],
+        "cloth": [("rect", (0.1, 0.9, 0.9, 1.0))],
+        "l_ear": [("ellipse", (0.24 + j[0], 0.5, 0.04, 0.07))],
+        "r_ear": [("ellipse", (0.76 + j[0], 0.5, 0.04, 0.07))],
+        "l_brow": [("rect", (0.34, 0.36 + j[2], 0.46, 0.39 + j[2]))],
+        "r_brow": [("rect", (0.54, 0.36 + j[2], 0.66, 0.39 + j[2]))],
+        "l_eye": [("ellipse", (0.4 + j[3], 0.44 + j[2], 0.05, 0.025))],
+        "r_eye": [("ellipse", (0.6 + j[3], 0.44 + j[2], 0.05, 0.025))],
+        "nose": [("ellipse", (0.5 + j[4], 0.55, 0.04, 0.07))],
+        "u_lip": [("ellipse", (0.5 + j[5], 0.67 + j[6], 0.09, 0.02))],
+        "mouth": [("ellipse", (0.5 + j[5], 0.69 + j[6], 0.08, 0.01))],
+        "l_lip": [("ellipse", (0.5 + j[5], 0.71 + j[6], 0.09, 0.02))],
+    }
+    if glasses:
+        shapes["eye_g"] = [("rect", (0.32, 0.41 + j[2], 0.68, 0.48 + j[2]))]
+    if hat:
+        shapes["hat"] = [("rect", (0.15, 0.0, 0.85, 0.12 + j[7]))]
+    out = {}
+    for part, items in shapes.items():
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        for kind, args in items:
+            if kind == "ellipse":
+                _ellipse(draw, size, *args)
+            else:
+                x0, y0, x1, y1 = args
+                draw.rectangle(
+                    [x0 * size, y0 * size, max(x0 * size, x1 * size - 1), max(y0 * size, y1 * size - 1)], fill=255
+                )
+        out[part] = canvas
+    hair = np.asarray(out["hair"]).copy()  # hair behind the face, as in the real masks
+    hair[np.asarray(out["skin"]) != 0] = 0
+    out["hair"] = Image.fromarray(hair)
+    return out
+
+
+def write_fake_layout(
+    root: str | Path,
+    n_train: int = 8,
+    n_val: int = 4,
+    photo_size: int = 64,
+    mask_size: int = 64,
+    seed: int = 0,
+    pairing_lists: bool = False,
+) -> dict[str, list[str]]:
+    """Write a small CelebA-HQ layout of generated faces (photos rendered from their own part masks).
+
+    Ids step by 701 so that they spread over several mask sub-folders (``id // 2000``). Returns the ids of
+    each split. With ``pairing_lists``, also writes ``celebahq_ref.txt`` (two references a line, from the
+    training split) and ``celebahq_ref_test.txt`` (one reference a line, from the validation split).
+    """
+    root = Path(root)
+    ids = [str(701 * i) for i in range(n_train + n_val)]
+    splits = {"train": ids[:n_train], "val": ids[n_train:]}
+    (root / "CelebA-HQ-img").mkdir(parents=True, exist_ok=True)
+    for index, sample_id in enumerate(ids):
+        rng = np.random.default_rng([seed, index])
+        masks = _fake_masks(rng, mask_size, glasses=index % 3 == 0, hat=index % 4 == 1)
+        folder = root / "CelebAMask-HQ-mask-anno" / str(int(sample_id) // 2000)
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = np.zeros((photo_size, photo_size), dtype=np.int64)
+        for k, part in enumerate(FACE_PARTS, start=1):
+            if part in masks:
+                masks[part].save(folder / f"{int(sample_id):05d}_{part}.png")
+                big = np.asarray(masks[part].resize((photo_size, photo_size), Image.NEAREST))
+                labels[big != 0] = k
+        palette = rng.uniform(30, 225, size=(len(FACE_CLASSES), 3))
+        yy, xx = np.mgrid[0:photo_size, 0:photo_size] / photo_size
+        stripes = 40.0 * np.sin(2 * np.pi * (rng.uniform(3, 6) * xx + rng.uniform(1, 3) * yy))[..., None]
+        photo = palette[labels] + np.where(labels[..., None] == 0, stripes, 0.0) + rng.normal(0, 3, (*labels.shape, 3))
+        Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(
+            root / "CelebA-HQ-img" / f"{sample_id}.jpg", quality=95
+        )
+    for split, name in (("train", "train.txt"), ("val", "val.txt")):
+        (root / name).write_text("".join(f"{i}\n" for i in splits[split]))
+    if pairing_lists:
+        _write_pairs(root / "celebahq_ref.txt", splits["train"], refs_per_line=2)
+        _write_pairs(root / "celebahq_ref_test.txt", splits["val"], refs_per_line=1)
+    return splits
+
+
+def _write_pairs(path: Path, ids: Sequence[str], refs_per_line: int) -> None:
+    lines = []
+    for i, sample_id in enumerate(ids):
+        refs = [ids[(i + k) % len(ids)] for k in range(1, refs_per_line + 1)]
+        lines.append(",".join(f"{x}.jpg" for x in (sample_id, *refs)))
+    path.write_text("\n".join(lines) + "\n")

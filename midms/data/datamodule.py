@@ -1,0 +1,79 @@
+"""One LightningDataModule for every dataset: it builds the splits from a dataset factory.
+
+A dataset (synthetic, CelebA-HQ, LSUN-Churches, ...) is a ``torch.utils.data.Dataset`` built as
+``factory(split=...)`` that yields contract samples and exposes ``spec`` (:class:`DataSpec`),
+``dataset_key`` (a string naming the data for caches) and ``protocol()`` (fields for ``results.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from midms.data.contract import DataSpec
+
+
+class TranslationDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        dataset: Callable[..., Dataset],
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        train_split: str = "train",
+        val_split: str | None = "val",
+        eval_split: str = "test",
+        seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.factory = dataset
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
+        self.train_split, self.val_split, self.eval_split = train_split, val_split, eval_split
+        self._splits: dict[str, Dataset] = {}
+
+    def split(self, name: str) -> Dataset:
+        """The dataset of one split, built on first use (so a missing split fails only when it is needed)."""
+        if name not in self._splits:
+            self._splits[name] = self.factory(split=name)
+        return self._splits[name]
+
+    @property
+    def eval_dataset(self) -> Dataset:
+        return self.split(self.eval_split)
+
+    @property
+    def spec(self) -> DataSpec:
+        return self.split(self.eval_split).spec
+
+    def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=generator,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.split(self.train_split), self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return [] if self.val_split is None else self._loader(self.split(self.val_split), self.eval_batch_size, False)
+
+    def eval_dataloader(self) -> DataLoader:
+        """The evaluation pairs, in a fixed order, identical for every model."""
+        return self._loader(self.eval_dataset, self.eval_batch_size, shuffle=False)
+
+    def protocol(self) -> dict[str, Any]:
+        ds = self.eval_dataset
+        return {**ds.protocol(), "num_pairs": len(ds), "dataset_key": ds.dataset_key}

@@ -1,0 +1,16 @@
+"""MIDMs: matching interleaved diffusion models for exemplar-based image translation.
+
+Seo, Lee, Cho, Lee, Kim, "MIDMs: Matching Interleaved Diffusion Models for Exemplar-based Image
+Translation", AAAI 2023 (arXiv:2209.11047); official code https://github.com/cvlab-kaist/MIDMs.
+Rebuilt on diffusers (autoencoders, latent UNet, DDIM scheduler) and Lightning; nothing is copied.
+
+One module per concern:
+
+- ``prior``: the latent diffusion prior (autoencoder, UNet, scheduler): built, loaded or converted;
+- ``ldm_convert``: CompVis LDM checkpoint keys -> diffusers keys;
+- ``matching``: the semantic / real-image / iteration encoders and the shared trunk;
+- ``warp``: memory-linear (chunked) correlation, soft warp and soft flow;
+- ``confidence``: the cycle-consistency mask;
+- ``sampler``: the interleaved DDIM sampler and its timestep grids;
+- ``model``: the LightningModule (training losses, phases, ``translate`` and ``warp``).
+"""

@@ -1,0 +1,160 @@
+"""The matching networks of MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs, ``models/midms.py``
+and ``models/generator.py``), re-implemented.
+
+- ``seg_enc`` (semantic encoder): input semantics at latent resolution -> features;
+- ``real_enc`` (real-image encoder): exemplar / source latents -> features;
+- ``iter_enc`` (iteration encoder): the current x0 prediction, modulated by the input's features;
+- a shared trunk of residual blocks on ``[features, semantics]``, then 1×1 projections ``theta`` (input side)
+  and ``phi`` (image side).
+
+Each encoder is three spectrally normalised 3×3 convolutions with instance norm (widths w, 4w, 8w) and a
+SPADE residual block (positional normalisation, modulation from a conditioning map) down to ``channels``.
+Paper sizes: w = 64, channels = 256, SPADE hidden width 128, four trunk blocks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from midms.nn.correspondence import normalize_features
+
+
+def positional_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """Normalise each position over channels (PONO, Li et al. 2019)."""
+    return (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True) + eps).sqrt()
+
+
+class SPADE(nn.Module):
+    """``pono(x) * (1 + gamma(cond)) + beta(cond)``, with reflection-padded 3×3 convolutions."""
+
+    def __init__(self, channels: int, cond_channels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cond_channels, hidden, 3), nn.ReLU())
+        self.pad = nn.ReflectionPad2d(1)
+        self.gamma = nn.Conv2d(hidden, channels, 3)
+        self.beta = nn.Conv2d(hidden, channels, 3)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
+        h = self.pad(self.shared(cond))
+        return positional_norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+class SPADEResBlock(nn.Module):
+    """Residual block with SPADE normalisation and a learned (1×1) shortcut when widths differ."""
+
+    def __init__(self, fin: int, fout: int, cond_channels: int, hidden: int = 128) -> None:
+        super().__init__()
+        mid = min(fin, fout)
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv_0 = spectral_norm(nn.Conv2d(fin, mid, 3))
+        self.conv_1 = spectral_norm(nn.Conv2d(mid, fout, 3))
+        self.norm_0 = SPADE(fin, cond_channels, hidden)
+        self.norm_1 = SPADE(mid, cond_channels, hidden)
+        self.learned_shortcut = fin != fout
+        if self.learned_shortcut:
+            self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False))
+            self.norm_s = SPADE(fin, cond_channels, hidden)
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        skip = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
+        dx = self.conv_0(self.pad(F.leaky_relu(self.norm_0(x, cond), 0.2)))
+        dx = self.conv_1(self.pad(F.leaky_relu(self.norm_1(dx, cond), 0.2)))
+        return skip + dx
+
+
+def _sn_in_conv(cin: int, cout: int) -> nn.Sequential:
+    """Spectral-norm 3×3 convolution (no bias: instance norm follows) + affine-free instance norm."""
+    return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 3, padding=1, bias=False)), nn.InstanceNorm2d(cout))
+
+
+class ShallowEncoder(nn.Module):
+    """Three conv layers (w, 4w, 8w; full resolution) and a SPADE block to ``channels``.
+
+    The SPADE condition is ``cond`` when given (the iteration encoder: the input's features), else the input.
+    """
+
+    def __init__(self, in_channels: int, channels: int, cond_channels: int, width: int = 64, hidden: int = 128):
+        super().__init__()
+        self.layer1 = _sn_in_conv(in_channels, width)
+        self.layer2 = _sn_in_conv(width, 4 * width)
+        self.layer3 = _sn_in_conv(4 * width, 8 * width)
+        self.block = SPADEResBlock(8 * width, channels, cond_channels, hidden)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        h = self.layer1(x)
+        h = self.layer2(F.leaky_relu(h, 0.2))
+        h = self.layer3(F.leaky_relu(h, 0.2))
+        return self.block(h, x if cond is None else cond)
+
+
+class TrunkBlock(nn.Module):
+    """Reflection-padded 3×3 conv, instance norm, PReLU (twice) with an identity skip."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels),
+        )
+        self.body2 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
+        self.act = nn.PReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.body2(self.act(self.body(x))) + x)
+
+
+class MatchingNetwork(nn.Module):
+    """All learned parts of the matching: encoders, trunk and projections.
+
+    Args:
+        semantic_nc: channels of the input semantics (1 for edges, K for one-hot labels, 15 for CelebA-HQ).
+        latent_channels: channels of the autoencoder latents (3 for VQ-f4, 4 for KL-f8).
+        channels: matching feature width (paper: 256).
+        width: encoder base width (paper: 64).
+        hidden: SPADE hidden width (paper: 128).
+        trunk_blocks: residual blocks of the shared trunk (paper: 4).
+        concat_semantics: concatenate the semantics to the trunk input (the official ``maskmix``, on).
+    """
+
+    def __init__(
+        self,
+        semantic_nc: int,
+        latent_channels: int = 3,
+        channels: int = 256,
+        width: int = 64,
+        hidden: int = 128,
+        trunk_blocks: int = 4,
+        concat_semantics: bool = True,
+    ) -> None:
+        super().__init__()
+        self.concat_semantics = concat_semantics
+        nc = semantic_nc if concat_semantics else 0
+        self.seg_enc = ShallowEncoder(semantic_nc, channels, semantic_nc, width, hidden)
+        self.real_enc = ShallowEncoder(latent_channels, channels, latent_channels, width, hidden)
+        self.iter_enc = ShallowEncoder(latent_channels, channels, channels, width, hidden)
+        self.trunk = nn.Sequential(*[TrunkBlock(channels + nc) for _ in range(trunk_blocks)])
+        self.theta = nn.Conv2d(channels + nc, channels, 1)
+        self.phi = nn.Conv2d(channels + nc, channels, 1)
+
+    def _project(self, feats: Tensor, semantics: Tensor, proj: nn.Conv2d) -> Tensor:
+        h = torch.cat([feats, semantics], dim=1) if self.concat_semantics else feats
+        return normalize_features(proj(self.trunk(h)))
+
+    def input_features(self, semantics: Tensor) -> tuple[Tensor, Tensor]:
+        """Semantics B×S×h×w (latent resolution) -> (encoder features, normalised matching features)."""
+        enc = self.seg_enc(semantics)
+        return enc, self._project(enc, semantics, self.theta)
+
+    def image_features(self, latents: Tensor, semantics: Tensor) -> tuple[Tensor, Tensor]:
+        """Latents B×c×h×w and their semantics -> (encoder features, normalised matching features)."""
+        enc = self.real_enc(latents)
+        return enc, self._project(enc, semantics, self.phi)
+
+    def iteration_features(self, x0: Tensor, input_enc: Tensor) -> Tensor:
+        """The current x0 prediction, modulated by the input's encoder features -> normalised features."""
+        return normalize_features(self.iter_enc(x0, input_enc))

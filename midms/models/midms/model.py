@@ -1,0 +1,358 @@
+"""``model=midms``: the MIDMs LightningModule (training losses, phases, ``translate`` and ``warp``).
+
+Seo, Lee, Cho, Lee, Kim, "MIDMs: Matching Interleaved Diffusion Models for Exemplar-based Image
+Translation", AAAI 2023 (arXiv:2209.11047); official code https://github.com/cvlab-kaist/MIDMs. Training
+follows ``utils_training/optimize.py`` and the ``e2e_recurrent`` branch of ``models/midms.py``:
+
+- matching features of the input (semantic encoder -> trunk -> theta), of the source and exemplar latents
+  (real-image encoder -> trunk -> phi); the exemplar and source latents are soft-warped onto the input;
+- losses: domain alignment between input and source encoder features (×10); warping cycle consistency
+  (L1, forward then backward warp of the exemplar latent); VGG feature loss between the decoded warped
+  source and the source over relu1_2 … relu5_2 (weights 1/32 … 1); perceptual L1 between the decoded
+  warped exemplar and the source at one layer (edges: relu4_2 × 0.002, labels: relu5_2 × 0.05); the
+  diffusion loss on the source latent; the iterative cycle losses; a contextual loss against the exemplar
+  after warm-up; for segmentation inputs the warped-label NLL (×100) during warm-up;
+- during warm-up (``warmup_iter``) the diffusion UNet is frozen and no DDIM step runs (the official
+  ``t_list = []``); the diffusion loss is then the MSE between the warped and the true source latent;
+- after warm-up: the interleaved DDIM steps on a ``4 × interleave_steps`` grid, with re-matching before the
+  2nd and 3rd step (both exemplar and source paths), the x0-prediction loss of the UNet on the source latent
+  at one random interleaved step, and the UNet trained end to end.
+
+Phases by optimiser step (``global_step``): an optional ``prior`` phase (no pretrained LDM: the autoencoder
+and the unconditional latent UNet are trained on the dataset's images), then the MIDMs warm-up, then
+end-to-end. ``prior_iters`` / ``warmup_iter`` are step counts, or fractions (< 1) of the whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from midms.data.contract import DataSpec
+from midms.models.base import TranslationModel
+from midms.models.midms.confidence import blend, confidence_mask, cycle_error
+from midms.models.midms.matching import MatchingNetwork
+from midms.models.midms.prior import build_prior
+from midms.models.midms.sampler import InterleavedSampler, InterleaveSchedule, add_noise, ddim_step, reinject
+from midms.models.midms.warp import TEMPERATURE, soft_flows, soft_warp_chunked
+from midms.nn.correspondence import normalize_features
+
+log = logging.getLogger(__name__)
+
+VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
+FEAT_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+def l2n(x: Tensor) -> Tensor:
+    """L2-normalise over channels without centring (the official ``feature_normalize``)."""
+    return x / (x.norm(dim=1, keepdim=True) + 1e-6)
+
+
+class MIDMs(TranslationModel):
+    """MIDMs on a latent diffusion prior.
+
+    Args:
+        data_spec: from the runner (``semantic_nc``, ``image_size``, ``num_classes``).
+        prior: kwargs of :func:`.prior.build_prior` (``source``, ``path``, ``vae``/``unet`` sizes, ...).
+        matching: kwargs of :class:`.matching.MatchingNetwork` (without ``semantic_nc``/``latent_channels``).
+        sampler: kwargs of :class:`.sampler.InterleaveSchedule` (inference).
+        training: optimiser, phases and loss settings (see ``conf/model/midms.yaml``).
+        vgg: ``weights`` (``torchvision``, a path, or ``null`` for a random network) and ``widths``.
+        temperature, chunk: softmax temperature and query-row block of the chunked correlation.
+        cycle_mode, cycle_threshold: see :mod:`.confidence`.
+        seed: seed of the sampling noise in ``translate``.
+    """
+
+    can_warp = True
+
+    def __init__(
+        self,
+        data_spec: DataSpec,
+        prior: Mapping[str, Any] | None = None,
+        matching: Mapping[str, Any] | None = None,
+        sampler: Mapping[str, Any] | None = None,
+        training: Mapping[str, Any] | None = None,
+        vgg: Mapping[str, Any] | None = None,
+        temperature: float = TEMPERATURE,
+        chunk: int = 1024,
+        cycle_mode: str = "official",
+        cycle_threshold: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(data_spec)
+        self.save_hyperparameters(ignore=["data_spec"])
+        self.automatic_optimization = False
+        prior_cfg = dict(prior or {})
+        self.train_prior = bool(prior_cfg.pop("train", False))
+        self.prior = build_prior(**prior_cfg)
+        self.prior.vae.requires_grad_(False)
+        self.prior.unet.requires_grad_(False)
+        self.net = MatchingNetwork(data_spec.semantic_nc, self.prior.latent_channels, **dict(matching or {}))
+        sampler = dict(sampler or {})
+        sampler["rematch_at"] = tuple(sampler.get("rematch_at", (1, 2)))
+        self.schedule = InterleaveSchedule(**sampler)
+        self.cfg = {
+            "lr": 3e-6,
+            "lr_diffusion": 3e-6,
+            "weight_decay": 0.05,
+            "lr_milestones": [10, 12, 14, 24],
+            "lr_gamma": 0.3,
+            "warmup_iter": 10000,
+            "prior_iters": 0.5,
+            "prior_lr": 2e-4,
+            "interleave_steps": 4,
+            "rematch_at": [1, 2],
+            "domain_weight": 10.0,
+            "perceptual": "auto",
+            "seg_weight": "auto",
+            **dict(training or {}),
+        }
+        self.segmentation = data_spec.num_classes is not None and data_spec.semantic_nc == data_spec.num_classes
+        perc = self.cfg["perceptual"]
+        if perc == "auto":
+            perc = {"layer": "relu5_2", "weight": 0.05} if self.segmentation else {"layer": "relu4_2", "weight": 0.002}
+        self.perc_layer, self.perc_weight = perc["layer"], float(perc["weight"])
+        seg_w = self.cfg["seg_weight"]
+        self.seg_weight = (100.0 if self.segmentation else 0.0) if seg_w == "auto" else float(seg_w)
+        self.temperature, self.chunk = temperature, chunk
+        self.cycle_mode, self.cycle_threshold = cycle_mode, cycle_threshold
+        self.seed = seed
+        vgg = dict(vgg or {"weights": "torchvision"})
+        self._vgg_cfg = vgg
+        self.__dict__["_vgg"] = None  # built lazily, kept out of the state dict: only training needs VGG19
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def W(self, query: Tensor, key: Tensor, values: Tensor) -> Tensor:
+        """Soft-warp key-aligned values onto the query grid (chunked, memory-linear)."""
+        return soft_warp_chunked(query, key, values, self.temperature, self.chunk)
+
+    @property
+    def vgg(self):
+        if self._vgg is None:
+            from midms.nn.vgg import VGG19Features
+
+            self.__dict__["_vgg"] = VGG19Features(VGG_LAYERS, **self._vgg_cfg).to(self.device)
+        return self._vgg
+
+    def _steps(self, value: float | int) -> int:
+        if isinstance(value, float) and value < 1:
+            return int(value * self.trainer.estimated_stepping_batches)
+        return int(value)
+
+    def phase(self) -> str:
+        """``prior``, ``warmup`` or ``e2e`` at the current optimiser step."""
+        step = self.global_step
+        prior_iters = self._steps(self.cfg["prior_iters"]) if self.train_prior else 0
+        if step < prior_iters:
+            return "prior"
+        return "warmup" if step - prior_iters < self._steps(self.cfg["warmup_iter"]) else "e2e"
+
+    def match(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """First matching: latents, semantics at latent resolution and normalised matching features."""
+        ref_z = self.prior.encode(batch["exemplar"]).detach()
+        size = ref_z.shape[2:]
+        sem = F.interpolate(batch["semantics"], size=size, mode="nearest")
+        ref_sem = F.interpolate(batch["exemplar_semantics"], size=size, mode="nearest")
+        trg_enc, trg_out = self.net.input_features(sem)
+        ref_enc, ref_out = self.net.image_features(ref_z, ref_sem)
+        return dict(ref_z=ref_z, sem=sem, ref_sem=ref_sem, trg_enc=trg_enc, trg_out=trg_out, ref_enc=ref_enc,
+                    ref_out=ref_out)  # fmt: skip
+
+    def rematch(self, x0: Tensor, trg_enc: Tensor, key_enc: Tensor, key_z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Re-match an x0 prediction to the exemplar: (re-warped latent, confidence mask, iteration features)."""
+        q = self.net.iteration_features(x0, trg_enc)
+        k = normalize_features(key_enc)
+        new = self.W(q, k, key_z)
+        with torch.no_grad():
+            map_fw, _, flow_fw, flow_bw = soft_flows(q.detach(), k.detach(), self.temperature, self.chunk)
+            mask = confidence_mask(cycle_error(map_fw, flow_fw, flow_bw, self.cycle_mode), self.cycle_threshold)
+        return new, mask, q
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def translate(self, batch: dict) -> Tensor:
+        m = self.match(batch)
+        x0 = self.W(m["trg_out"], m["ref_out"], m["ref_z"])  # B×c×h×w warped exemplar latent
+        sampler = InterleavedSampler(self.schedule, self.prior.scheduler(), self.prior.scheduler())
+
+        def rematch(x0_pred: Tensor, _i: int) -> tuple[Tensor, Tensor]:
+            new, mask, _ = self.rematch(x0_pred, m["trg_enc"], m["ref_enc"], m["ref_z"])
+            return new, mask
+
+        gen = torch.Generator(device=x0.device).manual_seed(self.seed)
+        z = sampler(x0, self.prior.eps, rematch, generator=gen)
+        return self.prior.decode(z).clamp(-1, 1)
+
+    @torch.no_grad()
+    def warp(self, batch: dict, values: Tensor | None = None) -> Tensor:
+        values = batch["exemplar_semantics"] if values is None else values
+        m = self.match(batch)
+        small = F.interpolate(values.float(), size=m["ref_z"].shape[2:], mode="nearest")
+        warped = self.W(m["trg_out"], m["ref_out"], small)
+        return F.interpolate(warped, size=values.shape[2:], mode="bilinear", align_corners=False)
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        opt = torch.optim.AdamW(
+            [
+                {"params": list(self.net.parameters()), "lr": cfg["lr"]},
+                {"params": list(self.prior.unet.parameters()), "lr": cfg["lr_diffusion"]},
+            ],
+            weight_decay=cfg["weight_decay"],
+        )
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg["lr_milestones"]), gamma=cfg["lr_gamma"])
+        opts = [opt]
+        if self.train_prior:
+            opts.append(torch.optim.AdamW(self.prior.parameters(), lr=cfg["prior_lr"], weight_decay=0.0))
+        return opts, [sched]
+
+    def on_train_epoch_end(self) -> None:
+        if self.phase() != "prior":
+            self.lr_schedulers().step()
+
+    def _set_trainable(self, phase: str) -> None:
+        self.prior.vae.requires_grad_(phase == "prior")
+        self.prior.unet.requires_grad_(phase in ("prior", "e2e"))
+        self.net.requires_grad_(phase != "prior")
+        self.prior.vae.train(phase == "prior")
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        phase = self.phase()
+        self._set_trainable(phase)
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        opt = opts[1] if phase == "prior" else opts[0]
+        losses = self.prior_losses(batch) if phase == "prior" else self.midms_losses(batch, phase)
+        loss = sum(losses.values())
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
+        bs = batch["image"].shape[0]
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=bs)
+        return loss.detach()
+
+    def prior_losses(self, batch: dict) -> dict[str, Tensor]:
+        """Prior stage: autoencoder reconstruction (+ VQ commitment / KL) and the UNet's epsilon loss."""
+        x = torch.cat([batch["image"], batch["exemplar"]])
+        vae = self.prior.vae
+        if self.prior.kind == "vq":
+            h = vae.encode(x).latents
+            rec, commit = vae.decode(h, return_dict=False)
+            reg = commit.mean()
+        else:
+            dist = vae.encode(x).latent_dist
+            h = dist.sample()
+            rec = vae.decode(h).sample
+            reg = 1e-6 * dist.kl().mean()
+        z = (h * self.prior.scale_factor).detach()
+        sched = self.prior.scheduler()
+        t = torch.randint(0, sched.config.num_train_timesteps, (z.shape[0],), device=z.device)
+        noise = torch.randn_like(z)
+        eps = self.prior.unet(sched.add_noise(z, noise, t), t).sample
+        return {"prior_rec": F.l1_loss(rec, x), "prior_reg": reg, "prior_eps": F.mse_loss(eps, noise)}
+
+    def midms_losses(self, batch: dict, phase: str) -> dict[str, Tensor]:
+        m = self.match(batch)
+        src_z = self.prior.encode(batch["image"]).detach()
+        src_enc, src_out = self.net.image_features(src_z, m["sem"])
+        ref_z, trg_out, ref_out = m["ref_z"], m["trg_out"], m["ref_out"]
+        warped_src = self.W(trg_out, src_out, src_z)
+        warped_ref = self.W(trg_out, ref_out, ref_z)
+        losses: dict[str, Tensor] = {}
+        # warping cycle consistency: forward warp of the exemplar latent, then back
+        losses["fb"] = F.l1_loss(self.W(ref_out, trg_out, warped_ref), ref_z)
+        if phase == "warmup":
+            pred_ref, pred_src = warped_ref, warped_src
+            iter_seg = self.W(trg_out, ref_out, m["ref_sem"]) if self.seg_weight > 0 else None
+            losses["diffusion"] = F.mse_loss(warped_src, src_z)
+            losses["fb_iter"] = losses["fb"]  # the model-side copy of the cycle loss during warm-up
+        else:
+            pred_ref, pred_src, losses["diffusion"], losses["fb_iter"] = self._interleave_train(m, src_z, src_enc)
+            iter_seg = None
+        a, s = l2n(m["trg_enc"]), l2n(src_enc)
+        r = l2n(m["ref_enc"]).detach()
+        losses["domain"] = self.cfg["domain_weight"] * (F.l1_loss(a, s) + F.l1_loss(r * a, r * s))
+        img_src, img_ref = self.prior.decode(pred_src), self.prior.decode(pred_ref)
+        vgg = self.vgg
+        f_wsrc, f_wref = vgg((img_src + 1) / 2), vgg((img_ref + 1) / 2)
+        with torch.no_grad():
+            f_src, f_ref = vgg((batch["image"] + 1) / 2), vgg((batch["exemplar"] + 1) / 2)
+        losses["feat"] = sum(w * F.l1_loss(f_wsrc[k], f_src[k]) for w, k in zip(FEAT_WEIGHTS, VGG_LAYERS, strict=True))
+        losses["perceptual"] = self.perc_weight * F.l1_loss(f_wref[self.perc_layer], f_src[self.perc_layer])
+        if phase == "warmup" and iter_seg is not None and "labels" in batch:
+            losses["warped_seg"] = self.seg_weight * self._seg_loss(iter_seg, batch)
+        if phase == "e2e":
+            losses["contextual"] = self._contextual(f_wref, f_ref)
+        return losses
+
+    def _interleave_train(self, m: dict, src_z: Tensor, src_enc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The official training recursion: 4·k-step grid, its last k steps, re-matching at steps 1 and 2."""
+        k = int(self.cfg["interleave_steps"])
+        schedule = InterleaveSchedule(ddim_steps=4 * k, interleave_steps=k, rematch_at=tuple(self.cfg["rematch_at"]))
+        sched = self.prior.scheduler()
+        sched.set_timesteps(schedule.ddim_steps)
+        ts, t0 = schedule.unet_timesteps, schedule.noise_timestep
+        grid = [t0, *ts]
+        ref_z = m["ref_z"]
+        pred_ref = self.W(m["trg_out"], m["ref_out"], ref_z)
+        pred_src = self.W(m["trg_out"], self.net.image_features(src_z, m["sem"])[1], src_z)
+        x_ref, x_src = add_noise(sched, pred_ref, t0), add_noise(sched, pred_src, t0)
+        rand_idx = random.randrange(len(ts))
+        fb_iter = src_z.new_zeros(())
+        diffusion = src_z.new_zeros(())
+        ref_k, src_k = normalize_features(m["ref_enc"]), normalize_features(src_enc)
+        for i, t in enumerate(ts):
+            if i in schedule.rematch_at:
+                new_ref, mask, q = self.rematch(pred_ref, m["trg_enc"], m["ref_enc"], ref_z)
+                q_src = self.net.iteration_features(pred_src, m["trg_enc"])
+                new_src = self.W(q_src, src_k, src_z)
+                fb_iter = fb_iter + F.l1_loss(self.W(ref_k, q, new_ref), ref_z)
+                fb_iter = fb_iter + F.l1_loss(self.W(src_k, q_src, new_src), src_z)
+                mixed = blend(new_ref, pred_ref, mask if self.schedule.confidence else None)
+                x_ref = reinject(sched, x_ref, pred_ref, mixed, grid[i])
+                pred_ref = mixed
+            x_ref, pred_ref = ddim_step(sched, self.prior.eps(x_ref, t), t, x_ref)
+            x_src, pred_src = ddim_step(sched, self.prior.eps(x_src, t), t, x_src)
+            if i == rand_idx:  # the UNet's own x0 loss on the source latent, noised afresh
+                x_orig = add_noise(sched, src_z, grid[i])
+                _, x0_orig = ddim_step(sched, self.prior.eps(x_orig, t), t, x_orig)
+                diffusion = diffusion + F.mse_loss(x0_orig, src_z)
+        return pred_ref, pred_src, diffusion, fb_iter
+
+    def _seg_loss(self, warped_sem: Tensor, batch: dict) -> Tensor:
+        """NLL of the warped one-hot exemplar labels against the input labels, at latent resolution; classes
+        absent from the exemplar and class 0 are ignored (the official LSUN warped-segmentation loss)."""
+        size = warped_sem.shape[2:]
+        gt = F.interpolate(batch["labels"][:, None].float(), size=size, mode="nearest").long()[:, 0]
+        ref = F.interpolate(batch["exemplar_labels"][:, None].float(), size=size, mode="nearest").long()[:, 0]
+        weight = torch.ones_like(gt, dtype=warped_sem.dtype)
+        for b in range(gt.shape[0]):
+            present = torch.isin(gt[b], torch.unique(ref[b]))
+            weight[b] = (present & (gt[b] != 0)).to(weight.dtype)
+        nll = F.nll_loss(torch.log(warped_sem + 1e-10), gt, reduction="none")
+        return (nll * weight).sum() / (weight.sum() + 1e-5)
+
+    @staticmethod
+    def _contextual(f_out: Mapping[str, Tensor], f_ref: Mapping[str, Tensor]) -> Tensor:
+        from midms.nn.losses import contextual_loss
+
+        terms: Sequence[tuple[str, int, float]] = (("relu5_2", 1, 8.0), ("relu4_2", 1, 4.0), ("relu3_2", 2, 2.0),
+                                                   ("relu2_2", 4, 1.0))  # fmt: skip
+        total = f_out["relu5_2"].new_zeros(())
+        for layer, pool, w in terms:
+            a, b = f_out[layer], f_ref[layer]
+            if pool > 1:
+                a, b = F.avg_pool2d(a, pool), F.avg_pool2d(b, pool)
+            total = total + w * contextual_loss(a, b)
+        return total

@@ -1,0 +1,80 @@
+"""Memory-linear correspondence for MIDMs: clamped cosine correlation, temperature softmax, soft warp.
+
+MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/base/correlation.py`` and
+``soft_warp`` / ``get_flow`` in ``util/util.py``) correlates every input position with every exemplar position
+at latent resolution (4096 × 4096 per image for 64×64 latents), clamps negative similarities to 0,
+applies a softmax over exemplar positions with temperature 0.005 and warps exemplar-aligned values by it.
+
+The dense B×N×N correlation costs 64 MiB per image at 64×64 (and autograd keeps it). Here it is never
+materialised: :func:`soft_warp_chunked` walks over images and blocks of ``chunk`` query rows, so peak
+memory is ``chunk × N`` plus the B×V×N outputs; with gradients on, each block is recomputed in the backward
+pass (activation checkpointing). :func:`midms.nn.correspondence.soft_warp` is the dense reference.
+
+Features passed in are already centred and L2-normalised (:func:`midms.nn.correspondence.normalize_features`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+#: the official softmax temperature (``soft_warp(..., alpha=0.005)``, ``get_flow(..., temp=0.005)``)
+TEMPERATURE = 0.005
+
+
+def _block(q: Tensor, k: Tensor, v: Tensor, temperature: float) -> Tensor:
+    """q: n×C query rows, k: C×N keys, v: N×V values -> n×V."""
+    corr = (q @ k).clamp(min=0)  # n×N cosine similarity, negatives clamped as in the official Correlation
+    return F.softmax(corr / temperature, dim=-1) @ v
+
+
+def soft_warp_chunked(
+    query: Tensor, key: Tensor, values: Tensor, temperature: float = TEMPERATURE, chunk: int = 1024
+) -> Tensor:
+    """Warp key-aligned ``values`` (B×V×Hk×Wk) onto the query grid by ``softmax(max(<q, k>, 0) / temperature)``.
+
+    ``query`` B×C×Hq×Wq and ``key`` B×C×Hk×Wk are normalised features. Returns B×V×Hq×Wq. The backward
+    warp (the transpose correspondence, softmax over query positions) is ``soft_warp_chunked(key, query, v)``.
+    """
+    b, _, hq, wq = query.shape
+    if values.shape[2:] != key.shape[2:]:
+        raise ValueError(f"values {tuple(values.shape)} are not aligned with the key features {tuple(key.shape)}")
+    q_all = query.flatten(2).transpose(1, 2)  # B×Nq×C
+    k_all = key.flatten(2)  # B×C×Nk
+    v_all = values.flatten(2).transpose(1, 2).to(query.dtype)  # B×Nk×V
+    use_ckpt = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, values))
+    out = []
+    for i in range(b):
+        rows = []
+        for s in range(0, q_all.shape[1], chunk):
+            args = (q_all[i, s : s + chunk], k_all[i], v_all[i], temperature)
+            rows.append(checkpoint(_block, *args, use_reentrant=False) if use_ckpt else _block(*args))
+        out.append(torch.cat(rows, dim=0))
+    return torch.stack(out).transpose(1, 2).reshape(b, values.shape[1], hq, wq).contiguous()
+
+
+def coordinate_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
+    """1×2×h×w (x, y) coordinates in [-1, 1] (``grid_sample`` order, corners at ±1)."""
+    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype)
+    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy])[None]
+
+
+def soft_flows(
+    query: Tensor, key: Tensor, temperature: float = TEMPERATURE, chunk: int = 1024
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Expected correspondences of the correlation, as the official ``get_flow``.
+
+    Returns ``(map_fw, map_bw, flow_fw, flow_bw)``, each B×2×h×w in [-1, 1] units: ``map_fw`` is, for every
+    query position, the softmax-expected key position (softmax over keys); ``map_bw`` is, for every key
+    position, the expected query position (softmax over queries); flows are maps minus the identity grid.
+    """
+    b = query.shape[0]
+    grid_k = coordinate_grid(*key.shape[2:], device=key.device, dtype=key.dtype).expand(b, -1, -1, -1)
+    grid_q = coordinate_grid(*query.shape[2:], device=query.device, dtype=query.dtype).expand(b, -1, -1, -1)
+    map_fw = soft_warp_chunked(query, key, grid_k, temperature, chunk)
+    map_bw = soft_warp_chunked(key, query, grid_q, temperature, chunk)
+    return map_fw, map_bw, map_fw - grid_q, map_bw - grid_k
