@@ -84,8 +84,8 @@ class CoCosNet(TranslationModel):
         settings: per-dataset loss and schedule settings (keys of :data:`DEFAULT_SETTINGS`).
         overrides: applied on top of ``settings`` (the ablations).
         vgg_weights: ``"torchvision"``, a path to CoCosNet's ``vgg19_conv.pth`` (Caffe pre-processing), or
-            ``"random"``: a randomly initialised VGG19 of ``vgg_widths`` — only for tests and tiny CPU runs; it
-            is logged as a warning and recorded in :attr:`protocol`.
+            ``"random"``: a randomly (He-) initialised VGG19 of ``vgg_widths`` — only for tests and tiny CPU runs;
+            it is logged as a warning and recorded in :attr:`protocol` (``warning``).
         lr: the base rate of the released code (2e-4); generator and correspondence train at lr/2, D at 2·lr.
         temperature: of the correlation softmax (0.01).
     """
@@ -158,7 +158,11 @@ class CoCosNet(TranslationModel):
                 "model=cocosnet: vgg_weights=random — the perceptual, feature-matching and contextual losses use a "
                 "randomly initialised VGG19. Only for tests and tiny CPU runs; results are not the published method."
             )
-            return VGG19Features(VGG_LAYERS, weights=None, widths=widths)
+            vgg = VGG19Features(VGG_LAYERS, weights=None, widths=widths)
+            for conv in vgg.convs.values():  # He initialisation keeps the feature scale through 16 ReLU layers
+                torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(conv.bias)
+            return vgg
         if widths is not None:
             raise UserError("model.vgg_widths is only for vgg_weights=random; pretrained weights set their own widths")
         try:

@@ -45,7 +45,7 @@ def completed_hashes(runs_dir: Path) -> set[str]:
     return done
 
 
-def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None, extra: list[str]) -> int:
+def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None) -> int:
     """One Hydra multirun for jobs that differ only by seed; returns run.py's exit code."""
     first = jobs[0]
     seeds = ",".join(str(j.seed) for j in jobs)
@@ -59,7 +59,6 @@ def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | N
         f"hydra.sweep.dir={runs_dir / first.group / time.strftime('%Y%m%d-%H%M%S')}",
         "hydra.sweep.subdir=seed_${seed}",
         f"++logger.wandb.group={matrix.name}",
-        *extra,
     ]
     if launcher:
         cmd.append(f"hydra/launcher={launcher}")
@@ -82,16 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         log.error("%s", e)
         return 2
+    matrix.overrides = [*matrix.overrides, *args.overrides]  # part of every job, and so of its config hash
     bench_root = Path(args.results_dir) / matrix.name
     runs_dir = bench_root / "runs"
     jobs = matrix.jobs()
     done = set() if args.force else completed_hashes(runs_dir)
     todo = [j for j in jobs if args.force or job_hash(j, matrix.experiment) not in done]
-    log.info("benchmark %s: %d jobs, %d already done, %d to run", matrix.name, len(jobs), len(jobs) - len(todo), len(todo))
+    log.info(
+        "benchmark %s: %d jobs, %d already done, %d to run", matrix.name, len(jobs), len(jobs) - len(todo), len(todo)
+    )
     groups: dict[str, list[Job]] = {}
     for job in todo:
         groups.setdefault(job.group, []).append(job)
-    failed_groups = [g for g, js in groups.items() if run_group(js, matrix, runs_dir, args.launcher, args.overrides)]
+    failed_groups = [g for g, js in groups.items() if run_group(js, matrix, runs_dir, args.launcher)]
 
     from midms.reporting.benchmark_report import write_benchmark_report
 

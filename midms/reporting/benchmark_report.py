@@ -98,10 +98,11 @@ def _format_table(table: pd.DataFrame) -> str:
 def our_protocol(jobs: pd.DataFrame) -> dict[str, str]:
     """The protocol fields that published rows state, as recorded by our jobs (first completed job)."""
     row = jobs.iloc[0]
+    size = row.get("protocol.image_size")
     return {
         "fid_impl": FID_IMPL.get(str(row.get("protocol.metrics.fid.mode")), "unknown"),
         "format": str(row.get("protocol.image_format")),
-        "size": str(row.get("protocol.image_size")),
+        "size": str(int(size)) if pd.notna(size) else "unknown",  # a float column when some jobs failed
     }
 
 
@@ -146,7 +147,9 @@ def bar_charts(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    labels = [f"{r.model}\n{r.dataset}" + ("" if r.ablation == "none" else f"\n{r.ablation}") for r in table.itertuples()]
+    labels = [
+        f"{r.model}\n{r.dataset}" + ("" if r.ablation == "none" else f"\n{r.ablation}") for r in table.itertuples()
+    ]
     for m in table.attrs.get("metrics", []):
         fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(table)), 3.5))
         ax.bar(labels, table[f"{m}_mean"], yerr=table[f"{m}_std"].fillna(0), capsize=4, color="#4c72b0")
@@ -170,7 +173,10 @@ def sample_grid(jobs: pd.DataFrame, out_dir: Path, rows: int = 6) -> list[Path]:
         names = sorted(p.stem for p in (reference / "exemplar").glob("*.png"))[:rows]
         if not names:
             continue
-        columns = [[reference / "image" / f"{n.split('__')[0]}.png" for n in names], [reference / "exemplar" / f"{n}.png" for n in names]]
+        columns = [
+            [reference / "image" / f"{n.split('__')[0]}.png" for n in names],
+            [reference / "exemplar" / f"{n}.png" for n in names],
+        ]
         for _, job in group.iterrows():
             samples = Path(job["files.samples"])
             columns.append([next(iter(samples.glob(f"{n}.*")), None) for n in names])
@@ -202,7 +208,11 @@ def write_benchmark_report(runs_dir: str | Path, out_dir: str | Path, name: str,
     table = summary_table(jobs, directions)
     comparison = published_comparison(jobs, pd.read_csv(published)) if published.exists() else pd.DataFrame()
     failed = jobs[jobs["status"] != "completed"]
-    text = [f"# Benchmark `{name}`\n", f"{len(jobs)} jobs, {len(failed)} failed. Mean ± std over seeds; best per dataset in bold.\n", _format_table(table)]
+    text = [
+        f"# Benchmark `{name}`\n",
+        f"{len(jobs)} jobs, {len(failed)} failed. Mean ± std over seeds; best per dataset in bold.\n",
+        _format_table(table),
+    ]
     if not failed.empty:
         text += ["\n## Failed jobs\n", failed[[*GROUP, "seed", "error"]].to_markdown(index=False) + "\n"]
     if not comparison.empty:

@@ -128,7 +128,9 @@ def load_diffusers(name: str, scale_factor: float = 1.0) -> LatentPrior:
     except UserError:
         raise
     except (OSError, ValueError) as e:
-        where = path if path.is_dir() else f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
+        where = (
+            path if path.is_dir() else f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')})"
+        )
         raise UserError(
             f"Pretrained LDM '{name}' is not available locally: {type(e).__name__}: {str(e)[:300]}. "
             f"Expected a diffusers layout with unet/ and vqvae/ (or vae/) in {where}. Fix: on a machine with internet "

@@ -1,0 +1,229 @@
+"""The CoCosNet LightningModule: config, VGG weights, the translate/warp contract, G/D steps, optimisers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from torch.utils.data import DataLoader, default_collate
+
+from baselines.cocosnet.model import CoCosNet
+from midms.data.synthetic import SyntheticPairs
+from midms.errors import UserError
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+RANDOM_VGG = ["model.vgg_weights=random", "model.vgg_widths=[4,8,8,16,16]"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["paths.output_dir=/tmp/unused", "model=cocosnet", *overrides])
+
+
+def _data(input_: str = "edges", n: int = 4) -> SyntheticPairs:
+    sizes = {"train": n, "val": 2, "test": 2}
+    return SyntheticPairs(split="train", image_size=64, num_classes=4, input=input_, sizes=sizes, seed=0)
+
+
+def _model(ds: SyntheticPairs, *overrides: str, seed: int = 0) -> CoCosNet:
+    cfg = _compose(*RANDOM_VGG, *overrides)
+    L.seed_everything(seed)
+    return hydra.utils.instantiate(cfg.model.module, data_spec=ds.spec)
+
+
+def _batch(ds: SyntheticPairs, n: int = 2) -> dict:
+    return default_collate([ds[i] for i in range(n)])
+
+
+def _fit(model: CoCosNet, ds: SyntheticPairs, epochs: int = 1, batches: int | None = None, **kw) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kw,
+    )
+    trainer.fit(model, DataLoader(ds, batch_size=2, shuffle=False))
+    return trainer
+
+
+def test_config_sizes_and_per_dataset_settings():
+    assert _compose().model.module.ngf == 8 and _compose("model.size=paper").model.module.ngf == 64
+    celeba = _compose("dataset=celebahq").model.module.settings
+    assert celeba.which_perceptual == "relu4_2" and celeba.weight_perceptual == 0.001 and celeba.fm_ratio == 1.0
+    assert celeba.warp_cycle_w == 1.0 and celeba.warp_bilinear and celeba.niter == 30 and celeba.niter_decay == 30
+    lsun = _compose("dataset=lsun_church").model.module.settings
+    assert lsun.maskmix and lsun.warp_mask_losstype == "direct" and lsun.weight_mask == 100.0
+    assert lsun.which_perceptual == "relu5_2" and lsun.fm_ratio == 0.1 and lsun.niter == 100
+    assert _compose().model.module.settings.reconstruction_target == "target"
+
+
+@pytest.mark.parametrize(("ablation", "term"), [("cocosnet_no_ctx", "contextual"), ("cocosnet_no_domain", "domain")])
+def test_ablations_remove_their_loss_term(ablation, term):
+    ds = _data()
+    full, _ = _model(ds).generator_losses(_batch(ds))
+    ablated, _ = _model(ds, f"ablation={ablation}").generator_losses(_batch(ds))
+    assert term in full and term not in ablated
+    assert set(full) - set(ablated) == {term}
+
+
+def test_missing_vgg_weights_are_one_clear_user_error(tmp_path, monkeypatch):
+    ds = _data()
+    path = tmp_path / "vgg19_conv.pth"
+    with pytest.raises(UserError, match=r"vgg19_conv\.pth") as err:
+        CoCosNet(ds.spec, ngf=4, spade_hidden=8, match_channels=8, vgg_weights=str(path))
+    assert str(path) in str(err.value) and "model.vgg_weights" in str(err.value)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(UserError, match="vgg19-dcbb9e9d.pth"):
+        CoCosNet(ds.spec, ngf=4, spade_hidden=8, match_channels=8, vgg_weights="torchvision")
+
+
+def test_random_vgg_is_logged_and_recorded(caplog):
+    ds = _data()
+    with caplog.at_level(logging.WARNING):
+        model = _model(ds)
+    assert "vgg_weights=random" in caplog.text
+    assert model.protocol["vgg_weights"] == "random" and "RANDOM" in model.protocol["warning"]
+
+
+def test_translate_and_warp_follow_the_contract():
+    ds = _data("labels")
+    model = _model(ds).eval()
+    batch = _batch(ds)
+    out = model.translate(batch)
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    warped = model.warp(batch)
+    assert warped.shape == batch["exemplar_semantics"].shape
+    # one-hot rows sum to one, and so do their soft warps
+    torch.testing.assert_close(warped.sum(1), torch.ones(2, 64, 64), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+def test_warp_with_a_one_hot_correlation_is_an_exact_permutation(monkeypatch, bilinear):
+    ds = _data()
+    model = _model(ds).eval()
+    model.corr.warp_bilinear = bilinear
+    batch = _batch(ds, 1)
+    perm = torch.randperm(16 * 16)
+    monkeypatch.setattr(model.corr, "correlate", lambda *a: (F.one_hot(perm, 256).float()[None], {}))
+    low = torch.randn(1, 5, 16, 16)
+    values = F.interpolate(low, scale_factor=4, mode="nearest")  # exemplar-aligned, constant on 4×4 cells
+    expected_low = low.flatten(2)[:, :, perm].view(1, 5, 16, 16)
+    mode = {"mode": "bilinear", "align_corners": False} if bilinear else {"mode": "nearest"}
+    expected = F.interpolate(expected_low, size=(64, 64), **mode)
+    torch.testing.assert_close(model.warp(batch, values), expected, atol=1e-5, rtol=0)
+
+
+def test_mask_loss_is_zero_for_a_perfect_warp_and_log_k_for_a_uniform_one():
+    ds = _data("labels")
+    model = _model(
+        ds, "dataset.input=labels", "dataset=synthetic", "model.dataset_settings.synthetic.mask_ignore_index=null"
+    )
+    batch = _batch(ds)
+    gt = F.interpolate(batch["labels"][:, None].float(), size=(16, 16), mode="nearest")[:, 0].long()
+    perfect = F.one_hot(gt, 4).permute(0, 3, 1, 2).float()
+    assert model.mask_loss(perfect, batch).item() == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.full((2, 4, 16, 16), 0.25)
+    assert model.mask_loss(uniform, batch).item() == pytest.approx(torch.log(torch.tensor(4.0)).item(), rel=1e-4)
+
+
+def test_one_g_step_and_one_d_step_change_the_right_parameters():
+    ds = _data()
+    model = _model(ds)
+    nets = {"g": [*model.generator.parameters(), *model.corr.parameters()], "d": [*model.discriminator.parameters()]}
+    vgg_before = [p.detach().clone() for p in model.vgg.parameters()]
+    seen: dict[str, dict] = {}
+
+    def watch(name: str, opt: torch.optim.Optimizer) -> None:
+        step = opt.step
+
+        def wrapped(*args, **kwargs):
+            before = {k: [p.detach().clone() for p in ps] for k, ps in nets.items()}
+            frozen = "d" if name == "g" else "g"
+            seen[name] = {
+                "frozen_grads": [p.grad for p in nets[frozen] if p.grad is not None and p.grad.abs().sum() > 0],
+                "own_grads": sum(p.grad is not None for p in nets[name]),
+            }
+            result = step(*args, **kwargs)
+            seen[name]["changed"] = {
+                k: any(not torch.equal(a, p) for a, p in zip(before[k], ps, strict=True)) for k, ps in nets.items()
+            }
+            return result
+
+        opt.step = wrapped
+
+    configure = model.configure_optimizers
+
+    def configure_and_watch():
+        (opt_g, opt_d), schedulers = configure()
+        watch("g", opt_g)
+        watch("d", opt_d)
+        return [opt_g, opt_d], schedulers
+
+    model.configure_optimizers = configure_and_watch
+    _fit(model, ds, batches=1)
+    assert seen["g"]["frozen_grads"] == [] and seen["g"]["own_grads"] > 0
+    assert seen["g"]["changed"] == {"g": True, "d": False}
+    assert seen["d"]["frozen_grads"] == [] and seen["d"]["own_grads"] > 0
+    assert seen["d"]["changed"] == {"g": False, "d": True}
+    assert all(torch.equal(a, p) for a, p in zip(vgg_before, model.vgg.parameters(), strict=True))
+
+
+def test_optimisers_follow_the_released_ttur_and_schedule():
+    ds = _data()
+    model = _model(ds, "model.dataset_settings.synthetic.niter=2", "model.dataset_settings.synthetic.niter_decay=4")
+    (opt_g, opt_d), (sched_g, sched_d) = model.configure_optimizers()
+    assert [g["lr"] for g in opt_g.param_groups] == [1e-4, 1e-4] and opt_g.defaults["eps"] == 1e-3
+    assert opt_g.defaults["betas"] == (0.0, 0.9) and opt_d.defaults["betas"] == (0.0, 0.9)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(4e-4)
+    assert len(opt_g.param_groups[0]["params"]) + len(opt_g.param_groups[1]["params"]) == len(
+        [*model.generator.parameters(), *model.corr.parameters()]
+    )
+    lrs = []
+    for _ in range(7):  # epochs 0..6: constant through epoch niter, then linear decay
+        lrs.append(opt_d.param_groups[0]["lr"] / 4e-4)
+        sched_g.step()
+        sched_d.step()
+    assert lrs == pytest.approx([1, 1, 1, 0.75, 0.5, 0.25, 0.0])
+    assert opt_g.param_groups[0]["lr"] == 0.0
+
+
+def test_tiny_training_lowers_the_reconstruction_losses_and_is_seeded():
+    ds = _data(n=4)
+    batch = _batch(ds)
+    terms = ("fm", "perc", "contextual", "domain", "warp_cycle")
+
+    def reconstruction(model: CoCosNet) -> float:
+        with torch.no_grad():
+            values, _ = model.eval().generator_losses(batch)
+        model.train()
+        return sum(values[k].item() for k in terms)
+
+    model = _model(ds, seed=1)
+    before = reconstruction(model)
+    L.seed_everything(1)
+    _fit(model, ds, epochs=4)
+    after = reconstruction(model)
+    assert after < before
+    again = _model(ds, seed=1)
+    L.seed_everything(1)
+    _fit(again, ds, epochs=4)
+    assert reconstruction(again) == pytest.approx(after, rel=1e-5)
