@@ -49,3 +49,33 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, stem: str = "report") ->
     atomic_write_text(csv_path, df.to_csv(index=False))
     atomic_write_text(md_path, df.to_markdown(index=False, floatfmt=".4g") + "\n")
     return csv_path, md_path
+
+
+def collect_wandb(project: str, group: str | None = None, api=None) -> pd.DataFrame:
+    """The same table from a W&B project (``entity/project``) through the public API.
+
+    Rows come from each run's config (model, dataset, ablation, seed) and summary (``eval/<metric>``,
+    ``status``). ``api`` is for tests; by default ``wandb.Api()``, which needs network access and a login.
+    """
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    filters = {"group": group} if group else {}
+    rows = []
+    for run in api.runs(project, filters=filters):
+        if run.job_type == "summary":
+            continue
+        cfg, summary = dict(run.config), dict(run.summary)
+        row = {
+            "job": run.id,
+            "status": summary.get("status", run.state),
+            "model": (cfg.get("model") or {}).get("name"),
+            "dataset": (cfg.get("dataset") or {}).get("name"),
+            "ablation": (cfg.get("ablation") or {}).get("name"),
+            "seed": cfg.get("seed"),
+            "group": run.group,
+        }
+        row.update({k.removeprefix("eval/"): v for k, v in summary.items() if k.startswith("eval/")})
+        rows.append(row)
+    return pd.DataFrame(rows)
