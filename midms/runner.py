@@ -25,7 +25,14 @@ from omegaconf import DictConfig
 
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
-from midms.evaluation.results import RESULTS_FILE, config_hash, git_commit, package_versions, write_results
+from midms.evaluation.results import (
+    RESULTS_FILE,
+    config_hash,
+    git_commit,
+    package_versions,
+    read_results,
+    write_results,
+)
 from midms.tracking import loggers as tracking
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,20 @@ def build_metrics(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder."""
+    if not cfg.get("resume"):
+        return cfg.get("ckpt_path"), None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        raise UserError(
+            f"resume=true but {last} does not exist. Resume a run in its own folder: "
+            f"python run.py hydra.run.dir=<the interrupted run's folder> resume=true (with the same overrides)."
+        )
+    log.info("resuming from %s", last)
+    return str(last), (previous.get("wandb") or {}).get("id")
+
+
 def _user_error(e: BaseException) -> UserError | None:
     """The UserError behind ``e``, also when Hydra's instantiate wrapped it, else None."""
     while e is not None:
@@ -101,6 +122,7 @@ def run(cfg: DictConfig) -> float:
         "error": None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    previous = read_results(run_dir / RESULTS_FILE) if (run_dir / RESULTS_FILE).exists() else {}
     write_results(run_dir / RESULTS_FILE, results)
     loggers: list = []
     objective = math.nan
@@ -111,16 +133,19 @@ def run(cfg: DictConfig) -> float:
         datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
         model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
         tags = [f"model:{cfg.model.name}", f"dataset:{cfg.dataset.name}", f"ablation:{cfg.ablation.name}"]
-        loggers = tracking.build_loggers(cfg, group=sweep_group(cfg), tags=tags)
+        ckpt_path, wandb_id = resume_point(cfg, run_dir, previous)
+        loggers = tracking.build_loggers(cfg, group=sweep_group(cfg), tags=tags, wandb_id=wandb_id)
         for logger in loggers:
             if isinstance(logger, tracking.WandbLogger):
                 results["wandb"] = {"id": logger.experiment.id, "dir": logger.experiment.dir}
+        write_results(run_dir / RESULTS_FILE, results)  # the W&B id is known now: a resumed run reuses it
 
         if cfg.train and model.trains:
-            trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+            callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+            trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
             log.info("training %s on %s", cfg.model.name, cfg.dataset.name)
             t0 = time.perf_counter()
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             results["train"] = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
             if trainer.global_rank != 0:  # DDP: only rank 0 evaluates and writes results
                 results["status"] = "completed"

@@ -298,6 +298,7 @@ class CoCosNet(TranslationModel):
         opt_g.zero_grad()
         self.manual_backward(g_loss)
         opt_g.step()
+        opt_g.zero_grad()  # no stale gradients held through the other step
         self.untoggle_optimizer(opt_g)
 
         self.toggle_optimizer(opt_d)  # G and correspondence frozen
@@ -306,6 +307,7 @@ class CoCosNet(TranslationModel):
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()
+        opt_d.zero_grad()  # no stale gradients held through the other step
         self.untoggle_optimizer(opt_d)
 
         logged = {f"train/{k}": v.detach() for k, v in {**g_terms, **d_terms}.items()}

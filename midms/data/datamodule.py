@@ -12,9 +12,29 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from midms.data.contract import DataSpec
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random order per epoch that depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    Lightning calls ``set_epoch`` at the start of every epoch (also when it resumes mid-training).
+    """
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.length
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -52,15 +72,14 @@ class TranslationDataModule(L.LightningDataModule):
         return self.split(self.eval_split).spec
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             ds,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(len(ds), self.seed) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=generator,
+            generator=torch.Generator().manual_seed(self.seed),  # seeds the workers' base seed
             drop_last=False,
         )
 

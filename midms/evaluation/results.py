@@ -26,7 +26,7 @@ TRACKED_PACKAGES = (
     "diffusers",
 )
 # config sections that say where things go or how they are logged, not what is computed
-UNHASHED_KEYS = ("paths", "logger", "hydra", "trainer_progress")
+UNHASHED_KEYS = ("paths", "logger", "hydra", "callbacks", "resume", "ckpt_path")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

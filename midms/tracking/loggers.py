@@ -40,8 +40,11 @@ def wandb_mode(configured: str | None) -> str:
     return "online" if wandb_configured() else "offline"
 
 
-def build_loggers(cfg: DictConfig, group: str, tags: list[str]) -> list[Logger]:
-    """Instantiate the configured loggers; W&B gets the group, tags, mode and the resolved config."""
+def build_loggers(cfg: DictConfig, group: str, tags: list[str], wandb_id: str | None = None) -> list[Logger]:
+    """Instantiate the configured loggers; W&B gets the group, tags, mode and the resolved config.
+
+    ``wandb_id`` continues an earlier W&B run (a resumed job keeps its run).
+    """
     loggers: list[Logger] = []
     for name, conf in (cfg.get("logger") or {}).items():
         if conf is None or "_target_" not in conf:
@@ -51,6 +54,8 @@ def build_loggers(cfg: DictConfig, group: str, tags: list[str]) -> list[Logger]:
             assert isinstance(extra, dict)
             mode = wandb_mode(extra.pop("mode", None))
             extra.update(offline=mode == "offline", group=extra.get("group") or group, tags=tags)
+            if wandb_id:
+                extra.update(id=wandb_id, resume="allow")
             if mode == "disabled":
                 extra["mode"] = "disabled"
             Path(extra["save_dir"]).mkdir(parents=True, exist_ok=True)

@@ -134,9 +134,7 @@ def test_warp_with_a_one_hot_correlation_is_an_exact_permutation(monkeypatch, bi
 
 def test_mask_loss_is_zero_for_a_perfect_warp_and_log_k_for_a_uniform_one():
     ds = _data("labels")
-    model = _model(
-        ds, "dataset.input=labels", "dataset=synthetic", "model.dataset_settings.synthetic.mask_ignore_index=null"
-    )
+    model = _model(ds, "+model.loss_overrides.mask_ignore_index=null")
     batch = _batch(ds)
     gt = F.interpolate(batch["labels"][:, None].float(), size=(16, 16), mode="nearest")[:, 0].long()
     perfect = F.one_hot(gt, 4).permute(0, 3, 1, 2).float()

@@ -1,0 +1,99 @@
+"""Chunked warp, cycle-consistency confidence: exact behaviour on hand-made correspondences."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from midms.models.midms.confidence import confidence_mask, cycle_error
+from midms.models.midms.warp import coordinate_grid, soft_flows, soft_warp_chunked
+from midms.nn.correspondence import correlation, soft_warp
+
+
+def _onehot_features(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """1×N×h×w features: position p carries the unit vector e_index[p] (so <q_p, k_j> = [index[p] == j])."""
+    return F.one_hot(index, h * w).float().T.reshape(1, h * w, h, w)
+
+
+def test_onehot_correlation_warp_is_exact_permutation():
+    h = w = 4
+    perm = torch.randperm(h * w, generator=torch.Generator().manual_seed(0))
+    query = _onehot_features(perm, h, w)
+    key = _onehot_features(torch.arange(h * w), h, w)
+    values = torch.randn(1, 3, h, w)
+    warped = soft_warp_chunked(query, key, values, temperature=0.005, chunk=5)
+    expected = values.flatten(2)[..., perm].reshape(1, 3, h, w)
+    assert torch.equal(warped, expected)
+
+
+def test_chunked_warp_matches_dense_and_clamps_negatives():
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(2, 8, 6, 6, generator=g), torch.randn(2, 8, 6, 6, generator=g)
+    q, k = q / q.norm(dim=1, keepdim=True), k / k.norm(dim=1, keepdim=True)
+    v = torch.randn(2, 5, 6, 6, generator=g)
+    dense = soft_warp(correlation(q, k, normalize=False).clamp(min=0), v, temperature=0.05)
+    assert torch.allclose(soft_warp_chunked(q, k, v, temperature=0.05, chunk=7), dense, atol=1e-5)
+    unclamped = soft_warp(correlation(q, k, normalize=False), v, temperature=0.05)
+    assert not torch.allclose(dense, unclamped, atol=1e-3)  # the clamp at 0 matters
+
+
+def test_chunked_warp_gradients_match_dense():
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(1, 4, 5, 5, generator=g).requires_grad_()
+    k = torch.randn(1, 4, 5, 5, generator=g)
+    v = torch.randn(1, 3, 5, 5, generator=g)
+    soft_warp_chunked(q, k, v, 0.5, chunk=4).square().sum().backward()
+    g1 = q.grad.clone()
+    q.grad = None
+    soft_warp(correlation(q, k, normalize=False).clamp(min=0), v, 0.5).square().sum().backward()
+    assert torch.allclose(g1, q.grad, atol=1e-5)
+
+
+def test_identity_correspondence_gives_full_confidence():
+    h = w = 8
+    feats = _onehot_features(torch.arange(h * w), h, w)
+    map_fw, map_bw, flow_fw, flow_bw = soft_flows(feats, feats)
+    assert torch.allclose(map_fw, coordinate_grid(h, w), atol=1e-6)
+    for mode in ("official", "forward_backward"):
+        mask = confidence_mask(cycle_error(map_fw, flow_fw, flow_bw, mode))
+        assert mask.shape == (1, 1, h, w) and torch.equal(mask, torch.ones_like(mask))
+
+
+def test_two_to_one_correspondence_fails_cycle_check_there():
+    h = w = 8
+    index = torch.arange(h * w)
+    # the 2×2 blocks at rows/cols 0-1 and at rows/cols 6-7 both match the block at rows/cols 6-7
+    far = [r * w + c for r in (0, 1) for c in (0, 1)]
+    near = [r * w + c for r in (6, 7) for c in (6, 7)]
+    index[far] = torch.tensor(near)
+    query = _onehot_features(index, h, w)
+    key = _onehot_features(torch.arange(h * w), h, w)
+    map_fw, _, flow_fw, flow_bw = soft_flows(query, key)
+    for mode in ("official", "forward_backward"):
+        mask = confidence_mask(cycle_error(map_fw, flow_fw, flow_bw, mode))[0, 0]
+        assert mask[:2, :2].sum() == 0, mode  # the two-to-one block is not confident
+        assert mask[2:6, 2:6].eq(1).all(), mode  # untouched one-to-one positions stay confident
+    # the textbook check also flags the block whose match was claimed twice
+    fb = confidence_mask(cycle_error(map_fw, flow_fw, flow_bw, "forward_backward"))[0, 0]
+    assert fb[6:, 6:].sum() == 0
+
+
+def test_chunked_warp_peak_memory_is_linear_in_batch():
+    """The chunked path never holds a B×N×N correlation: a 4096×4096 block would be 64 MiB per image."""
+    n = 32
+    q = torch.randn(3, 8, n, n)
+    k = torch.randn(3, 8, n, n)
+    seen: list[int] = []
+    orig = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        out = orig(a, b)
+        seen.append(out.numel())
+        return out
+
+    torch.Tensor.__matmul__ = spy
+    try:
+        soft_warp_chunked(q, k, torch.randn(3, 2, n, n), chunk=64)
+    finally:
+        torch.Tensor.__matmul__ = orig
+    assert max(seen) <= 64 * n * n  # one block of 64 query rows × all keys, independent of the batch
