@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from midms.errors import UserError
@@ -81,6 +82,12 @@ def build_metrics(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def _write(run_dir: Path, results: dict[str, Any]) -> None:
+    """Only the rank-zero process of a DDP job writes results (the others share its folder)."""
+    if rank_zero_only.rank == 0:
+        write_results(run_dir / RESULTS_FILE, results)
+
+
 def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tuple[str | None, str | None]:
     """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder."""
     if not cfg.get("resume"):
@@ -123,7 +130,7 @@ def run(cfg: DictConfig) -> float:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     previous = read_results(run_dir / RESULTS_FILE) if (run_dir / RESULTS_FILE).exists() else {}
-    write_results(run_dir / RESULTS_FILE, results)
+    _write(run_dir, results)
     loggers: list = []
     objective = math.nan
     try:
@@ -138,7 +145,7 @@ def run(cfg: DictConfig) -> float:
         for logger in loggers:
             if isinstance(logger, tracking.WandbLogger):
                 results["wandb"] = {"id": logger.experiment.id, "dir": logger.experiment.dir}
-        write_results(run_dir / RESULTS_FILE, results)  # the W&B id is known now: a resumed run reuses it
+        _write(run_dir, results)  # the W&B id is known now: a resumed run reuses it
 
         if cfg.train and model.trains:
             callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -205,7 +212,7 @@ def run(cfg: DictConfig) -> float:
             log.exception("job failed")
     finally:
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_results(run_dir / RESULTS_FILE, results)
+        _write(run_dir, results)
         tracking.finish(loggers, results["status"])
         if results["status"] == "failed":
             FAILED_JOBS.append(str(run_dir))

@@ -135,3 +135,21 @@ def test_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(run_entry, t
 def test_resume_without_checkpoint_is_a_clear_error(run_entry, tmp_path):
     proc = run_entry(*TINY, "resume=true", "logger=none", "hydra.run.dir=" + str(tmp_path / "new"))
     assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_matches_a_single_process(run_entry, tmp_path):
+    """gloo DDP with 2 × batch 4 equals one process with batch 8 (same samples per step, averaged gradients)."""
+    model = ["model.module._target_=tiny_models.TinyTrainable", "model.name=tiny", "trainer.max_epochs=2"]
+    common = [*TINY, *model, "logger=csv", "~metrics.swd"]
+    single = run_entry(*common, "dataset.datamodule.batch_size=8", "hydra.run.dir=" + str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false"]
+    two = run_entry(*common, *ddp, "dataset.datamodule.batch_size=4", "hydra.run.dir=" + str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = json.loads((tmp_path / "one" / "results.json").read_text())
+    b = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert a["status"] == b["status"] == "completed" and a["train"]["global_step"] == b["train"]["global_step"] == 4
+    assert b["metrics"]["psnr"] == pytest.approx(a["metrics"]["psnr"], abs=1e-3)
+    assert b["metrics"]["ssim"] == pytest.approx(a["metrics"]["ssim"], abs=1e-4)
+    assert len(list((tmp_path / "two" / "samples").glob("*.png"))) == 8  # written once, by rank zero

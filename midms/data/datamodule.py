@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from midms.data.contract import DataSpec
@@ -20,21 +21,26 @@ from midms.data.contract import DataSpec
 class EpochShuffleSampler(Sampler[int]):
     """A random order per epoch that depends only on (seed, epoch), so a resumed run sees the same batches.
 
+    Under DDP each of ``world`` processes takes every ``world``-th index of the same order (padded by
+    wrapping, as ``DistributedSampler``), so together they see exactly the batches one process would.
     Lightning calls ``set_epoch`` at the start of every epoch (also when it resumes mid-training).
     """
 
-    def __init__(self, length: int, seed: int = 0) -> None:
-        self.length, self.seed, self.epoch = length, seed, 0
+    def __init__(self, length: int, seed: int = 0, rank: int = 0, world: int = 1) -> None:
+        self.length, self.seed, self.epoch, self.rank, self.world = length, seed, 0, rank, world
+        self.per_rank = -(-length // world)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+        order = torch.randperm(self.length, generator=generator).tolist()
+        order += order[: self.per_rank * self.world - self.length]
+        return iter(order[self.rank :: self.world])
 
     def __len__(self) -> int:
-        return self.length
+        return self.per_rank
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -71,11 +77,11 @@ class TranslationDataModule(L.LightningDataModule):
     def spec(self) -> DataSpec:
         return self.split(self.eval_split).spec
 
-    def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             ds,
             batch_size=batch_size,
-            sampler=EpochShuffleSampler(len(ds), self.seed) if shuffle else None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -84,14 +90,17 @@ class TranslationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.split(self.train_split), self.batch_size, shuffle=True)
+        ds = self.split(self.train_split)
+        # under DDP (trainer=ddp sets use_distributed_sampler=false) every process takes its share itself
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        return self._loader(ds, self.batch_size, sampler=EpochShuffleSampler(len(ds), self.seed, rank, world))
 
     def val_dataloader(self) -> DataLoader | list:
-        return [] if self.val_split is None else self._loader(self.split(self.val_split), self.eval_batch_size, False)
+        return [] if self.val_split is None else self._loader(self.split(self.val_split), self.eval_batch_size)
 
     def eval_dataloader(self) -> DataLoader:
         """The evaluation pairs, in a fixed order, identical for every model."""
-        return self._loader(self.eval_dataset, self.eval_batch_size, shuffle=False)
+        return self._loader(self.eval_dataset, self.eval_batch_size)
 
     def protocol(self) -> dict[str, Any]:
         ds = self.eval_dataset

@@ -88,11 +88,22 @@ def pyramid_down(x: Tensor) -> Tensor:
 
 
 def pyramid_up(x: Tensor) -> Tensor:
-    """Insert zeros after every pixel, then blur with the kernel ×4: B×C×H×W -> B×C×2H×2W."""
-    b, c, h, w = x.shape
-    up = x.new_zeros(b, c, 2 * h, 2 * w)
-    up[..., ::2, ::2] = x
-    return mirror_blur(up, gain=4.0)
+    """Insert zeros after every pixel, then blur with the kernel ×4 (mirror borders): B×C×H×W -> B×C×2H×2W.
+
+    Computed per axis without the zeros (the literal version is in the tests' NumPy reference): even outputs
+    are (x[i-1] + 6x[i] + x[i+1]) / 8, odd ones (x[i] + x[i+1]) / 2. Mirroring the zero-inserted signal
+    makes the borders asymmetric: x[-1] = x[1] on the left but x[n] = x[n-1] on the right.
+    """
+    return _upsample_1d(_upsample_1d(x, -2), -1)
+
+
+def _upsample_1d(x: Tensor, dim: int) -> Tensor:
+    n = x.shape[dim]
+    padded = torch.cat([x.narrow(dim, 1, 1), x, x.narrow(dim, n - 1, 1)], dim)
+    left, centre, right = (padded.narrow(dim, i, n) for i in range(3))
+    even = (left + right).add_(centre, alpha=6).mul_(1 / 8)
+    odd = (centre + right).mul_(0.5)
+    return torch.stack([even, odd], dim=dim % x.ndim + 1).flatten(dim % x.ndim, dim % x.ndim + 1)
 
 
 def laplacian_pyramid(x: Tensor, num_levels: int) -> list[Tensor]:

@@ -78,7 +78,7 @@ def test_binomial_kernel() -> None:
     assert np.allclose(k * 256, np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]))
 
 
-@pytest.mark.parametrize("size", [32, 20])
+@pytest.mark.parametrize("size", [32, 18])  # 18: up-sampling an odd-sized level
 def test_down_up_match_scipy(size: int) -> None:
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, size, size)).astype(np.float32)
     down = swd.pyramid_down(torch.from_numpy(x)).numpy()

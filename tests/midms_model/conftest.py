@@ -43,3 +43,12 @@ def build_model():
 def batch_of():
     """``batch_of(dataset, indices)`` -> a collated batch."""
     return lambda ds, indices: default_collate([ds[i] for i in indices])
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions run far faster single-threaded, above all on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
