@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from e2e import TINY
 
 from midms.reporting.table import collect
