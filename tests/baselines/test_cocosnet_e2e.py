@@ -65,7 +65,8 @@ def test_resumed_run_continues_from_the_checkpoint_step(entry, tmp_path):
     proc = entry(*small, "trainer.max_epochs=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (first,) = _results(tmp_path / "logs" / "runs")
-    (ckpt,) = Path(first["run_dir"]).rglob("*.ckpt")
+    ckpt = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
     assert first["train"]["global_step"] == 2 * 2  # 16 scenes / batch 8, a G and a D step each
     proc = entry(*small, "trainer.max_epochs=2", f"ckpt_path='{ckpt}'")  # quoted: the name has '='
     assert proc.returncode == 0, proc.stderr[-3000:]

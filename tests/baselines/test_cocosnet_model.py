@@ -204,7 +204,7 @@ def test_optimisers_follow_the_released_ttur_and_schedule():
     assert opt_g.param_groups[0]["lr"] == 0.0
 
 
-def test_tiny_training_lowers_the_reconstruction_losses_and_is_seeded():
+def test_tiny_training_lowers_the_reconstruction_losses():
     ds = _data(n=4)
     batch = _batch(ds)
     terms = ("fm", "perc", "contextual", "domain", "warp_cycle")
@@ -217,11 +217,20 @@ def test_tiny_training_lowers_the_reconstruction_losses_and_is_seeded():
 
     model = _model(ds, seed=1)
     before = reconstruction(model)
-    L.seed_everything(1)
-    _fit(model, ds, epochs=4)
-    after = reconstruction(model)
-    assert after < before
-    again = _model(ds, seed=1)
-    L.seed_everything(1)
-    _fit(again, ds, epochs=4)
-    assert reconstruction(again) == pytest.approx(after, rel=1e-5)
+    _fit(model, ds, epochs=3)
+    assert reconstruction(model) < before
+
+
+def test_training_is_reproducible_under_a_seed():
+    ds = _data(n=2)
+
+    def trained() -> list[torch.Tensor]:
+        model = _model(ds, seed=3)
+        L.seed_everything(3)
+        _fit(model, ds, batches=1)
+        return [p.detach() for p in model.parameters()]
+
+    first, second = trained(), trained()
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    other = [p.detach() for p in _model(ds, seed=4).parameters()]  # another seed: other weights
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))

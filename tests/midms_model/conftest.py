@@ -32,8 +32,9 @@ def build_model():
     def _build(*overrides: str, input: str = "edges", seed: int = 0):
         cfg = compose_cfg(f"dataset.input={input}", *SMALL_PRIOR, *overrides)
         torch.manual_seed(seed)
-        ds = SyntheticPairs(split="train", image_size=32, num_classes=cfg.dataset.num_classes, input=input,
-                            sizes={"train": 64})  # fmt: skip
+        ds = SyntheticPairs(
+            split="train", image_size=32, num_classes=cfg.dataset.num_classes, input=input, sizes={"train": 64}
+        )
         return instantiate(cfg.model.module, data_spec=ds.spec), ds
 
     return _build
@@ -52,3 +53,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def isolated_env(isolated_env: dict[str, str]) -> dict[str, str]:
+    """The root fixture's environment, single-threaded (see ``one_thread``) for the subprocess runs."""
+    return {**isolated_env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -46,8 +46,14 @@ IGNORED = re.compile(
     r"model_ema\..*|cond_stage_model\..*|first_stage_model\.loss\..*)$"
 )
 
-_RES = {"in_layers.0": "norm1", "in_layers.2": "conv1", "emb_layers.1": "time_emb_proj", "out_layers.0": "norm2",
-        "out_layers.3": "conv2", "skip_connection": "conv_shortcut"}  # fmt: skip
+_RES = {
+    "in_layers.0": "norm1",
+    "in_layers.2": "conv1",
+    "emb_layers.1": "time_emb_proj",
+    "out_layers.0": "norm2",
+    "out_layers.3": "conv2",
+    "skip_connection": "conv_shortcut",
+}
 _VAE_RES = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
 _VAE_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
 
@@ -205,9 +211,7 @@ def convert_vae(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tuple
             out[f"{m[1]}.mid_block.resnets.{int(m[2]) - 1}.{_VAE_RES[m[3]]}.{m[4]}"] = v
         elif m := re.fullmatch(r"(encoder|decoder)\.mid\.attn_1\.(\w+)\.(weight|bias)", key):
             out[f"{m[1]}.mid_block.attentions.0.{_VAE_ATTN[m[2]]}.{m[3]}"] = _squeeze(v) if m[2] != "norm" else v
-        elif m := re.fullmatch(r"(quant_conv|post_quant_conv)\.(weight|bias)", key):
-            out[key] = v
-        elif key == "quantize.embedding.weight":
+        elif re.fullmatch(r"(quant_conv|post_quant_conv)\.(weight|bias)|quantize\.embedding\.weight", key):
             out[key] = v
         else:
             used.pop()

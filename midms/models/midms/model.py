@@ -162,8 +162,9 @@ class MIDMs(TranslationModel):
         ref_sem = F.interpolate(batch["exemplar_semantics"], size=size, mode="nearest")
         trg_enc, trg_out = self.net.input_features(sem)
         ref_enc, ref_out = self.net.image_features(ref_z, ref_sem)
-        return dict(ref_z=ref_z, sem=sem, ref_sem=ref_sem, trg_enc=trg_enc, trg_out=trg_out, ref_enc=ref_enc,
-                    ref_out=ref_out)  # fmt: skip
+        return dict(
+            ref_z=ref_z, sem=sem, ref_sem=ref_sem, trg_enc=trg_enc, trg_out=trg_out, ref_enc=ref_enc, ref_out=ref_out
+        )
 
     def rematch(self, x0: Tensor, trg_enc: Tensor, key_enc: Tensor, key_z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Re-match an x0 prediction to the exemplar: (re-warped latent, confidence mask, iteration features)."""
@@ -347,8 +348,12 @@ class MIDMs(TranslationModel):
     def _contextual(f_out: Mapping[str, Tensor], f_ref: Mapping[str, Tensor]) -> Tensor:
         from midms.nn.losses import contextual_loss
 
-        terms: Sequence[tuple[str, int, float]] = (("relu5_2", 1, 8.0), ("relu4_2", 1, 4.0), ("relu3_2", 2, 2.0),
-                                                   ("relu2_2", 4, 1.0))  # fmt: skip
+        terms: Sequence[tuple[str, int, float]] = (
+            ("relu5_2", 1, 8.0),
+            ("relu4_2", 1, 4.0),
+            ("relu3_2", 2, 2.0),
+            ("relu2_2", 4, 1.0),
+        )
         total = f_out["relu5_2"].new_zeros(())
         for layer, pool, w in terms:
             a, b = f_out[layer], f_ref[layer]
