@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
 from baselines.cocosnet.blocks import init_weights
@@ -110,6 +111,8 @@ class CoCosNet(TranslationModel):
         init_gain: float = 0.02,
     ) -> None:
         super().__init__(data_spec)
+        # plain containers: the hyper-parameters are pickled into checkpoints that torch.load(weights_only) reads
+        settings, overrides, vgg_widths = _plain(settings), _plain(overrides), _plain(vgg_widths)
         unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()
         if unknown:
             raise UserError(
@@ -339,3 +342,10 @@ class CoCosNet(TranslationModel):
 
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
+
+
+def _plain(value: Any) -> Any:
+    """An OmegaConf container as plain dicts and lists (anything else unchanged)."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value

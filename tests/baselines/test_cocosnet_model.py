@@ -234,3 +234,27 @@ def test_training_is_reproducible_under_a_seed():
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     other = [p.detach() for p in _model(ds, seed=4).parameters()]  # another seed: other weights
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_checkpoint_loads_with_weights_only_and_training_resumes_from_its_step(tmp_path):
+    ds = _data(n=2)
+    model = _model(ds, seed=5)
+    trainer = _fit(model, ds, batches=1)
+    ckpt = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(ckpt)
+    state = torch.load(ckpt, weights_only=True)  # plain hyper-parameters: no OmegaConf objects pickled
+    assert state["global_step"] == 2 and len(state["optimizer_states"]) == 2 and len(state["lr_schedulers"]) == 2
+    assert state["hyper_parameters"]["settings"]["reconstruction_target"] == "target"
+    resumed = _model(ds, seed=6)
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(resumed, DataLoader(ds, batch_size=2), ckpt_path=ckpt)
+    assert trainer.global_step == 4 and trainer.current_epoch == 2

@@ -91,8 +91,10 @@ class MIDMs(TranslationModel):
         prior_cfg = dict(prior or {})
         self.train_prior = bool(prior_cfg.pop("train", False))
         self.prior = build_prior(**prior_cfg)
-        self.prior.vae.requires_grad_(False)
-        self.prior.unet.requires_grad_(False)
+        # everything trainable in some phase requires grad at construction (DDP registers those parameters);
+        # each training step then freezes what its phase does not train (see _set_trainable)
+        self.prior.vae.requires_grad_(self.train_prior)
+        self.prior.unet.requires_grad_(True)
         self.net = MatchingNetwork(data_spec.semantic_nc, self.prior.latent_channels, **dict(matching or {}))
         sampler = dict(sampler or {})
         sampler["rematch_at"] = tuple(sampler.get("rematch_at", (1, 2)))
@@ -222,9 +224,13 @@ class MIDMs(TranslationModel):
             self.lr_schedulers().step()
 
     def _set_trainable(self, phase: str) -> None:
+        """Prior: autoencoder + UNet. Warm-up: matching networks (the iteration encoder is unused, the UNet
+        frozen). End to end: matching networks + UNet. The autoencoder stays frozen (and in eval mode) after
+        the prior stage. Under DDP use ``trainer.strategy=ddp_find_unused_parameters_true``."""
         self.prior.vae.requires_grad_(phase == "prior")
         self.prior.unet.requires_grad_(phase in ("prior", "e2e"))
         self.net.requires_grad_(phase != "prior")
+        self.net.iter_enc.requires_grad_(phase == "e2e")
         self.prior.vae.train(phase == "prior")
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -279,7 +285,8 @@ class MIDMs(TranslationModel):
             losses["diffusion"] = F.mse_loss(warped_src, src_z)
             losses["fb_iter"] = losses["fb"]  # the model-side copy of the cycle loss during warm-up
         else:
-            pred_ref, pred_src, losses["diffusion"], losses["fb_iter"] = self._interleave_train(m, src_z, src_enc)
+            out = self._interleave_train(m, src_z, src_enc, warped_ref, warped_src)
+            pred_ref, pred_src, losses["diffusion"], losses["fb_iter"] = out
             iter_seg = None
         a, s = l2n(m["trg_enc"]), l2n(src_enc)
         r = l2n(m["ref_enc"]).detach()
@@ -297,7 +304,9 @@ class MIDMs(TranslationModel):
             losses["contextual"] = self._contextual(f_wref, f_ref)
         return losses
 
-    def _interleave_train(self, m: dict, src_z: Tensor, src_enc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _interleave_train(
+        self, m: dict, src_z: Tensor, src_enc: Tensor, pred_ref: Tensor, pred_src: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The official training recursion: 4·k-step grid, its last k steps, re-matching at steps 1 and 2."""
         k = int(self.cfg["interleave_steps"])
         schedule = InterleaveSchedule(ddim_steps=4 * k, interleave_steps=k, rematch_at=tuple(self.cfg["rematch_at"]))
@@ -306,8 +315,6 @@ class MIDMs(TranslationModel):
         ts, t0 = schedule.unet_timesteps, schedule.noise_timestep
         grid = [t0, *ts]
         ref_z = m["ref_z"]
-        pred_ref = self.W(m["trg_out"], m["ref_out"], ref_z)
-        pred_src = self.W(m["trg_out"], self.net.image_features(src_z, m["sem"])[1], src_z)
         x_ref, x_src = add_noise(sched, pred_ref, t0), add_noise(sched, pred_src, t0)
         rand_idx = random.randrange(len(ts))
         fb_iter = src_z.new_zeros(())

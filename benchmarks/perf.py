@@ -1,0 +1,110 @@
+"""``make perf``: every speed and memory benchmark, one table, each figure as a ratio to its baseline.
+
+    python -m benchmarks.perf            # quick sizes (minutes on a 2-core CPU)
+    python -m benchmarks.perf --full     # the sizes the issues name (SWD on 2,000 / 8,000 images, ...)
+    python -m benchmarks.perf --only swd,fid_cache
+
+Each benchmark module (``benchmarks/perf_*.py``) has ``main(argv) -> dict``; this runner calls them with
+quick or full arguments, turns each result into rows (benchmark, measure, value, baseline, ratio) and
+writes ``benchmarks/results/perf/<timestamp>.{csv,md}``. Baselines are measured in the same run (or are
+the stated budget, for the quickstart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("benchmarks.perf")
+OUT = Path(__file__).resolve().parent / "results" / "perf"
+
+
+def _row(bench: str, measure: str, value: float, baseline: float | None = None, note: str = "") -> dict[str, Any]:
+    ratio = value / baseline if baseline else None
+    return {"benchmark": bench, "measure": measure, "value": value, "baseline": baseline, "ratio": ratio, "note": note}
+
+
+def _swd(r: dict) -> list[dict]:
+    rows = []
+    if "numpy_s" in r:
+        rows.append(_row("swd", "torch CPU speed-up over numpy/scipy", r["speedup_cpu"], 1.0, "target >= 2"))
+        rows.append(_row("swd", "max relative difference torch vs numpy", r["max_rel_diff"], None, "target < 0.02"))
+    for n, child in sorted(r.get("rss", {}).items(), key=lambda kv: int(kv[0])):
+        rows.append(_row("swd", f"peak RSS MiB at {n} images", child["peak_rss_mib"], child["baseline_rss_mib"]))
+    if "cuda_images_per_s" in r:
+        rows.append(_row("swd", "CUDA images/s", r["cuda_images_per_s"], None, r["cuda_device"]))
+    return rows
+
+
+def _fid_cache(r: dict) -> list[dict]:
+    return [
+        _row("fid_cache", "first evaluation s (reference stats computed)", r["first_s"], r["cached_mean_s"]),
+        _row("fid_cache", "cached evaluation s", r["cached_mean_s"], r["first_s"], "ratio < 1: the cache saves"),
+    ]
+
+
+def _quickstart(r: dict) -> list[dict]:
+    return [
+        _row("quickstart", "wall s", r["wall_s"], 300.0, "budget 5 min"),
+        _row("quickstart", "peak RSS GiB", r["peak_rss_gib"], 4.0, "budget 4 GiB"),
+    ]
+
+
+def _celebahq_edges(r: dict) -> list[dict]:
+    rates = {(row["split"], row["mode"], row["workers"]): row["samples_per_s"] for row in r["rows"]}
+    rows = [_row("celebahq_edges", "edge tensor ms a face", r["edge_tensor_ms"])]
+    for (split, mode, workers), rate in rates.items():
+        base = rates.get((split, "no cache", 0))
+        rows.append(_row("celebahq_edges", f"{split} samples/s, {mode}, {workers} workers", rate, base))
+    return rows
+
+
+# name -> (module, quick argv, full argv, rows)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dict]]]] = {
+    "swd": ("benchmarks.perf_swd", ["--images", "200", "--rss-sizes", "200", "800"], [], _swd),
+    "fid_cache": ("benchmarks.perf_fid_cache", ["--runs", "3", "--num-images", "200"], ["--runs", "4"], _fid_cache),
+    "celebahq_edges": ("benchmarks.perf_celebahq_edges", ["--faces", "8", "--workers", "0"], [], _celebahq_edges),
+    "quickstart": ("benchmarks.perf_quickstart", [], [], _quickstart),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="the full sizes of the issues (slow on a CPU)")
+    p.add_argument("--only", help=f"comma-separated subset of {sorted(BENCHMARKS)}")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    rows: list[dict] = []
+    for name in names:
+        module, quick, full, to_rows = BENCHMARKS[name]
+        log.info("running %s", name)
+        start = time.perf_counter()
+        try:
+            result = importlib.import_module(module).main(full if args.full else quick)
+            rows.extend(to_rows(result))
+        except Exception as e:  # one broken benchmark is a row, not the end of the table
+            log.error("%s failed:\n%s", name, traceback.format_exc())
+            rows.append(_row(name, "FAILED", float("nan"), note=f"{type(e).__name__}: {e}"))
+        log.info("%s took %.1f s", name, time.perf_counter() - start)
+    table = pd.DataFrame(rows)
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    table.to_csv(OUT / f"{stamp}.csv", index=False)
+    (OUT / f"{stamp}.md").write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    sys.stdout.write(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    log.info("written to %s", OUT / f"{stamp}.md")
+    return 1 if (table["measure"] == "FAILED").any() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

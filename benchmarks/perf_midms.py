@@ -1,0 +1,193 @@
+"""Speed and memory of MIDMs sampling (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs).
+
+    python benchmarks/perf_midms.py                          # paper size, 256 px, batch 1 and 2, correlation memory
+    python benchmarks/perf_midms.py --batch 1 16             # batch 16 too (GPU, or a patient CPU)
+    python benchmarks/perf_midms.py --size tiny --image-size 32 --schedule no_refine   # seconds, for a smoke run
+
+Sampling: ``MIDMs.translate`` on B images at once (the batched interleaved sampler: 4 interleaved + 20
+refinement UNet evaluations per image) against a naive loop that translates the same B images one at a
+time, both with random weights of the chosen size (throughput does not depend on the values). Correlation:
+peak memory of the chunked soft warp (``midms.models.midms.warp``) against the dense B×4096×4096 one at
+64×64 latents with 256-channel features, for several batch sizes. Every measurement runs in a fresh
+subprocess so peak RSS (CPU) / ``max_memory_allocated`` (CUDA) belongs to it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+logger = logging.getLogger("perf_midms")
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _reset_peak(device: torch.device) -> float:
+    """The baseline to subtract: allocated memory (CUDA, peak counter reset) or the peak RSS so far (CPU, whose
+    peak cannot be reset: run a small warm-up first so the measured call sets a new peak)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    return _peak_mib(device)
+
+
+def _build(size: str, image_size: int, schedule: str, device: torch.device):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from midms.data.contract import DataSpec
+
+    overrides = ["model=midms", f"model.size={size}", f"model.sizes.{size}.prior.source=random"]
+    if schedule == "no_refine":
+        overrides.append("ablation=no_refine")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose("config", overrides=overrides)
+    spec = DataSpec(semantic_nc=15, image_size=image_size, num_classes=None, has_target=False)
+    return instantiate(cfg.model.module, data_spec=spec).eval().to(device), spec
+
+
+def _batch(spec, n: int, device: torch.device) -> dict:
+    g = torch.Generator().manual_seed(0)
+    s = spec.image_size
+    return {
+        "semantics": (torch.rand(n, spec.semantic_nc, s, s, generator=g) > 0.9).float().to(device),
+        "exemplar_semantics": (torch.rand(n, spec.semantic_nc, s, s, generator=g) > 0.9).float().to(device),
+        "exemplar": (torch.rand(n, 3, s, s, generator=g) * 2 - 1).to(device),
+    }
+
+
+def worker_sampling(args) -> dict:
+    device = torch.device(args.device)
+    model, spec = _build(args.size, args.image_size, args.schedule, device)
+    batch = _batch(spec, args.batch_size, device)
+    model.translate({k: v[:1] for k, v in batch.items()})  # warm-up (kernels, allocator)
+    base = _reset_peak(device)
+    t0 = time.perf_counter()
+    if args.mode == "batched":
+        model.translate(batch)
+    else:
+        for i in range(args.batch_size):
+            model.translate({k: v[i : i + 1] for k, v in batch.items()})
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "images_per_s": args.batch_size / seconds, "peak_mib": _peak_mib(device) - base}
+
+
+def worker_correlation(args) -> dict:
+    from midms.models.midms.warp import soft_warp_chunked
+    from midms.nn.correspondence import correlation, normalize_features, soft_warp
+
+    device = torch.device(args.device)
+    g = torch.Generator().manual_seed(0)
+    b, n = args.batch_size, 64
+    q = normalize_features(torch.randn(b, 256, n, n, generator=g)).to(device)
+    k = normalize_features(torch.randn(b, 256, n, n, generator=g)).to(device)
+    v = torch.randn(b, 3, n, n, generator=g).to(device)
+    with torch.no_grad():  # warm-up on 8×8 so library start-up does not count
+        small = (q[:1, :, :8, :8].contiguous(), k[:1, :, :8, :8].contiguous(), v[:1, :, :8, :8].contiguous())
+        soft_warp(correlation(small[0], small[1], normalize=False).clamp(min=0), small[2], 0.005)
+        soft_warp_chunked(*small, 0.005, chunk=args.chunk)
+    base = _reset_peak(device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        if args.mode == "dense":
+            soft_warp(correlation(q, k, normalize=False).clamp(min=0), v, 0.005)
+        else:
+            soft_warp_chunked(q, k, v, 0.005, chunk=args.chunk)
+    return {"seconds": time.perf_counter() - t0, "peak_mib": _peak_mib(device) - base}
+
+
+def _spawn(kind: str, args, **extra) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--device", args.device, "--size", args.size]
+    cmd += ["--image-size", str(args.image_size), "--schedule", args.schedule, "--chunk", str(args.chunk)]
+    for key, value in extra.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {kind} {extra} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="paper", choices=["paper", "tiny"])
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 2], help="sampling batch sizes")
+    p.add_argument("--corr-batch", type=int, nargs="+", default=[1, 2, 4], help="correlation batch sizes")
+    p.add_argument("--schedule", default="full", choices=["full", "no_refine"])
+    p.add_argument("--chunk", type=int, default=1024)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--skip-sampling", action="store_true")
+    p.add_argument("--worker", choices=["sampling", "correlation"], help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="batched", help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=int, default=1, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        result = (worker_sampling if args.worker == "sampling" else worker_correlation)(args)
+        print(json.dumps(result))
+        return result
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    results: dict = {
+        "device": args.device,
+        "size": args.size,
+        "image_size": args.image_size,
+        "sampling": [],
+        "correlation": [],
+    }
+    if not args.skip_sampling:
+        for b in args.batch:
+            row = {"batch": b}
+            for mode in ("batched", "naive_loop"):
+                row[mode] = _spawn("sampling", args, mode=mode, batch_size=b)
+                logger.info("sampling batch %d %s: %s", b, mode, row[mode])
+            results["sampling"].append(row)
+    for b in args.corr_batch:
+        row = {"batch": b}
+        for mode in ("chunked", "dense"):
+            row[mode] = _spawn("correlation", args, mode=mode, batch_size=b)
+        results["correlation"].append(row)
+        logger.info("correlation batch %d: %s", b, row)
+
+    lines = [
+        f"MIDMs sampling ({args.size}, {args.image_size} px, {args.schedule}, {args.device})",
+        f"{'batch':>5} {'batched img/s':>14} {'loop img/s':>11} {'speed-up':>9} {'peak MiB':>9} {'loop MiB':>9}",
+    ]
+    for r in results["sampling"]:
+        bt, lp = r["batched"], r["naive_loop"]
+        lines.append(
+            f"{r['batch']:>5} {bt['images_per_s']:>14.4f} {lp['images_per_s']:>11.4f} "
+            f"{bt['images_per_s'] / lp['images_per_s']:>8.2f}x {bt['peak_mib']:>9.0f} {lp['peak_mib']:>9.0f}"
+        )
+    lines += [
+        "Correlation at 64×64 latents, 256 channels (peak MiB above the inputs)",
+        f"{'batch':>5} {'chunked MiB':>12} {'dense MiB':>10} {'chunked s':>10} {'dense s':>8}",
+    ]
+    for r in results["correlation"]:
+        c, d = r["chunked"], r["dense"]
+        lines.append(
+            f"{r['batch']:>5} {c['peak_mib']:>12.1f} {d['peak_mib']:>10.1f} {c['seconds']:>10.3f} {d['seconds']:>8.3f}"
+        )
+    logger.info("\n%s", "\n".join(lines))
+    return results
+
+
+if __name__ == "__main__":
+    main()

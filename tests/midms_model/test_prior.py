@@ -1,0 +1,249 @@
+"""The latent diffusion prior: paper-size parameter counts, CompVis key conversion, loading and its errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from diffusers import UNet2DModel, VQModel
+from omegaconf import OmegaConf
+
+from midms.errors import UserError
+from midms.models.midms.ldm_convert import convert_checkpoint, load_compvis
+from midms.models.midms.matching import MatchingNetwork
+from midms.models.midms.prior import build_prior, load_diffusers
+
+PAPER = OmegaConf.load(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf/model/midms.yaml").sizes.paper
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_size_parameter_counts_match_official_within_one_percent():
+    # official counts: CelebA-HQ LDM UNet 274.1M, VQ-f4 55.3M, MIDMs matching networks (15-channel edges) 24.9M
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        unet, vae = UNet2DModel(**PAPER.prior.unet), VQModel(**PAPER.prior.vae)
+        net = MatchingNetwork(15, 3, **PAPER.matching)
+    for got, official in ((_count(unet), 274.1e6), (_count(vae), 55.3e6), (_count(net), 24.9e6)):
+        assert abs(got - official) / official < 0.01, (got, official)
+
+
+# -- a CompVis-style checkpoint, enumerated from the openaimodel / taming layouts (not from the converter) --
+
+
+def _add(sd, key, *shape):
+    sd[key] = torch.randn(*shape)
+
+
+def _resblock(sd, p, cin, cout, emb):
+    for n, c in (("in_layers.0", cin), ("out_layers.0", cout)):
+        _add(sd, f"{p}.{n}.weight", c), _add(sd, f"{p}.{n}.bias", c)
+    _add(sd, f"{p}.in_layers.2.weight", cout, cin, 3, 3), _add(sd, f"{p}.in_layers.2.bias", cout)
+    _add(sd, f"{p}.emb_layers.1.weight", cout, emb), _add(sd, f"{p}.emb_layers.1.bias", cout)
+    _add(sd, f"{p}.out_layers.3.weight", cout, cout, 3, 3), _add(sd, f"{p}.out_layers.3.bias", cout)
+    if cin != cout:
+        _add(sd, f"{p}.skip_connection.weight", cout, cin, 1, 1), _add(sd, f"{p}.skip_connection.bias", cout)
+
+
+def _attn(sd, p, c):
+    _add(sd, f"{p}.norm.weight", c), _add(sd, f"{p}.norm.bias", c)
+    _add(sd, f"{p}.qkv.weight", 3 * c, c, 1), _add(sd, f"{p}.qkv.bias", 3 * c)
+    _add(sd, f"{p}.proj_out.weight", c, c, 1), _add(sd, f"{p}.proj_out.bias", c)
+
+
+def compvis_unet(ch=8, mult=(1, 2), nrb=1, attn=(2,), cin=3, cout=3, prefix="model.diffusion_model."):
+    sd: dict = {}
+    emb = 4 * ch
+    _add(sd, "time_embed.0.weight", emb, ch), _add(sd, "time_embed.0.bias", emb)
+    _add(sd, "time_embed.2.weight", emb, emb), _add(sd, "time_embed.2.bias", emb)
+    _add(sd, "input_blocks.0.0.weight", ch, cin, 3, 3), _add(sd, "input_blocks.0.0.bias", ch)
+    cur, chans, ds, idx = ch, [ch], 1, 1
+    for level, m in enumerate(mult):
+        for _ in range(nrb):
+            _resblock(sd, f"input_blocks.{idx}.0", cur, m * ch, emb)
+            cur = m * ch
+            if ds in attn:
+                _attn(sd, f"input_blocks.{idx}.1", cur)
+            chans.append(cur)
+            idx += 1
+        if level != len(mult) - 1:
+            _add(sd, f"input_blocks.{idx}.0.op.weight", cur, cur, 3, 3), _add(sd, f"input_blocks.{idx}.0.op.bias", cur)
+            chans.append(cur)
+            ds, idx = ds * 2, idx + 1
+    _resblock(sd, "middle_block.0", cur, cur, emb), _attn(sd, "middle_block.1", cur)
+    _resblock(sd, "middle_block.2", cur, cur, emb)
+    idx = 0
+    for level, m in list(enumerate(mult))[::-1]:
+        for i in range(nrb + 1):
+            _resblock(sd, f"output_blocks.{idx}.0", cur + chans.pop(), m * ch, emb)
+            cur, part = m * ch, 1
+            if ds in attn:
+                _attn(sd, f"output_blocks.{idx}.1", cur)
+                part = 2
+            if level and i == nrb:
+                _add(sd, f"output_blocks.{idx}.{part}.conv.weight", cur, cur, 3, 3)
+                _add(sd, f"output_blocks.{idx}.{part}.conv.bias", cur)
+                ds //= 2
+            idx += 1
+    _add(sd, "out.0.weight", ch), _add(sd, "out.0.bias", ch)
+    _add(sd, "out.2.weight", cout, ch, 3, 3), _add(sd, "out.2.bias", cout)
+    return {prefix + k: v for k, v in sd.items()}
+
+
+def _vres(sd, p, cin, cout):
+    _add(sd, f"{p}.norm1.weight", cin), _add(sd, f"{p}.norm1.bias", cin)
+    _add(sd, f"{p}.conv1.weight", cout, cin, 3, 3), _add(sd, f"{p}.conv1.bias", cout)
+    _add(sd, f"{p}.norm2.weight", cout), _add(sd, f"{p}.norm2.bias", cout)
+    _add(sd, f"{p}.conv2.weight", cout, cout, 3, 3), _add(sd, f"{p}.conv2.bias", cout)
+    if cin != cout:
+        _add(sd, f"{p}.nin_shortcut.weight", cout, cin, 1, 1), _add(sd, f"{p}.nin_shortcut.bias", cout)
+
+
+def _vmid(sd, p, c):
+    _vres(sd, f"{p}.block_1", c, c), _vres(sd, f"{p}.block_2", c, c)
+    _add(sd, f"{p}.attn_1.norm.weight", c), _add(sd, f"{p}.attn_1.norm.bias", c)
+    for n in ("q", "k", "v", "proj_out"):
+        _add(sd, f"{p}.attn_1.{n}.weight", c, c, 1, 1), _add(sd, f"{p}.attn_1.{n}.bias", c)
+
+
+def compvis_vq(ch=32, mult=(1, 2), nrb=1, z=3, n_embed=16, prefix="first_stage_model."):
+    sd: dict = {}
+    _add(sd, "encoder.conv_in.weight", ch, 3, 3, 3), _add(sd, "encoder.conv_in.bias", ch)
+    cur = ch
+    for lvl, m in enumerate(mult):
+        for j in range(nrb):
+            _vres(sd, f"encoder.down.{lvl}.block.{j}", cur, m * ch)
+            cur = m * ch
+        if lvl != len(mult) - 1:
+            _add(sd, f"encoder.down.{lvl}.downsample.conv.weight", cur, cur, 3, 3)
+            _add(sd, f"encoder.down.{lvl}.downsample.conv.bias", cur)
+    _vmid(sd, "encoder.mid", cur)
+    _add(sd, "encoder.norm_out.weight", cur), _add(sd, "encoder.norm_out.bias", cur)
+    _add(sd, "encoder.conv_out.weight", z, cur, 3, 3), _add(sd, "encoder.conv_out.bias", z)
+    _add(sd, "quant_conv.weight", z, z, 1, 1), _add(sd, "quant_conv.bias", z)
+    _add(sd, "quantize.embedding.weight", n_embed, z)
+    _add(sd, "post_quant_conv.weight", z, z, 1, 1), _add(sd, "post_quant_conv.bias", z)
+    _add(sd, "decoder.conv_in.weight", cur, z, 3, 3), _add(sd, "decoder.conv_in.bias", cur)
+    _vmid(sd, "decoder.mid", cur)
+    for lvl in reversed(range(len(mult))):
+        for j in range(nrb + 1):
+            _vres(sd, f"decoder.up.{lvl}.block.{j}", cur, mult[lvl] * ch)
+            cur = mult[lvl] * ch
+        if lvl != 0:
+            _add(sd, f"decoder.up.{lvl}.upsample.conv.weight", cur, cur, 3, 3)
+            _add(sd, f"decoder.up.{lvl}.upsample.conv.bias", cur)
+    _add(sd, "decoder.norm_out.weight", cur), _add(sd, "decoder.norm_out.bias", cur)
+    _add(sd, "decoder.conv_out.weight", 3, cur, 3, 3), _add(sd, "decoder.conv_out.bias", 3)
+    return {prefix + k: v for k, v in sd.items()}
+
+
+CONFIG = {
+    "model": {
+        "target": "ldm.models.diffusion.ddpm.LatentDiffusion",
+        "params": {
+            "linear_start": 0.0015,
+            "linear_end": 0.0195,
+            "timesteps": 1000,
+            "scale_factor": 1.0,
+            "unet_config": {
+                "target": "ldm.modules.diffusionmodules.openaimodel.UNetModel",
+                "params": {
+                    "image_size": 8,
+                    "in_channels": 3,
+                    "out_channels": 3,
+                    "model_channels": 32,
+                    "attention_resolutions": [2],
+                    "num_res_blocks": 1,
+                    "channel_mult": [1, 2],
+                    "num_head_channels": 16,
+                },
+            },
+            "first_stage_config": {
+                "target": "ldm.models.autoencoder.VQModelInterface",
+                "params": {
+                    "embed_dim": 3,
+                    "n_embed": 16,
+                    "ddconfig": {
+                        "double_z": False,
+                        "z_channels": 3,
+                        "resolution": 32,
+                        "in_channels": 3,
+                        "out_ch": 3,
+                        "ch": 32,
+                        "ch_mult": [1, 2],
+                        "num_res_blocks": 1,
+                        "attn_resolutions": [],
+                        "dropout": 0.0,
+                    },
+                },
+            },
+        },
+    }
+}
+
+
+def _checkpoint():
+    torch.manual_seed(0)
+    sd = {**compvis_unet(ch=32), **compvis_vq()}
+    sd.update({"betas": torch.rand(1000), "alphas_cumprod": torch.rand(1000), "model_ema.decay": torch.tensor(0.99)})
+    return sd
+
+
+def test_compvis_conversion_accounts_for_every_tensor():
+    sd = _checkpoint()
+    unet, vae, sched = convert_checkpoint(sd, CONFIG)
+    src_unet = sum(v.numel() for k, v in sd.items() if k.startswith("model.diffusion_model."))
+    src_vae = sum(v.numel() for k, v in sd.items() if k.startswith("first_stage_model."))
+    assert _count(unet) == src_unet and _count(vae) == src_vae  # every parameter element came from the file
+    u = unet.state_dict()
+    p = "model.diffusion_model."
+    assert torch.equal(u["conv_in.weight"], sd[p + "input_blocks.0.0.weight"])
+    assert torch.equal(
+        u["down_blocks.1.resnets.0.conv_shortcut.weight"], sd[p + "input_blocks.3.0.skip_connection.weight"]
+    )
+    # legacy qkv: per head [q, k, v]; 64 channels, 16 per head -> 4 heads
+    qkv = sd[p + "middle_block.1.qkv.weight"][:, :, 0].reshape(4, 3, 16, 64)
+    assert torch.equal(u["mid_block.attentions.0.to_k.weight"], qkv[:, 1].reshape(64, 64))
+    assert torch.equal(u["up_blocks.0.upsamplers.0.conv.weight"], sd[p + "output_blocks.1.2.conv.weight"])
+    v = vae.state_dict()
+    f = "first_stage_model."
+    assert torch.equal(v["decoder.up_blocks.0.resnets.1.conv1.weight"], sd[f + "decoder.up.1.block.1.conv1.weight"])
+    assert torch.equal(v["quantize.embedding.weight"], sd[f + "quantize.embedding.weight"])
+    assert sched["beta_start"] == 0.0015 and sched["scale_factor"] == 1.0
+    with pytest.raises(UserError, match="does not know"):
+        convert_checkpoint({**sd, "model.diffusion_model.extra.weight": torch.zeros(1)}, CONFIG)
+    with pytest.raises(UserError, match="lacks"):
+        convert_checkpoint({k: v for k, v in sd.items() if not k.endswith("out.2.bias")}, CONFIG)
+
+
+def test_load_compvis_files_and_missing_file_errors(tmp_path):
+    torch.save({"state_dict": _checkpoint()}, tmp_path / "model.ckpt")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    prior = load_compvis(tmp_path / "model.ckpt")
+    z = prior.encode(torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert z.shape == (1, 3, 16, 16) and prior.eps(z, 500).shape == z.shape
+    with pytest.raises(UserError, match="config not found"):
+        load_compvis(tmp_path / "model.ckpt", tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="checkpoint not found.*model.prior.path"):
+        build_prior(source="compvis", path=str(tmp_path / "missing.ckpt"))
+
+
+def test_diffusers_folder_loads_and_missing_hub_model_is_a_clear_error(tmp_path, monkeypatch):
+    prior = build_prior(
+        vae={"block_out_channels": [8], "norm_num_groups": 4, "num_vq_embeddings": 8},
+        unet={
+            "block_out_channels": [8, 8],
+            "norm_num_groups": 4,
+            "attention_head_dim": 4,
+            "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+            "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+        },
+    )
+    prior.unet.save_pretrained(tmp_path / "ldm" / "unet")
+    prior.vae.save_pretrained(tmp_path / "ldm" / "vqvae")
+    loaded = load_diffusers(str(tmp_path / "ldm"))
+    assert torch.equal(loaded.unet.conv_in.weight, prior.unet.conv_in.weight) and loaded.kind == "vq"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(UserError, match="CompVis/ldm-celebahq-256.*not available locally.*unet/"):
+        build_prior(source="diffusers", path="CompVis/ldm-celebahq-256")

@@ -1,0 +1,75 @@
+"""Fine-tuning on the synthetic dataset: the loss falls, matching improves, runs repeat under a seed; phases."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+
+WARMUP_ONLY = ["model.sizes.tiny.prior.train=false", "model.sizes.tiny.training.warmup_iter=100000"]
+
+
+class LossRecorder(L.Callback):
+    def __init__(self):
+        self.losses: list[float] = []
+        self.phases: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.phases.append(pl_module.phase())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"] if isinstance(outputs, dict) else outputs))
+
+
+def _fit(model, ds, steps: int, batch_size: int = 8, seed: int = 0) -> LossRecorder:
+    L.seed_everything(seed)
+    rec = LossRecorder()
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[rec],
+    )
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    trainer.fit(model, loader)
+    return rec
+
+
+def matching_accuracy(model, batch, num_classes: int) -> float:
+    """Fraction of pixels whose argmax of the warped one-hot exemplar labels equals the input label."""
+    onehot = F.one_hot(batch["exemplar_labels"], num_classes).permute(0, 3, 1, 2).float()
+    return (model.warp(batch, onehot).argmax(1) == batch["labels"]).float().mean().item()
+
+
+def test_finetuning_lowers_loss_improves_matching_and_is_reproducible(build_model, batch_of):
+    model, ds = build_model(*WARMUP_ONLY, input="labels", seed=0)
+    untrained, _ = build_model(*WARMUP_ONLY, input="labels", seed=0)
+    pairs = Subset(ds, range(8))
+    batch = batch_of(ds, range(8))
+    before = matching_accuracy(untrained, batch, ds.num_classes)
+    rec = _fit(model, pairs, steps=30)
+    assert set(rec.phases) == {"warmup"} and len(rec.losses) == 30
+    assert sum(rec.losses[-5:]) < 0.5 * sum(rec.losses[:5])
+    after = matching_accuracy(model, batch, ds.num_classes)
+    assert after > before + 0.02, (before, after)  # measured: 0.331 -> 0.366
+    again, _ = build_model(*WARMUP_ONLY, input="labels", seed=0)
+    assert _fit(again, pairs, steps=3).losses == rec.losses[:3]  # same seed, same numbers
+
+
+def test_prior_then_warmup_then_end_to_end(build_model):
+    """Without a pretrained LDM the prior stage trains the autoencoder and UNet; then MIDMs warm-up, then e2e."""
+    model, ds = build_model("model.sizes.tiny.training.prior_iters=2", "model.sizes.tiny.training.warmup_iter=2")
+    vae0 = [p.detach().clone() for p in model.prior.vae.parameters()]
+    unet0 = [p.detach().clone() for p in model.prior.unet.parameters()]
+    rec = _fit(model, Subset(ds, range(4)), steps=6, batch_size=2)
+    assert rec.phases == ["prior"] * 2 + ["warmup"] * 2 + ["e2e"] * 2
+    assert all(torch.isfinite(torch.tensor(rec.losses)))
+    assert any(not torch.equal(a, b) for a, b in zip(vae0, model.prior.vae.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(unet0, model.prior.unet.parameters(), strict=True))
+    assert model.phase() == "e2e"
+    assert all(p.requires_grad is False for p in model.prior.vae.parameters())
+    assert all(p.requires_grad for p in model.prior.unet.parameters())  # trained end to end after warm-up
