@@ -147,6 +147,7 @@ def run(cfg: DictConfig) -> float:
                 results["wandb"] = {"id": logger.experiment.id, "dir": logger.experiment.dir}
         _write(run_dir, results)  # the W&B id is known now: a resumed run reuses it
 
+        results["model_protocol"] = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
         if cfg.train and model.trains:
             callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
             trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)

@@ -72,3 +72,19 @@ def test_resumed_run_continues_from_the_checkpoint_step(entry, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     second = _results(tmp_path / "logs" / "runs")[-1]
     assert second["train"]["global_step"] == 2 * first["train"]["global_step"]
+
+
+def test_two_process_ddp_on_cpu_trains(entry, tmp_path):
+    """The alternating G/D steps leave one network without gradients per backward: DDP needs unused-parameter
+    detection (``trainer.strategy=ddp_find_unused_parameters_true``)."""
+    ddp = [
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp_find_unused_parameters_true",
+    ]
+    proc = entry(*DATA, "dataset.sizes.train=16", *COCOSNET, *ddp, "logger=none", "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (res,) = _results(tmp_path / "logs" / "runs")
+    assert res["status"] == "completed" and res["train"]["global_step"] == 2  # 16 scenes / (8 × 2 ranks), G and D
+    assert 0 < res["metrics"]["psnr"] < 40

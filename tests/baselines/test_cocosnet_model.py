@@ -143,6 +143,7 @@ def test_mask_loss_is_zero_for_a_perfect_warp_and_log_k_for_a_uniform_one():
     assert model.mask_loss(uniform, batch).item() == pytest.approx(torch.log(torch.tensor(4.0)).item(), rel=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 def test_one_g_step_and_one_d_step_change_the_right_parameters():
     ds = _data()
     model = _model(ds)
@@ -185,6 +186,7 @@ def test_one_g_step_and_one_d_step_change_the_right_parameters():
     assert all(torch.equal(a, p) for a, p in zip(vgg_before, model.vgg.parameters(), strict=True))
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_optimisers_follow_the_released_ttur_and_schedule():
     ds = _data()
     model = _model(ds, "model.dataset_settings.synthetic.niter=2", "model.dataset_settings.synthetic.niter_decay=4")

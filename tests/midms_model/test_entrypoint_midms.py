@@ -37,7 +37,24 @@ def test_ablation_sweep_runs_every_midms_ablation(run_entry, tmp_path):
     assert {r["status"] for r in results} == {"completed"}
 
 
-def test_midms_ablation_with_another_model_is_a_clear_error(run_entry):
-    proc = run_entry(*TINY, "model=copy_exemplar", "ablation=no_confidence", "logger=none")
-    assert proc.returncode == 1
-    assert "applies to model=midms" in proc.stdout + proc.stderr
+def test_every_midms_ablation_composes_and_rejects_other_models():
+    from hydra import compose, initialize_config_dir
+
+    from midms.errors import UserError
+    from midms.runner import check_config
+
+    conf = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf")
+    expected = {
+        "no_confidence": ("confidence", False),
+        "no_interleave": ("rematch_at", []),
+        "no_refine": ("refine", False),
+        **{f"interleave_steps_{k}": ("interleave_steps", k) for k in (1, 2, 4)},
+        **{f"ddim_steps_{n}": ("ddim_steps", n) for n in (8, 16, 32)},
+    }
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        for name, (key, value) in expected.items():
+            cfg = compose("config", overrides=["model=midms", f"ablation={name}"])
+            assert cfg.ablation.name == name and cfg.model.module.sampler[key] == value
+            check_config(cfg)
+            with pytest.raises(UserError, match="applies to model=midms"):
+                check_config(compose("config", overrides=["model=copy_exemplar", f"ablation={name}"]))

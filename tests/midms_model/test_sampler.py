@@ -128,3 +128,22 @@ def test_confidence_mask_decides_which_positions_are_rewarped(build_model, batch
                 assert torch.equal(out, new)
             else:
                 assert torch.equal(out, torch.where(mask.bool(), new, old))
+
+
+def test_kl_autoencoder_prior_runs_the_same_sampler(build_model, batch_of):
+    """The LSUN-Churches setup: a KL autoencoder with 4-channel latents and a latent scale factor."""
+    model, ds = build_model(
+        "model.sizes.tiny.prior.kind=kl",
+        "model.sizes.tiny.prior.scale_factor=0.22765929",
+        "~model.sizes.tiny.prior.vae.num_vq_embeddings",
+        "~model.sizes.tiny.prior.vae.vq_embed_dim",
+        "model.sizes.tiny.prior.vae.latent_channels=4",
+        "model.sizes.tiny.prior.unet.in_channels=4",
+        "model.sizes.tiny.prior.unet.out_channels=4",
+        "ablation=no_refine",
+    )
+    assert model.prior.kind == "kl" and model.prior.latent_channels == 4
+    batch = batch_of(ds, [0, 1])
+    z = model.prior.encode(batch["exemplar"], sample=False)
+    assert z.shape == (2, 4, 8, 8)
+    assert model.translate(batch).shape == (2, 3, 32, 32)
