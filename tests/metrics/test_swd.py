@@ -207,6 +207,16 @@ def test_real_and_fake_patches_drawn_independently(
     assert self_swd["swd"] < scores["same"]["swd"] < scores["blurred"]["swd"]
 
 
+def test_threaded_cpu_path_matches(sets: dict[str, torch.Tensor], scores: dict[str, dict[str, float]]) -> None:
+    torch.set_num_threads(3)  # image groups and sorts over 3 threads (back to the module's 1 below)
+    try:
+        threaded = run_swd(sets["a"], sets["b"])
+        assert torch.get_num_threads() == 3  # restored after the single-threaded image-group phase
+    finally:
+        torch.set_num_threads(1)
+    assert threaded == pytest.approx(scores["same"], rel=1e-5)
+
+
 def test_unequal_set_sizes(sets: dict[str, torch.Tensor]) -> None:
     values = run_swd(sets["a"][:20], sets["b"][:12])
     assert np.isfinite(list(values.values())).all() and values["swd"] > 0
