@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.cocosnet.blocks import SPADEResBlock, sn_conv_instance
+from midms.nn.blocks import ResidualBlock
 from midms.nn.correspondence import correlation, normalize_features, soft_warp
 
 DOWN = 4  # the correlation's resolution is 1/DOWN of the image's
@@ -59,26 +60,6 @@ class DomainAdaptor(nn.Module):
         for block in self.blocks:
             h = block(h, x)
         return h
-
-
-class ResidualBlock(nn.Module):
-    """Reflection-padded 3×3 conv, InstanceNorm, PReLU, conv, InstanceNorm, plus the input, then the PReLU."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-            nn.PReLU(),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-        )
-        self.act = self.body[3]  # one PReLU slope, shared by both activations
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.body(x) + x)
 
 
 class CorrespondenceNet(nn.Module):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from midms.nn.blocks import ResidualBlock
 from midms.nn.correspondence import normalize_features
 
 
@@ -91,23 +92,6 @@ class ShallowEncoder(nn.Module):
         return self.block(h, x if cond is None else cond)
 
 
-class TrunkBlock(nn.Module):
-    """Reflection-padded 3×3 conv, instance norm, PReLU (twice) with an identity skip."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-        )
-        self.body2 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
-        self.act = nn.PReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.body2(self.act(self.body(x))) + x)
-
-
 class MatchingNetwork(nn.Module):
     """All learned parts of the matching: encoders, trunk and projections.
 
@@ -137,7 +121,7 @@ class MatchingNetwork(nn.Module):
         self.seg_enc = ShallowEncoder(semantic_nc, channels, semantic_nc, width, hidden)
         self.real_enc = ShallowEncoder(latent_channels, channels, latent_channels, width, hidden)
         self.iter_enc = ShallowEncoder(latent_channels, channels, channels, width, hidden)
-        self.trunk = nn.Sequential(*[TrunkBlock(channels + nc) for _ in range(trunk_blocks)])
+        self.trunk = nn.Sequential(*[ResidualBlock(channels + nc) for _ in range(trunk_blocks)])
         self.theta = nn.Conv2d(channels + nc, channels, 1)
         self.phi = nn.Conv2d(channels + nc, channels, 1)
 
