@@ -1,7 +1,8 @@
 """PSNR and SSIM against the ground-truth ``target`` (torchmetrics), where the dataset has one.
 
 Both are the mean over images of the per-image value, on the 8-bit images that were saved, with data
-range 1. The evaluator sees every image in one process (rank zero under DDP), so states are not synced. SSIM uses torchmetrics' defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03).
+range 1. SSIM uses torchmetrics' defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03). The evaluator
+sees every image in one process (rank zero under DDP), so metric states are not synced.
 """
 
 from __future__ import annotations
