@@ -68,12 +68,39 @@ def _celebahq_edges(r: dict) -> list[dict]:
     return rows
 
 
+def _midms(r: dict) -> list[dict]:
+    rows = []
+    for row in r["sampling"]:
+        batched, loop = row["batched"], row["naive_loop"]
+        label = f"{r['size']} {r['image_size']} px, batch {row['batch']}"
+        rows.append(_row("midms", f"sampling img/s, {label}", batched["images_per_s"], loop["images_per_s"],
+                         "baseline: the same steps one image at a time"))  # fmt: skip
+        rows.append(_row("midms", f"sampling peak MiB, {label}", batched["peak_mib"], loop["peak_mib"]))
+    for row in r["correlation"]:
+        chunked, dense = row["chunked"], row["dense"]
+        rows.append(_row("midms", f"64x64 correlation peak MiB, batch {row['batch']}", chunked["peak_mib"],
+                         dense["peak_mib"], "baseline: the dense 4096x4096 correlation"))  # fmt: skip
+    return rows
+
+
+def _cocosnet(r: dict) -> list[dict]:
+    rows = []
+    for row in r["rows"]:
+        label = f"{row['size']} {row['resolution']} px, batch {row['batch']}"
+        rows.append(_row("cocosnet", f"train step s, {label}", row["step_s"]))
+        rows.append(_row("cocosnet", f"inference img/s, {label}", row["infer_img_s"]))
+        rows.append(_row("cocosnet", f"peak MiB, {label}", row["peak_mib"]))
+    return rows
+
+
 # name -> (module, quick argv, full argv, rows)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dict]]]] = {
     "swd": ("benchmarks.perf_swd", ["--images", "200", "--rss-sizes", "200", "800"], [], _swd),
     "fid_cache": ("benchmarks.perf_fid_cache", ["--runs", "3", "--num-images", "200"], ["--runs", "4"], _fid_cache),
     "celebahq_edges": ("benchmarks.perf_celebahq_edges", ["--faces", "8", "--workers", "0"], [], _celebahq_edges),
     "quickstart": ("benchmarks.perf_quickstart", [], [], _quickstart),
+    "midms": ("benchmarks.perf_midms", ["--size", "tiny", "--image-size", "64", "--batch", "1", "4"], [], _midms),
+    "cocosnet": ("benchmarks.perf_cocosnet", ["--sizes", "tiny", "--resolutions", "64"], [], _cocosnet),
 }
 
 

@@ -177,6 +177,8 @@ def sample_grid(jobs: pd.DataFrame, out_dir: Path, rows: int = 6) -> list[Path]:
             [reference / "image" / f"{n.split('__')[0]}.png" for n in names],
             [reference / "exemplar" / f"{n}.png" for n in names],
         ]
+        titles = ["real", "exemplar"]
+        titles += [j.model + ("" if j.ablation == "none" else f" {j.ablation}") for j in group.itertuples()]
         for _, job in group.iterrows():
             samples = Path(job["files.samples"])
             columns.append([next(iter(samples.glob(f"{n}.*")), None) for n in names])
@@ -185,9 +187,23 @@ def sample_grid(jobs: pd.DataFrame, out_dir: Path, rows: int = 6) -> list[Path]:
         blank = np.zeros(size, dtype=np.uint8)
         grid = np.concatenate([np.concatenate([t if t is not None else blank for t in col], 0) for col in tiles], 1)
         path = out_dir / f"samples_{dataset}.png"
-        Image.fromarray(grid).save(path)
+        _with_titles(grid, titles, size[1]).save(path)
         paths.append(path)
     return paths
+
+
+def _with_titles(grid: np.ndarray, titles: list[str], width: int) -> Image.Image:
+    """The grid with each column's caption (up to two lines) on a white band above it."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 28), "white")
+    canvas.paste(Image.fromarray(grid), (0, 28))
+    draw = ImageDraw.Draw(canvas)
+    chars = max(1, width // 6)
+    for i, title in enumerate(titles):
+        for line, k in enumerate(range(0, min(len(title), 2 * chars), chars)):
+            draw.text((i * width + 2, 1 + 13 * line), title[k : k + chars], fill="black")
+    return canvas
 
 
 def _load(path: Path | None) -> np.ndarray | None:
