@@ -66,12 +66,12 @@ def test_launcher_configs_compose(launcher):
 def test_defaults_are_the_quickstart_and_paths_follow_the_environment(monkeypatch):
     monkeypatch.setenv("MIDMS_DATA", "/datasets")
     cfg = _compose()
-    assert cfg.name == "quickstart" and cfg.model.name == "copy_exemplar" and cfg.dataset.name == "synthetic"
+    assert cfg.name == "quickstart" and cfg.model.name == "midms" and cfg.dataset.name == "synthetic"
     assert cfg.paths.data_dir == "/datasets"
 
 
 def test_synthetic_datamodule_and_model_instantiate():
-    cfg = _compose("dataset.image_size=32", "dataset.input=labels")
+    cfg = _compose("model=copy_exemplar", "dataset.image_size=32", "dataset.input=labels")
     dm = hydra.utils.instantiate(cfg.dataset.datamodule)
     model = hydra.utils.instantiate(cfg.model.module, data_spec=dm.spec)
     batch = next(iter(dm.eval_dataloader()))
@@ -80,7 +80,7 @@ def test_synthetic_datamodule_and_model_instantiate():
 
 
 def test_ablation_for_another_model_is_rejected():
-    cfg = _compose()
+    cfg = _compose("model=copy_exemplar")
     cfg.ablation.applies_to = ["midms"]
     cfg.ablation.name = "no_confidence"
     with pytest.raises(UserError, match="ablation=no_confidence applies to model=midms, not to model=copy_exemplar"):

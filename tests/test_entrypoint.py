@@ -10,13 +10,16 @@ from e2e import TINY
 
 from midms.reporting.table import collect
 
+# the runner's own paths, exercised with the trivial model (the quickstart's default is midms)
+BASE = [*TINY, "model=copy_exemplar"]
+
 
 def _results(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]
 
 
 def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
-    proc = run_entry(*TINY)
+    proc = run_entry(*BASE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "completed"
@@ -38,7 +41,7 @@ def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
 
 
 def test_multirun_basic_launcher_two_jobs_and_report(run_entry, tmp_path):
-    proc = run_entry("-m", *TINY, "dataset.input=edges,labels", "logger=csv")
+    proc = run_entry("-m", *BASE, "dataset.input=edges,labels", "logger=csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
     results = _results(sweep)
@@ -52,7 +55,7 @@ def test_multirun_basic_launcher_two_jobs_and_report(run_entry, tmp_path):
 
 
 def test_multirun_submitit_local_launcher(run_entry, tmp_path):
-    proc = run_entry("-m", "hydra/launcher=submitit_local", *TINY, "dataset.input=edges,labels", "logger=none")
+    proc = run_entry("-m", "hydra/launcher=submitit_local", *BASE, "dataset.input=edges,labels", "logger=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
     results = _results(sweep)
@@ -62,7 +65,7 @@ def test_multirun_submitit_local_launcher(run_entry, tmp_path):
 
 
 def test_failed_job_is_recorded_and_sweep_goes_on(run_entry, tmp_path):
-    proc = run_entry("-m", *TINY, "dataset.image_size=7,32", "logger=none")
+    proc = run_entry("-m", *BASE, "dataset.image_size=7,32", "logger=none")
     assert proc.returncode == 1  # the sweep ran to the end, and the exit code says a job failed
     assert "Traceback" not in proc.stdout + proc.stderr  # a user mistake: one message, no traceback
     (sweep,) = (tmp_path / "logs" / "multiruns").iterdir()
@@ -76,7 +79,7 @@ def test_failed_job_is_recorded_and_sweep_goes_on(run_entry, tmp_path):
 
 def test_training_path_logs_train_metrics_and_checkpoint(run_entry, tmp_path):
     model = ["model.module._target_=tiny_models.TinyTrainable", "model.name=tiny"]
-    proc = run_entry(*TINY, *model, "logger=csv", "trainer.log_every_n_steps=1")
+    proc = run_entry(*BASE, *model, "logger=csv", "trainer.log_every_n_steps=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "completed" and res["train"]["global_step"] == 4  # 16 scenes / batch 4, 1 epoch
@@ -86,7 +89,7 @@ def test_training_path_logs_train_metrics_and_checkpoint(run_entry, tmp_path):
 
 
 def test_exception_in_training_leaves_failed_results(run_entry, tmp_path):
-    proc = run_entry(*TINY, "model.module._target_=tiny_models.FailingTrainable", "model.name=tiny", "logger=none")
+    proc = run_entry(*BASE, "model.module._target_=tiny_models.FailingTrainable", "model.name=tiny", "logger=none")
     assert proc.returncode == 1
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "failed"
@@ -103,7 +106,7 @@ def test_unknown_model_is_one_clear_paragraph(run_entry):
 
 
 def test_ablation_for_another_model_is_a_clear_error(run_entry, tmp_path):
-    proc = run_entry(*TINY, "hydra.searchpath=[pkg://support_configs]", "ablation=other_model_only", "logger=none")
+    proc = run_entry(*BASE, "hydra.searchpath=[pkg://support_configs]", "ablation=other_model_only", "logger=none")
     assert proc.returncode == 1
     out = proc.stdout + proc.stderr
     assert "Traceback" not in out
@@ -115,13 +118,13 @@ def test_ablation_for_another_model_is_a_clear_error(run_entry, tmp_path):
 def test_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(run_entry, tmp_path):
     model = ["model.module._target_=tiny_models.DyingTrainable", "model.name=tiny", "trainer.max_epochs=3"]
     # 16 scenes / batch 4 = 4 steps an epoch; last.ckpt is written at the end of each epoch
-    full = run_entry(*TINY, *model, "hydra.run.dir=" + str(tmp_path / "full"))
+    full = run_entry(*BASE, *model, "hydra.run.dir=" + str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr[-2000:]
-    killed = run_entry(*TINY, *model, "+model.module.die_at_step=6", "hydra.run.dir=" + str(tmp_path / "cut"))
+    killed = run_entry(*BASE, *model, "+model.module.die_at_step=6", "hydra.run.dir=" + str(tmp_path / "cut"))
     assert killed.returncode == 3  # killed mid-way through the second epoch, no results
     first = json.loads((tmp_path / "cut" / "results.json").read_text())
     assert first["status"] == "running" and (tmp_path / "cut" / "checkpoints" / "last.ckpt").exists()
-    resumed = run_entry(*TINY, *model, "resume=true", "hydra.run.dir=" + str(tmp_path / "cut"))
+    resumed = run_entry(*BASE, *model, "resume=true", "hydra.run.dir=" + str(tmp_path / "cut"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = json.loads((tmp_path / "full" / "results.json").read_text())
     b = json.loads((tmp_path / "cut" / "results.json").read_text())
@@ -132,7 +135,7 @@ def test_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(run_entry, t
 
 
 def test_resume_without_checkpoint_is_a_clear_error(run_entry, tmp_path):
-    proc = run_entry(*TINY, "resume=true", "logger=none", "hydra.run.dir=" + str(tmp_path / "new"))
+    proc = run_entry(*BASE, "resume=true", "logger=none", "hydra.run.dir=" + str(tmp_path / "new"))
     assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
 
 
@@ -140,7 +143,7 @@ def test_resume_without_checkpoint_is_a_clear_error(run_entry, tmp_path):
 def test_two_process_ddp_on_cpu_matches_a_single_process(run_entry, tmp_path):
     """gloo DDP with 2 × batch 4 equals one process with batch 8 (same samples per step, averaged gradients)."""
     model = ["model.module._target_=tiny_models.TinyTrainable", "model.name=tiny", "trainer.max_epochs=2"]
-    common = [*TINY, *model, "logger=csv", "~metrics.swd"]
+    common = [*BASE, *model, "logger=csv", "~metrics.swd"]
     single = run_entry(*common, "dataset.datamodule.batch_size=8", "hydra.run.dir=" + str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr[-2000:]
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false"]
