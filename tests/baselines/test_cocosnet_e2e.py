@@ -42,7 +42,7 @@ def _epoch_values(run_dir: Path, key: str) -> list[float]:
 
 
 def test_tiny_cocosnet_beats_copy_exemplar_on_psnr(entry, tmp_path):
-    proc = entry(*DATA, "logger=none")
+    proc = entry(*DATA, "model=copy_exemplar", "logger=none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = entry(*DATA, *COCOSNET, "logger=csv", "trainer.max_epochs=16", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
