@@ -1,0 +1,28 @@
+"""The benchmark's W&B summary run: the aggregate table and plots, offline without credentials."""
+
+from __future__ import annotations
+
+import json
+
+from midms.reporting.benchmark_report import write_benchmark_report
+from midms.tracking.summary import log_summary_run
+
+
+def test_summary_run_logs_table_and_plots_offline(tmp_path, monkeypatch):
+    for key in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc: offline by itself
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    runs = tmp_path / "runs"
+    for seed, psnr in enumerate([20.0, 22.0]):
+        (runs / f"s{seed}").mkdir(parents=True)
+        res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": seed,
+               "metrics": {"psnr": psnr}, "directions": {"psnr": "higher"}}  # fmt: skip
+        (runs / f"s{seed}" / "results.json").write_text(json.dumps(res))
+    out = write_benchmark_report(runs, tmp_path / "agg", "tiny")
+    run_id = log_summary_run("tiny", out)
+    (offline,) = (out / "wandb").glob("offline-run-*")
+    assert run_id and run_id in offline.name and list(offline.glob("*.wandb"))
+    # nothing to log without a summary table
+    assert log_summary_run("empty", tmp_path / "nothing") is None
