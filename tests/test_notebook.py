@@ -17,16 +17,13 @@ def test_notebook_is_committed_without_outputs():
 
 
 def test_notebook_executes_on_a_benchmark_output(tmp_path, monkeypatch):
+    from e2e import write_fake_runs
     from nbclient import NotebookClient
 
     from midms.reporting.benchmark_report import write_benchmark_report
 
     runs = tmp_path / "runs"
-    for seed, psnr in enumerate([20.0, 22.0]):
-        (runs / f"s{seed}").mkdir(parents=True)
-        res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": seed,
-               "metrics": {"psnr": psnr}, "directions": {"psnr": "higher"}}  # fmt: skip
-        (runs / f"s{seed}" / "results.json").write_text(json.dumps(res))
+    write_fake_runs(runs)
     out = write_benchmark_report(runs, tmp_path / "bench" / "2026-01-01", "tiny")
     monkeypatch.setenv("MIDMS_RESULTS", str(tmp_path / "bench"))
     nb = nbformat.read(NOTEBOOK, as_version=4)

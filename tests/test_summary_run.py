@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from e2e import write_fake_runs
 
 from midms.reporting.benchmark_report import write_benchmark_report
 from midms.tracking.summary import log_summary_run
@@ -15,11 +15,7 @@ def test_summary_run_logs_table_and_plots_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
     monkeypatch.setenv("WANDB_SILENT", "true")
     runs = tmp_path / "runs"
-    for seed, psnr in enumerate([20.0, 22.0]):
-        (runs / f"s{seed}").mkdir(parents=True)
-        res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": seed,
-               "metrics": {"psnr": psnr}, "directions": {"psnr": "higher"}}  # fmt: skip
-        (runs / f"s{seed}" / "results.json").write_text(json.dumps(res))
+    write_fake_runs(runs)
     out = write_benchmark_report(runs, tmp_path / "agg", "tiny")
     run_id = log_summary_run("tiny", out)
     (offline,) = (out / "wandb").glob("offline-run-*")

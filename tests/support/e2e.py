@@ -8,3 +8,16 @@ TINY = [
     "dataset.datamodule.batch_size=4",
     "evaluation.grid_rows=2",
 ]
+
+
+def write_fake_runs(runs_dir, psnrs=(20.0, 22.0)) -> None:
+    """Completed results.json files of one model over seeds, as a benchmark's runs folder holds them."""
+    import json
+    from pathlib import Path
+
+    for seed, psnr in enumerate(psnrs):
+        job = Path(runs_dir) / f"s{seed}"
+        job.mkdir(parents=True)
+        res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": seed,
+               "metrics": {"psnr": psnr}, "directions": {"psnr": "higher"}}  # fmt: skip
+        (job / "results.json").write_text(json.dumps(res))
