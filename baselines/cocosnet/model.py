@@ -292,25 +292,26 @@ class CoCosNet(TranslationModel):
 
     # -- Lightning ----------------------------------------------------------------------------------
 
+    def _update(self, opt, terms: dict[str, Tensor]) -> Tensor:
+        """One optimiser step on the sum of ``terms`` (returned); gradients are not held through the other step."""
+        loss = torch.stack(list(terms.values())).sum()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
+        opt.zero_grad()
+        return loss
+
     def training_step(self, batch: dict, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
 
         self.toggle_optimizer(opt_g)  # D frozen
         g_terms, out = self.generator_losses(batch)
-        g_loss = torch.stack(list(g_terms.values())).sum()
-        opt_g.zero_grad()
-        self.manual_backward(g_loss)
-        opt_g.step()
-        opt_g.zero_grad()  # no stale gradients held through the other step
+        g_loss = self._update(opt_g, g_terms)
         self.untoggle_optimizer(opt_g)
 
         self.toggle_optimizer(opt_d)  # G and correspondence frozen
         d_terms = self.discriminator_losses(batch, out["fake"])
-        d_loss = torch.stack(list(d_terms.values())).sum()
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        opt_d.step()
-        opt_d.zero_grad()  # no stale gradients held through the other step
+        d_loss = self._update(opt_d, d_terms)
         self.untoggle_optimizer(opt_d)
 
         logged = {f"train/{k}": v.detach() for k, v in {**g_terms, **d_terms}.items()}

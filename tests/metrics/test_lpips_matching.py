@@ -27,17 +27,6 @@ def reference() -> lpips.LPIPS:
         return lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
 
 
-@pytest.fixture
-def hub_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    def no_network(*args, **kwargs):
-        raise AssertionError("tried to download")
-
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tmp_path / "hub"
-
-
 def make_ctx(tmp_path: Path) -> EvalContext:
     return EvalContext(
         samples_dir=tmp_path / "samples", reference_dir=tmp_path, cache_dir=tmp_path, dataset_key="k", image_size=64

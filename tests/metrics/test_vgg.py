@@ -25,19 +25,6 @@ def tv_vgg19() -> torch.nn.Module:
     return torchvision.models.vgg19(weights=None).eval()
 
 
-@pytest.fixture
-def hub_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty torch hub dir; any download attempt fails the test."""
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("tried to download")
-
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    return tmp_path / "hub"
-
-
 def tiny_torchvision_features() -> torch.nn.Sequential:
     """torchvision's VGG19 ``features`` layout (same indices) with tiny widths."""
     cfg: list = []
