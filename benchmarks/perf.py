@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 log = logging.getLogger("benchmarks.perf")
 OUT = Path(__file__).resolve().parent / "results" / "perf"
@@ -71,11 +72,13 @@ def _celebahq_edges(r: dict) -> list[dict]:
 def _midms(r: dict) -> list[dict]:
     rows = []
     for row in r["sampling"]:
-        batched, loop = row["batched"], row["naive_loop"]
-        label = f"{r['size']} {r['image_size']} px, batch {row['batch']}"
-        rows.append(_row("midms", f"sampling img/s, {label}", batched["images_per_s"], loop["images_per_s"],
-                         "baseline: the same steps one image at a time"))  # fmt: skip
-        rows.append(_row("midms", f"sampling peak MiB, {label}", batched["peak_mib"], loop["peak_mib"]))
+        loop = row["naive_loop"]
+        for v in row["variants"]:
+            name = v["precision"] + (", channels-last" if v["channels_last"] else "")
+            label = f"{r['size']} {r['image_size']} px, {r['schedule']}, batch {row['batch']}, {name}"
+            rows.append(_row("midms", f"sampling img/s, {label}", v["images_per_s"], loop["images_per_s"],
+                             "baseline: the same steps one image at a time, fp32"))  # fmt: skip
+            rows.append(_row("midms", f"sampling peak MiB, {label}", v["peak_mib"], loop["peak_mib"]))
     for row in r["correlation"]:
         chunked, dense = row["chunked"], row["dense"]
         rows.append(_row("midms", f"64x64 correlation peak MiB, batch {row['batch']}", chunked["peak_mib"],
@@ -93,13 +96,22 @@ def _cocosnet(r: dict) -> list[dict]:
     return rows
 
 
+# on a GPU the full MIDMs run also measures autocast and channels-last (on a CPU without bf16 units they only
+# cost time: about 15 min per variant at batch 16 on 2 cores)
+_GPU_VARIANTS = ["--precision", "fp32", "bf16", "fp16", "--channels-last"] if torch.cuda.is_available() else []
+
 # name -> (module, quick argv, full argv, rows)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dict]]]] = {
     "swd": ("benchmarks.perf_swd", ["--images", "200", "--rss-sizes", "200", "800"], [], _swd),
     "fid_cache": ("benchmarks.perf_fid_cache", ["--runs", "3", "--num-images", "200"], ["--runs", "4"], _fid_cache),
     "celebahq_edges": ("benchmarks.perf_celebahq_edges", ["--faces", "8", "--workers", "0"], [], _celebahq_edges),
     "quickstart": ("benchmarks.perf_quickstart", [], [], _quickstart),
-    "midms": ("benchmarks.perf_midms", ["--size", "tiny", "--image-size", "64", "--batch", "1", "4"], [], _midms),
+    "midms": (
+        "benchmarks.perf_midms",
+        ["--size", "tiny", "--image-size", "64", "--batch", "1", "4"],
+        ["--batch", "1", "16", "--corr-batch", "1", "2", "4", "8", "16", *_GPU_VARIANTS],
+        _midms,
+    ),
     "cocosnet": ("benchmarks.perf_cocosnet", ["--sizes", "tiny", "--resolutions", "64"], [], _cocosnet),
 }
 

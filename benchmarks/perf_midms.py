@@ -3,6 +3,7 @@
     python benchmarks/perf_midms.py                          # paper size, 256 px, batch 1 and 2, correlation memory
     python benchmarks/perf_midms.py --batch 1 16             # batch 16 too (GPU, or a patient CPU)
     python benchmarks/perf_midms.py --size tiny --image-size 32 --schedule no_refine   # seconds, for a smoke run
+    python benchmarks/perf_midms.py --batch 1 16 --precision fp32 bf16 --channels-last  # GPU: autocast variants
 
 Sampling: ``MIDMs.translate`` on B images at once (the batched interleaved sampler: 4 interleaved + 20
 refinement UNet evaluations per image) against a naive loop that translates the same B images one at a
@@ -12,13 +13,22 @@ peak memory of the chunked soft warp (``midms.models.midms.warp``) against the d
 subprocess so peak RSS (CPU) / ``max_memory_allocated`` (CUDA) belongs to it alone. On the CPU the peak
 cannot be reset, so "peak MiB" is the growth of the peak above a one-image warm-up (``peak_total_mib`` in the
 returned dict is the process's whole peak); on CUDA it is the peak above the memory held before the call.
+
+``--precision bf16|fp16`` runs ``translate`` under ``torch.autocast`` (the softmax of the correlation and the
+DDIM arithmetic stay float32, as autocast keeps them); ``--channels-last`` converts the networks and inputs to
+``torch.channels_last``. Each variant is measured batched; the naive loop is always fp32 and
+contiguous, the baseline the issue asks for. Every finished measurement is written at once (atomically) to
+``--out`` (default ``benchmarks/results/perf/midms_<time>.json``), so an interrupted long run keeps what it
+measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -31,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 logger = logging.getLogger("perf_midms")
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _peak_mib(device: torch.device) -> float:
@@ -78,14 +89,20 @@ def worker_sampling(args) -> dict:
     device = torch.device(args.device)
     model, spec = _build(args.size, args.image_size, args.schedule, device)
     batch = _batch(spec, args.batch_size, device)
-    model.translate({k: v[:1] for k, v in batch.items()})  # warm-up (kernels, allocator)
-    base = _reset_peak(device)
-    t0 = time.perf_counter()
-    if args.mode == "batched":
-        model.translate(batch)
-    else:
-        for i in range(args.batch_size):
-            model.translate({k: v[i : i + 1] for k, v in batch.items()})
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+    dtype = DTYPES[args.worker_precision]
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with autocast:
+        model.translate({k: v[:1] for k, v in batch.items()})  # warm-up (kernels, allocator)
+        base = _reset_peak(device)
+        t0 = time.perf_counter()
+        if args.mode == "batched":
+            model.translate(batch)
+        else:
+            for i in range(args.batch_size):
+                model.translate({k: v[i : i + 1] for k, v in batch.items()})
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
@@ -122,15 +139,30 @@ def worker_correlation(args) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_mib": _peak_mib(device) - base}
 
 
-def _spawn(kind: str, args, **extra) -> dict:
+def _spawn(kind: str, args, channels_last: bool = False, **extra) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--device", args.device, "--size", args.size]
     cmd += ["--image-size", str(args.image_size), "--schedule", args.schedule, "--chunk", str(args.chunk)]
+    cmd += ["--channels-last"] if channels_last else []
     for key, value in extra.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"worker {kind} {extra} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _write_atomic(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, path)
+
+
+def _variants(args) -> list[tuple[str, bool]]:
+    """(precision, channels_last) of the batched measurements: every precision, contiguous; then each
+    precision channels-last when asked."""
+    out = [(p, False) for p in args.precision]
+    return out + ([(p, True) for p in args.precision] if args.channels_last else [])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -142,10 +174,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--schedule", default="full", choices=["full", "no_refine"])
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=list(DTYPES), help="autocast variants")
+    p.add_argument("--channels-last", action="store_true", help="also measure channels-last variants")
     p.add_argument("--skip-sampling", action="store_true")
+    p.add_argument("--out", type=Path, help="JSON written after every measurement")
     p.add_argument("--worker", choices=["sampling", "correlation"], help=argparse.SUPPRESS)
     p.add_argument("--mode", default="batched", help=argparse.SUPPRESS)
     p.add_argument("--batch-size", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--worker-precision", default="fp32", choices=list(DTYPES), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         result = (worker_sampling if args.worker == "sampling" else worker_correlation)(args)
@@ -157,33 +193,44 @@ def main(argv: list[str] | None = None) -> dict:
         "device": args.device,
         "size": args.size,
         "image_size": args.image_size,
+        "schedule": args.schedule,
         "sampling": [],
         "correlation": [],
     }
+    out = args.out or ROOT / "benchmarks" / "results" / "perf" / f"midms_{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
     if not args.skip_sampling:
         for b in args.batch:
-            row = {"batch": b}
-            for mode in ("batched", "naive_loop"):
-                row[mode] = _spawn("sampling", args, mode=mode, batch_size=b)
-                logger.info("sampling batch %d %s: %s", b, mode, row[mode])
+            row: dict = {"batch": b, "variants": []}
             results["sampling"].append(row)
+            row["naive_loop"] = _spawn("sampling", args, mode="naive_loop", batch_size=b)
+            logger.info("sampling batch %d naive loop: %s", b, row["naive_loop"])
+            _write_atomic(out, results)
+            for precision, channels_last in _variants(args):
+                m = _spawn("sampling", args, channels_last, mode="batched", batch_size=b, worker_precision=precision)
+                row["variants"].append({"precision": precision, "channels_last": channels_last, **m})
+                logger.info("sampling batch %d batched %s%s: %s", b, precision, " CL" * channels_last, m)
+                _write_atomic(out, results)
     for b in args.corr_batch:
         row = {"batch": b}
         for mode in ("chunked", "dense"):
             row[mode] = _spawn("correlation", args, mode=mode, batch_size=b)
         results["correlation"].append(row)
         logger.info("correlation batch %d: %s", b, row)
+        _write_atomic(out, results)
 
     lines = [
-        f"MIDMs sampling ({args.size}, {args.image_size} px, {args.schedule}, {args.device})",
-        f"{'batch':>5} {'batched img/s':>14} {'loop img/s':>11} {'speed-up':>9} {'peak MiB':>9} {'loop MiB':>9}",
+        f"MIDMs sampling ({args.size}, {args.image_size} px, {args.schedule}, {args.device}); "
+        "baseline: the naive loop, fp32",
+        f"{'batch':>5} {'variant':>10} {'img/s':>9} {'loop img/s':>11} {'speed-up':>9} {'peak MiB':>9} {'loop MiB':>9}",
     ]
     for r in results["sampling"]:
-        bt, lp = r["batched"], r["naive_loop"]
-        lines.append(
-            f"{r['batch']:>5} {bt['images_per_s']:>14.4f} {lp['images_per_s']:>11.4f} "
-            f"{bt['images_per_s'] / lp['images_per_s']:>8.2f}x {bt['peak_mib']:>9.0f} {lp['peak_mib']:>9.0f}"
-        )
+        lp = r["naive_loop"]
+        for v in r["variants"]:
+            name = v["precision"] + ("+CL" if v["channels_last"] else "")
+            lines.append(
+                f"{r['batch']:>5} {name:>10} {v['images_per_s']:>9.4f} {lp['images_per_s']:>11.4f} "
+                f"{v['images_per_s'] / lp['images_per_s']:>8.2f}x {v['peak_mib']:>9.0f} {lp['peak_mib']:>9.0f}"
+            )
     lines += [
         "Correlation at 64×64 latents, 256 channels (peak MiB above the inputs)",
         f"{'batch':>5} {'chunked MiB':>12} {'dense MiB':>10} {'chunked s':>10} {'dense s':>8}",
@@ -194,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['batch']:>5} {c['peak_mib']:>12.1f} {d['peak_mib']:>10.1f} {c['seconds']:>10.3f} {d['seconds']:>8.3f}"
         )
     logger.info("\n%s", "\n".join(lines))
+    logger.info("written to %s", out)
     return results
 
 

@@ -147,3 +147,22 @@ def test_kl_autoencoder_prior_runs_the_same_sampler(build_model, batch_of):
     z = model.prior.encode(batch["exemplar"], sample=False)
     assert z.shape == (2, 4, 8, 8)
     assert model.translate(batch).shape == (2, 3, 32, 32)
+
+
+def test_translate_under_autocast_and_channels_last_matches_fp32(build_model, batch_of):
+    """The GPU-speed variants of ``benchmarks/perf_midms.py``: bf16 autocast mixes dtypes in the re-matching
+    blend and the DDIM state, channels-last changes every convolution's layout; both stay close to fp32."""
+    model, ds = build_model()
+    batch = batch_of(ds, [0, 1])
+    ref = model.translate(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model.translate(batch)
+    cl_model = model.to(memory_format=torch.channels_last)
+    as_cl = {
+        k: v.contiguous(memory_format=torch.channels_last) if torch.is_tensor(v) and v.dim() == 4 else v
+        for k, v in batch.items()
+    }
+    cl = cl_model.translate(as_cl)
+    assert torch.isfinite(low).all() and low.shape == ref.shape
+    assert (low.float() - ref).abs().mean() < 0.05
+    torch.testing.assert_close(cl, ref, atol=1e-4, rtol=1e-4)

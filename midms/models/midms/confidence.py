@@ -41,5 +41,7 @@ def confidence_mask(error: Tensor, threshold: float = 0.5, pool: int = 2) -> Ten
 
 
 def blend(new: Tensor, old: Tensor, mask: Tensor | None) -> Tensor:
-    """Confident positions take ``new``; ``mask=None`` (no confidence masking) takes ``new`` everywhere."""
-    return new if mask is None else torch.lerp(old, new, mask)
+    """Confident positions take ``new``; ``mask=None`` (no confidence masking) takes ``new`` everywhere.
+
+    ``torch.where`` on the binary mask (not ``lerp``) so latents of different dtypes under autocast mix."""
+    return new if mask is None else torch.where(mask > 0.5, new, old)
