@@ -32,8 +32,11 @@ def test_paper_size_parameter_counts_match_official_within_one_percent():
 # -- a CompVis-style checkpoint, enumerated from the openaimodel / taming layouts (not from the converter) --
 
 
+FILL = torch.randn  # values of the generated tensors (a layout-only test swaps in torch.empty)
+
+
 def _add(sd, key, *shape):
-    sd[key] = torch.randn(*shape)
+    sd[key] = FILL(*shape)
 
 
 def _resblock(sd, p, cin, cout, emb):
@@ -215,6 +218,32 @@ def test_compvis_conversion_accounts_for_every_tensor():
         convert_checkpoint({**sd, "model.diffusion_model.extra.weight": torch.zeros(1)}, CONFIG)
     with pytest.raises(UserError, match="lacks"):
         convert_checkpoint({k: v for k, v in sd.items() if not k.endswith("out.2.bias")}, CONFIG)
+
+
+def test_real_celebahq_ldm_layout_converts_onto_the_paper_size(monkeypatch):
+    """The CelebA-HQ LDM's own layout (CompVis ``celebahq-ldm-vq-4.yaml``: UNet 224 × (1, 2, 3, 4), 2 res blocks,
+    attention at ds 2/4/8, 32-channel heads; VQ-f4 128 × (1, 2, 4), 8192 codes), generated at full size,
+    converts with every tensor used into exactly the modules of ``model.size=paper``: the real checkpoint's
+    keys and shapes, short of its weights, which cannot be downloaded here."""
+    monkeypatch.setitem(globals(), "FILL", torch.empty)  # 330M values: layout only, no RNG time
+    unet_p = {"image_size": 64, "in_channels": 3, "out_channels": 3, "model_channels": 224, "num_res_blocks": 2}
+    unet_p |= {"attention_resolutions": [8, 4, 2], "channel_mult": [1, 2, 3, 4], "num_head_channels": 32}
+    dd = {"double_z": False, "z_channels": 3, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128}
+    dd |= {"ch_mult": [1, 2, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+    config = {"model": {"params": {"linear_start": 0.0015, "linear_end": 0.0195, "timesteps": 1000}}}
+    config["model"]["params"]["unet_config"] = {"params": unet_p}
+    config["model"]["params"]["first_stage_config"] = {
+        "target": "ldm.models.autoencoder.VQModelInterface",
+        "params": {"embed_dim": 3, "n_embed": 8192, "ddconfig": dd},
+    }
+    sd = {**compvis_unet(ch=224, mult=(1, 2, 3, 4), nrb=2, attn=(2, 4, 8)), **compvis_vq(128, (1, 2, 4), 2, 3, 8192)}
+    unet, vae, _ = convert_checkpoint(sd, config)
+    with torch.device("meta"):
+        paper_unet, paper_vae = UNet2DModel(**PAPER.prior.unet), VQModel(**PAPER.prior.vae)
+    for got, want in ((unet, paper_unet), (vae, paper_vae)):
+        assert {k: v.shape for k, v in got.state_dict().items()} == {k: v.shape for k, v in want.state_dict().items()}
+    assert _count(unet) == sum(v.numel() for k, v in sd.items() if k.startswith("model.diffusion_model."))
+    assert abs(_count(unet) - 274.1e6) / 274.1e6 < 0.01 and abs(_count(vae) - 55.3e6) / 55.3e6 < 0.01
 
 
 def test_load_compvis_files_and_missing_file_errors(tmp_path):
