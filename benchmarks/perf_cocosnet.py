@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from benchmarks.memory import peak_rss_mib  # noqa: E402
 
 logger = logging.getLogger("perf_cocosnet")
 
@@ -92,10 +93,7 @@ def measure_one(size: str, resolution: int, batch: int, steps: int, device: str)
         model.translate(data)
         _sync(dev)
         infer = time.perf_counter() - t0
-    if dev.type == "cuda":
-        peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20
-    else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else peak_rss_mib()
     return {
         "size": size,
         "resolution": resolution,

@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -40,6 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from benchmarks.memory import current_rss_mib, peak_rss_mib, reset_peak_rss  # noqa: E402
+
 logger = logging.getLogger("perf_midms")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -47,17 +48,17 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def _peak_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return peak_rss_mib()
 
 
 def _reset_peak(device: torch.device) -> float:
-    """The baseline to subtract: allocated memory (CUDA, peak counter reset) or the peak RSS so far (CPU, whose
-    peak cannot be reset: run a small warm-up first so the measured call sets a new peak)."""
+    """The baseline to subtract: allocated memory (CUDA, peak counter reset) or the RSS now (CPU, VmHWM reset
+    to it; where the kernel refuses, the peak so far, which the small warm-up before each call has set)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device) / 2**20
-    return _peak_mib(device)
+    return current_rss_mib() if reset_peak_rss() else peak_rss_mib()
 
 
 def _build(size: str, image_size: int, schedule: str, device: torch.device):

@@ -3,15 +3,13 @@
     python benchmarks/perf_quickstart.py [overrides...]
 
 Runs ``run.py`` in a fresh process with isolated log/cache folders (so the reference images are written
-too, as on a first run) and W&B offline.
+too, as on a first run) and W&B offline. Peak memory is the run's own VmHWM (see ``benchmarks/memory.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from benchmarks.memory import run_with_peak_rss  # noqa: E402
+
 BUDGET_S, BUDGET_GIB = 300.0, 4.0
 
 
@@ -30,12 +32,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env = {**os.environ, "MIDMS_LOGS": f"{tmp}/logs", "MIDMS_CACHE": f"{tmp}/cache", "WANDB_MODE": "offline"}
         env["WANDB_SILENT"] = "true"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args.overrides], cwd=ROOT, env=env,
-                              capture_output=True, text=True)  # fmt: skip
+        proc, peak_mib = run_with_peak_rss([sys.executable, str(ROOT / "run.py"), *args.overrides], cwd=ROOT, env=env)
         wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"quickstart failed:\n{proc.stderr[-3000:]}")
-    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
+    peak_gib = peak_mib / 1024
     result = {
         "wall_s": wall,
         "peak_rss_gib": peak_gib,

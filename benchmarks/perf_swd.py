@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import sys
 import time
@@ -26,8 +25,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from midms.metrics import _swd_numpy as ref
-from midms.metrics import swd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from benchmarks.memory import peak_rss_mib  # noqa: E402
+from midms.metrics import _swd_numpy as ref  # noqa: E402
+from midms.metrics import swd  # noqa: E402
 
 logger = logging.getLogger("perf_swd")
 
@@ -53,17 +55,6 @@ def synthetic_chunk(n: int, size: int, seed: int, sharpness: float = 1.0) -> tor
 def stream(num: int, size: int, chunk: int, seed: int, sharpness: float = 1.0) -> Iterator[torch.Tensor]:
     for i, start in enumerate(range(0, num, chunk)):
         yield synthetic_chunk(min(chunk, num - start), size, seed * 1_000_003 + i, sharpness)
-
-
-def peak_rss_mib() -> float:
-    """Peak RSS of this process. VmHWM restarts at exec; ``ru_maxrss`` would carry the parent's peak over."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux (bytes on macOS)
 
 
 def pooled_stream(num: int, size: int, chunk: int, seed: int, sharpness: float = 1.0) -> Iterator[torch.Tensor]:
