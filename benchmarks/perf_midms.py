@@ -146,7 +146,14 @@ def _spawn(kind: str, args, channels_last: bool = False, **extra) -> dict:
     cmd += ["--channels-last"] if channels_last else []
     for key, value in extra.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if kind == "correlation":
+        # glibc raises its mmap threshold after big frees, then serves 16 MiB blocks from the heap, which keeps
+        # freed pages resident: the RSS peak would depend on allocation history. A fixed threshold returns
+        # them at once, so the CPU peak tracks live tensors. (Sampling keeps the default allocator: its speed
+        # is the point there, and its peak is read with that caveat.)
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(2**20))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"worker {kind} {extra} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
