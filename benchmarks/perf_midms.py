@@ -10,9 +10,11 @@ refinement UNet evaluations per image) against a naive loop that translates the 
 time, both with random weights of the chosen size (throughput does not depend on the values). Correlation:
 peak memory of the chunked soft warp (``midms.models.midms.warp``) against the dense B×4096×4096 one at
 64×64 latents with 256-channel features, for several batch sizes. Every measurement runs in a fresh
-subprocess so peak RSS (CPU) / ``max_memory_allocated`` (CUDA) belongs to it alone. On the CPU the peak
-cannot be reset, so "peak MiB" is the growth of the peak above a one-image warm-up (``peak_total_mib`` in the
-returned dict is the process's whole peak); on CUDA it is the peak above the memory held before the call.
+subprocess, after a one-image warm-up, and "peak MiB" is the peak above the memory held just before the
+measured call: on CUDA ``max_memory_allocated`` after a reset, on the CPU the process's VmHWM after resetting
+it to the current RSS (``benchmarks/memory.py``; ``peak_total_mib`` in the returned dict is the whole peak).
+CPU peaks go through glibc's allocator, which may keep freed blocks resident: the correlation workers fix its
+mmap threshold so their peaks track live tensors; sampling keeps the default allocator (its speed matters).
 
 ``--precision bf16|fp16`` runs ``translate`` under ``torch.autocast`` (the softmax of the correlation and the
 DDIM arithmetic stay float32, as autocast keeps them); ``--channels-last`` converts the networks and inputs to
