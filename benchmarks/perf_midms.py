@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from benchmarks.memory import current_rss_mib, peak_rss_mib, reset_peak_rss  # noqa: E402
+from midms.evaluation.results import atomic_write_text  # noqa: E402
 
 logger = logging.getLogger("perf_midms")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -162,10 +163,7 @@ def _spawn(kind: str, args, channels_last: bool = False, **extra) -> dict:
 
 
 def _write_atomic(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(results, indent=1))
 
 
 def _variants(args) -> list[tuple[str, bool]]:
