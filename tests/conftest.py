@@ -15,6 +15,15 @@ SUPPORT = Path(__file__).resolve().parent / "support"
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny convolutions run far faster single-threaded, above all on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(

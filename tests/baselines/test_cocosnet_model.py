@@ -21,12 +21,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 RANDOM_VGG = ["model.vgg_weights=random", "model.vgg_widths=[4,8,8,16,16]"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _compose(*overrides: str):
@@ -49,7 +44,9 @@ def _batch(ds: SyntheticPairs, n: int = 2) -> dict:
     return default_collate([ds[i] for i in range(n)])
 
 
-def _fit(model: CoCosNet, ds: SyntheticPairs, epochs: int = 1, batches: int | None = None, **kw) -> L.Trainer:
+def _fit(
+    model: CoCosNet, ds: SyntheticPairs, epochs: int = 1, batches: int | None = None, ckpt_path=None, **kw
+) -> L.Trainer:
     trainer = L.Trainer(
         max_epochs=epochs,
         limit_train_batches=batches,
@@ -61,7 +58,7 @@ def _fit(model: CoCosNet, ds: SyntheticPairs, epochs: int = 1, batches: int | No
         enable_model_summary=False,
         **kw,
     )
-    trainer.fit(model, DataLoader(ds, batch_size=2, shuffle=False))
+    trainer.fit(model, DataLoader(ds, batch_size=2, shuffle=False), ckpt_path=ckpt_path)
     return trainer
 
 
@@ -248,15 +245,5 @@ def test_checkpoint_loads_with_weights_only_and_training_resumes_from_its_step(t
     assert state["global_step"] == 2 and len(state["optimizer_states"]) == 2 and len(state["lr_schedulers"]) == 2
     assert state["hyper_parameters"]["settings"]["reconstruction_target"] == "target"
     resumed = _model(ds, seed=6)
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=1,
-        limit_val_batches=0,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(resumed, DataLoader(ds, batch_size=2), ckpt_path=ckpt)
+    trainer = _fit(resumed, ds, epochs=2, batches=1, ckpt_path=ckpt)
     assert trainer.global_step == 4 and trainer.current_epoch == 2

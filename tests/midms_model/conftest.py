@@ -47,12 +47,8 @@ def batch_of():
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster single-threaded, above all on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_threaded(one_thread):
+    """Every MIDMs test runs single-threaded (``one_thread`` in tests/conftest.py)."""
 
 
 @pytest.fixture
