@@ -85,3 +85,14 @@ def test_ablation_for_another_model_is_rejected():
     cfg.ablation.name = "no_confidence"
     with pytest.raises(UserError, match="ablation=no_confidence applies to model=midms, not to model=copy_exemplar"):
         check_config(cfg)
+
+
+def test_synthetic_hard_sets_its_options_and_shares_the_synthetic_model_settings():
+    cfg = _compose("model=cocosnet", "dataset=synthetic_hard", "dataset.image_size=32")
+    OmegaConf.resolve(cfg)
+    ds = hydra.utils.instantiate(cfg.dataset.datamodule).eval_dataset
+    assert (ds.num_classes, ds.layout, ds.thin, ds.texture_detail) == (12, "scattered", True, 16)
+    assert ds.texture_strength == (0.25, 0.5)
+    easy = _compose("model=cocosnet", "dataset=synthetic")
+    OmegaConf.resolve(easy)
+    assert cfg.model.module.settings == easy.model.module.settings

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from e2e import TINY
 
+from midms.data.synthetic import SyntheticPairs
 from midms.reporting.table import collect
 
 # the runner's own paths, exercised with the trivial model (the quickstart's default is midms)
@@ -24,11 +25,14 @@ def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "completed"
     assert res["model"] == "copy_exemplar" and res["dataset"] == "synthetic" and res["ablation"] == "none"
-    assert {"psnr", "ssim", "swd", "swd_32", "swd_16"} == set(res["metrics"])
+    assert {"psnr", "ssim", "swd", "swd_32", "swd_16", "matching_accuracy"} == set(res["metrics"])
     # offline: weight-based metrics are skipped with the file and the fix, never given a made-up value
     assert {"fid", "kid", "lpips", "semantic", "style"} <= set(res["skipped"])
     assert "inception-2015-12-05.pt" in res["skipped"]["fid"] and "Fix:" in res["skipped"]["fid"]
-    assert "warp" in res["skipped"]["matching_accuracy"]  # copy_exemplar does not match
+    # copy_exemplar's correspondence is the identity: its accuracy is how often the two label maps agree
+    ds = SyntheticPairs("test", image_size=32, sizes={"train": 16, "val": 4, "test": 8})
+    agree = [float((ds[i]["labels"] == ds[i]["exemplar_labels"]).double().mean()) for i in range(8)]
+    assert res["metrics"]["matching_accuracy"] == pytest.approx(sum(agree) / 8, abs=1e-6)
     assert 0 < res["metrics"]["psnr"] < 40
     assert res["protocol"]["num_images"] == 8 and res["protocol"]["image_size"] == 32
     assert res["protocol"]["image_format"] == "png" and len(res["config_hash"]) == 16

@@ -42,7 +42,7 @@ class Style:
     amplitude: np.ndarray  # K, texture strength
     frequency: np.ndarray  # K, stripe cycles per image
     angle: np.ndarray  # K, stripe orientation (radians)
-    noise: np.ndarray  # K×3×8×8 low-resolution noise fields, bilinearly up-sampled at render time
+    noise: np.ndarray  # K×3×d×d low-resolution noise fields, bilinearly up-sampled at render time
 
 
 def _rng(*key: int | str) -> np.random.Generator:
@@ -51,45 +51,135 @@ def _rng(*key: int | str) -> np.random.Generator:
     return np.random.default_rng(ints)
 
 
-def sample_style(rng: np.random.Generator, num_classes: int) -> Style:
+def sample_style(
+    rng: np.random.Generator,
+    num_classes: int,
+    strength: tuple[float, float] = (0.05, 0.2),
+    detail: int = 8,
+) -> Style:
+    """A random style: texture amplitudes drawn from ``strength``; noise fields of ``detail``² cells."""
     return Style(
         palette=rng.uniform(-0.75, 0.75, size=(num_classes, 3)),
         texture=tuple(rng.choice(TEXTURES, size=num_classes).tolist()),
-        amplitude=rng.uniform(0.05, 0.2, size=num_classes),
-        frequency=rng.uniform(3.0, 10.0, size=num_classes),
+        amplitude=rng.uniform(*strength, size=num_classes),
+        frequency=rng.uniform(3.0, 10.0, size=num_classes) * detail / 8,
         angle=rng.uniform(0.0, np.pi, size=num_classes),
-        noise=rng.standard_normal(size=(num_classes, 3, 8, 8)),
+        noise=rng.standard_normal(size=(num_classes, 3, detail, detail)),
     )
 
 
-def sample_labels(rng: np.random.Generator, num_classes: int, size: int) -> np.ndarray:
-    """A size×size int64 label map: background 0, each foreground class drawn once, then extra shapes."""
+@dataclass(frozen=True)
+class Part:
+    """A class's shape archetype: what makes a region of class k recognisable from its outline alone."""
+
+    shape: str  # one of FILLED_SHAPES or THIN_SHAPES
+    home: tuple[float, float]  # centre in the unit frame (``layout=parts``)
+    radius: float  # half-extent in the unit frame
+    aspect: float  # height / width
+
+
+FILLED_SHAPES = ("triangle", "rectangle", "diamond", "pentagon", "cross", "ellipse")
+THIN_SHAPES = ("ring", "line")  # one to three pixels wide at 64 px
+BODY = Part("ellipse", (0.5, 0.52), 0.42, 1.1)  # class 1: the large region the parts sit on (a face's skin)
+
+
+def class_parts(num_classes: int, thin: bool = False) -> list[Part]:
+    """Archetypes of classes 1..K-1 (index 0 is class 1). A pure function of the arguments, so every split
+    and seed shares them: class 1 is the body, classes 2.. cycle through the shapes (thin ones too with
+    ``thin``) around a ring inside the body; a shape that repeats comes back larger, so that shape and size
+    together still tell the classes apart."""
+    kinds = FILLED_SHAPES + (THIN_SHAPES if thin else ())
+    parts = [BODY]
+    n = max(num_classes - 2, 1)
+    for i in range(num_classes - 2):
+        angle = 2 * np.pi * i / n - np.pi / 2
+        home = (0.5 + 0.24 * np.cos(angle), 0.52 + 0.24 * np.sin(angle))
+        cycle = i // len(kinds)
+        parts.append(Part(kinds[i % len(kinds)], home, 0.11 + 0.03 * cycle, 1.0 + 0.35 * (i % 2)))
+    return parts
+
+
+def _outline(shape: str, cx: float, cy: float, rx: float, ry: float, rot: float) -> list[tuple[float, float]]:
+    """Polygon vertices (unit frame) of a filled shape, rotated by ``rot`` about its centre."""
+    if shape == "triangle":
+        angles = np.array([-90.0, 30.0, 150.0])
+    elif shape == "rectangle":
+        angles = np.array([-45.0, 45.0, 135.0, 225.0])
+    elif shape == "diamond":
+        angles = np.array([-90.0, 0.0, 90.0, 180.0])
+    elif shape == "pentagon":
+        angles = np.arange(5) * 72.0 - 90.0
+    elif shape == "cross":  # a plus sign: twelve vertices
+        a, b = 1.0, 0.36
+        pts = [
+            (b, a),
+            (b, b),
+            (a, b),
+            (a, -b),
+            (b, -b),
+            (b, -a),
+            (-b, -a),
+            (-b, -b),
+            (-a, -b),
+            (-a, b),
+            (-b, b),
+            (-b, a),
+        ]
+        return _place(np.array(pts), cx, cy, rx, ry, rot)
+    else:
+        raise ValueError(shape)
+    unit = np.stack([np.cos(np.radians(angles)), np.sin(np.radians(angles))], axis=1)
+    if shape == "rectangle":
+        unit = unit * np.sqrt(2)
+    return _place(unit, cx, cy, rx, ry, rot)
+
+
+def _place(unit: np.ndarray, cx: float, cy: float, rx: float, ry: float, rot: float) -> list[tuple[float, float]]:
+    c, s = np.cos(rot), np.sin(rot)
+    x, y = unit[:, 0] * rx, unit[:, 1] * ry
+    return [(cx + c * u - s * v, cy + s * u + c * v) for u, v in zip(x, y, strict=True)]
+
+
+def sample_labels(
+    rng: np.random.Generator, num_classes: int, size: int, layout: str = "parts", thin: bool = False
+) -> np.ndarray:
+    """A size×size int64 label map: background 0, then every class's part (:func:`class_parts`) drawn once,
+    the body first and smaller parts over larger ones.
+
+    ``layout=parts``: like the parts of a roughly aligned face: the whole arrangement shifted (±0.12 of the
+    frame) and scaled (×0.8–1.1), then each part jittered about its home (±0.05, size ×0.85–1.15, rotation
+    ±17°); ``layout=scattered``: anywhere in the frame, at any rotation, so that
+    only a part's shape says which class it is.
+    """
     canvas = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
-    extra = rng.integers(1, 4)
-    classes = list(rng.integers(1, num_classes, size=extra)) + list(rng.permutation(np.arange(1, num_classes)))
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    for k in classes:
-        kind = rng.choice(["ellipse", "polygon", "stripes"], p=[0.45, 0.4, 0.15])
-        cx, cy = rng.uniform(0.15, 0.85, size=2)
-        if kind == "ellipse":
-            rx, ry = rng.uniform(0.08, 0.3, size=2)
-            box = [(cx - rx) * size, (cy - ry) * size, (cx + rx) * size, (cy + ry) * size]
-            draw.ellipse(box, fill=int(k))
-        elif kind == "polygon":
-            n = rng.integers(3, 7)
-            angles = np.sort(rng.uniform(0, 2 * np.pi, size=n))
-            radii = rng.uniform(0.1, 0.3, size=n)
-            pts = [
-                ((cx + r * np.cos(a)) * size, (cy + r * np.sin(a)) * size) for a, r in zip(angles, radii, strict=True)
-            ]
-            draw.polygon(pts, fill=int(k))
-        else:  # a band of parallel stripes across the whole image, drawn over everything so far
-            theta, period = rng.uniform(0, np.pi), rng.uniform(0.2, 0.45)
-            phase = (xx * np.cos(theta) + yy * np.sin(theta)) / period + rng.uniform(0, 1)
-            band = (phase % 1.0) < rng.uniform(0.15, 0.35)
-            canvas = Image.fromarray(np.where(band, k, np.asarray(canvas)).astype(np.uint8))
-            draw = ImageDraw.Draw(canvas)
+    parts = class_parts(num_classes, thin)
+    order = sorted(range(len(parts)), key=lambda i: -parts[i].radius)  # stable: the body, then larger parts
+    shift, zoom = rng.uniform(-0.12, 0.12, size=2), rng.uniform(0.8, 1.1)
+    for i in order:
+        part, k = parts[i], i + 1
+        scale = rng.uniform(0.85, 1.15)
+        if layout == "parts":
+            home = 0.5 + (np.asarray(part.home) - 0.5) * zoom + shift
+            cx, cy = home + rng.uniform(-0.05, 0.05, size=2)
+            scale *= zoom
+            rot = rng.uniform(-0.3, 0.3)
+        else:
+            margin = part.radius * scale if i else 0.3
+            cx, cy = rng.uniform(margin, 1 - margin, size=2) if margin < 0.5 else (0.5, 0.5)
+            rot = rng.uniform(0, 2 * np.pi)
+        rx, ry = part.radius * scale, part.radius * scale * part.aspect
+        box = [(cx - rx) * size, (cy - ry) * size, (cx + rx) * size, (cy + ry) * size]
+        width = max(1, round(0.025 * size))
+        if part.shape == "ellipse":
+            draw.ellipse(box, fill=k)
+        elif part.shape == "ring":
+            draw.ellipse(box, outline=k, width=width)
+        elif part.shape == "line":
+            ends = _place(np.array([[-1.0, 0.0], [1.0, 0.0]]), cx, cy, rx * 1.5, ry, rot)
+            draw.line([(x * size, y * size) for x, y in ends], fill=k, width=width)
+        else:
+            draw.polygon([(x * size, y * size) for x, y in _outline(part.shape, cx, cy, rx, ry, rot)], fill=k)
     return np.asarray(canvas).astype(np.int64)
 
 
@@ -142,6 +232,11 @@ class SyntheticPairs(Dataset):
             LSUN-Churches segmentation-to-image).
         sizes: number of scenes per split.
         seed: the dataset seed (separate from the training seed, so every run sees the same data).
+        layout: ``parts`` (each class near its home position, like an aligned face) or ``scattered`` (anywhere,
+            any rotation: only a region's shape tells its class).
+        thin: add thin classes (rings, lines one to three pixels wide) to the shapes.
+        texture_strength: range of the texture amplitudes (noise, stripes) around each class's colour.
+        texture_detail: cells per side of the noise fields (stripe frequencies scale with it): finer texture.
     """
 
     name = "synthetic"
@@ -154,6 +249,10 @@ class SyntheticPairs(Dataset):
         input: Literal["edges", "labels"] = "edges",
         sizes: dict[str, int] | None = None,
         seed: int = 0,
+        layout: Literal["parts", "scattered"] = "parts",
+        thin: bool = False,
+        texture_strength: tuple[float, float] = (0.05, 0.2),
+        texture_detail: int = 8,
     ) -> None:
         sizes = dict(sizes or {"train": 512, "val": 64, "test": 128})
         if split not in SPLIT_CODES:
@@ -168,10 +267,19 @@ class SyntheticPairs(Dataset):
             )
         if not 2 <= num_classes <= 32:
             raise UserError(f"dataset.num_classes={num_classes} is out of range; use 2 to 32 classes.")
+        if layout not in ("parts", "scattered"):
+            raise UserError(f"dataset.layout={layout!r} is not supported; use dataset.layout=parts or scattered.")
+        lo, hi = (float(v) for v in texture_strength)
+        if not 0 <= lo <= hi <= 1:
+            raise UserError(f"dataset.texture_strength={[lo, hi]} must be a range [low, high] within [0, 1].")
+        if not 2 <= int(texture_detail) <= 64:
+            raise UserError(f"dataset.texture_detail={texture_detail} is out of range; use 2 to 64 cells.")
         if sizes.get(split, 0) < 2:
             raise UserError(f"dataset.sizes.{split} must be at least 2 (an exemplar comes from another scene).")
         self.split, self.image_size, self.num_classes, self.input = split, image_size, num_classes, input
         self.length, self.seed = int(sizes[split]), seed
+        self.layout, self.thin = layout, bool(thin)
+        self.texture_strength, self.texture_detail = (lo, hi), int(texture_detail)
         self.spec = DataSpec(
             semantic_nc=1 if input == "edges" else num_classes,
             image_size=image_size,
@@ -189,8 +297,8 @@ class SyntheticPairs(Dataset):
 
     def scene(self, index: int) -> tuple[np.ndarray, Style]:
         rng = _rng(self.seed, SPLIT_CODES[self.split], index, "scene")
-        style = sample_style(rng, self.num_classes)
-        return sample_labels(rng, self.num_classes, self.image_size), style
+        style = sample_style(rng, self.num_classes, self.texture_strength, self.texture_detail)
+        return sample_labels(rng, self.num_classes, self.image_size, self.layout, self.thin), style
 
     def semantics(self, labels: np.ndarray) -> np.ndarray:
         return edge_map(labels)[None] if self.input == "edges" else one_hot(labels, self.num_classes)
@@ -216,7 +324,11 @@ class SyntheticPairs(Dataset):
     @property
     def dataset_key(self) -> str:
         """Identifies the evaluation data for caches: everything that changes the images or the pairs."""
-        return f"synthetic-k{self.num_classes}-s{self.seed}-n{self.length}-{self.split}-{self.image_size}px"
+        variant = (
+            f"{self.layout}{'-thin' if self.thin else ''}-t{self.texture_strength[0]:g}_{self.texture_strength[1]:g}"
+        )
+        variant += f"-d{self.texture_detail}"
+        return f"synthetic-{variant}-k{self.num_classes}-s{self.seed}-n{self.length}-{self.split}-{self.image_size}px"
 
     def protocol(self) -> dict:
         return {
@@ -225,5 +337,9 @@ class SyntheticPairs(Dataset):
             "image_size": self.image_size,
             "input": self.input,
             "num_classes": self.num_classes,
+            "layout": self.layout,
+            "thin": self.thin,
+            "texture_strength": list(self.texture_strength),
+            "texture_detail": self.texture_detail,
             "pairing": f"seeded: exemplar = another scene of the split (dataset seed {self.seed})",
         }

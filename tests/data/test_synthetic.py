@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from midms.data.contract import validate_sample
-from midms.data.synthetic import SyntheticPairs, edge_map, render
+from midms.data.synthetic import BODY, FILLED_SHAPES, THIN_SHAPES, SyntheticPairs, class_parts, edge_map, render
 from midms.errors import UserError
 
 SIZES = {"train": 12, "val": 4, "test": 6}
@@ -99,6 +99,70 @@ def test_every_foreground_class_usually_present_and_scenes_scale_with_size():
     assert (large[::4, ::4] == small).mean() > 0.8
 
 
+@pytest.mark.parametrize("num_classes", [2, 6, 12, 32])
+@pytest.mark.parametrize("thin", [False, True])
+def test_every_class_has_its_own_shape_so_edges_say_which_class(num_classes, thin):
+    parts = class_parts(num_classes, thin)
+    assert len(parts) == num_classes - 1 and parts[0] == BODY
+    # shape and size together tell every foreground class apart (a repeated shape comes back larger)
+    assert len({(p.shape, round(p.radius, 6)) for p in parts}) == len(parts)
+    kinds = {p.shape for p in parts[1:]}
+    assert kinds <= set(FILLED_SHAPES) | set(THIN_SHAPES)
+    if num_classes >= 2 + len(FILLED_SHAPES) + len(THIN_SHAPES):
+        assert bool(kinds & set(THIN_SHAPES)) == thin
+    assert class_parts(num_classes, thin) == parts  # shared by every split and seed
+
+
+def test_parts_layout_is_aligned_and_scattered_layout_is_not():
+    def agreement(ds):  # how often input and exemplar share a label at the same pixel (the identity warp)
+        return np.mean([(ds.scene(i)[0] == ds.scene(ds.exemplar_index(i))[0]).mean() for i in range(len(ds))])
+
+    parts, scattered = make(image_size=64), make(image_size=64, layout="scattered")
+    assert agreement(parts) > agreement(scattered) + 0.1
+    # in the parts layout each class sits near its home: shift ±0.12 and zoom 0.8-1.1 of the arrangement about
+    # the centre, then ±0.05 of its own, so the centroid lies within 0.12 + 0.05 + 0.24 * 0.2 (+ rounding)
+    homes = [p.home for p in class_parts(6)]
+    for i in range(len(parts)):
+        labels = parts.scene(i)[0]
+        for k in range(2, 6):
+            ys, xs = np.nonzero(labels == k)
+            if len(xs) > 20:
+                centroid = np.array([xs.mean() + 0.5, ys.mean() + 0.5]) / 64
+                assert np.abs(centroid - np.asarray(homes[k - 1])).max() < 0.12 + 0.05 + 0.048 + 0.03, (i, k)
+
+
+def test_thin_classes_are_thin():
+    ds = make(image_size=64, num_classes=12, thin=True, layout="scattered")
+    parts = class_parts(12, thin=True)
+    thin_classes = [k for k in range(1, 12) if parts[k - 1].shape in THIN_SHAPES]
+    assert thin_classes
+    for i in range(len(ds)):
+        labels = ds.scene(i)[0]
+        for k in thin_classes:
+            mask = labels == k
+            if mask.sum() > 10:  # a thin region loses most of its pixels to a 3×3 erosion
+                eroded = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+                assert eroded.sum() < 0.5 * mask.sum(), (i, k)
+
+
+def test_texture_options_set_amplitude_and_detail_and_the_cache_key():
+    soft, hard = make(), make(texture_strength=(0.3, 0.5), texture_detail=16)
+    _, style = hard.scene(0)
+    assert style.amplitude.min() >= 0.3 and style.amplitude.max() <= 0.5
+    assert style.noise.shape[-2:] == (16, 16)
+    assert soft.scene(0)[1].noise.shape[-2:] == (8, 8)
+    # every option that changes the pictures changes the key of the reference-image cache
+    keys = {
+        make().dataset_key,
+        make(layout="scattered").dataset_key,
+        make(thin=True).dataset_key,
+        make(texture_strength=(0.3, 0.5)).dataset_key,
+        make(texture_detail=16).dataset_key,
+    }
+    assert len(keys) == 5
+    assert hard.protocol()["texture_detail"] == 16 and hard.protocol()["layout"] == "parts"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -106,6 +170,9 @@ def test_every_foreground_class_usually_present_and_scenes_scale_with_size():
         ({"input": "depth"}, "dataset.input=edges"),
         ({"split": "holdout"}, "use train, val or test"),
         ({"num_classes": 1}, "2 to 32"),
+        ({"layout": "grid"}, "dataset.layout=parts or scattered"),
+        ({"texture_strength": (0.5, 0.2)}, "texture_strength"),
+        ({"texture_detail": 1}, "texture_detail"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, message):

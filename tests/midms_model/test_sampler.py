@@ -165,4 +165,7 @@ def test_translate_under_autocast_and_channels_last_matches_fp32(build_model, ba
     cl = cl_model.translate(as_cl)
     assert torch.isfinite(low).all() and low.shape == ref.shape
     assert (low.float() - ref).abs().mean() < 0.05
-    torch.testing.assert_close(cl, ref, atol=1e-4, rtol=1e-4)
+    # channels-last reorders the convolutions' sums; the correlation softmax (temperature 0.005) scales such
+    # float differences by up to 200, so a few thousandths remain, where a wrong layout would differ by O(1)
+    torch.testing.assert_close(cl, ref, atol=5e-3, rtol=0)
+    assert (cl - ref).abs().mean() < 1e-3
