@@ -22,16 +22,19 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.results import (
     RESULTS_FILE,
+    Heartbeat,
     config_hash,
     git_commit,
     package_versions,
     read_results,
+    this_process,
     write_results,
 )
 from midms.tracking import loggers as tracking
@@ -88,10 +91,25 @@ def _write(run_dir: Path, results: dict[str, Any]) -> None:
         write_results(run_dir / RESULTS_FILE, results)
 
 
+def checked_ckpt_path(path: str | None) -> str | None:
+    """A local checkpoint to start from. Remote paths are refused: a checkpoint is only ever read from disk,
+    and with ``weights_only`` loading (plain containers and tensors, no code)."""
+    if path is None:
+        return None
+    if "://" in str(path):
+        raise UserError(
+            f"ckpt_path={path} is a remote address; checkpoints are read from local files only. "
+            f"Download it yourself, check where it comes from, and pass the local path."
+        )
+    if not Path(path).is_file():
+        raise UserError(f"ckpt_path={path} does not exist. Pass the path of a Lightning checkpoint (.ckpt).")
+    return str(path)
+
+
 def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tuple[str | None, str | None]:
     """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder."""
     if not cfg.get("resume"):
-        return cfg.get("ckpt_path"), None
+        return checked_ckpt_path(cfg.get("ckpt_path")), None
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.exists():
         raise UserError(
@@ -100,6 +118,25 @@ def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tu
         )
     log.info("resuming from %s", last)
     return str(last), (previous.get("wandb") or {}).get("id")
+
+
+def resolved_hash(cfg: DictConfig) -> str:
+    """The config hash, which resolves every interpolation: a value that breaks one is a user error here."""
+    try:
+        return config_hash(cfg)
+    except OmegaConfBaseException as e:
+        raise UserError(
+            f"The config does not resolve: {str(e).strip()}. Check the override of that key (or the value it "
+            f"interpolates, e.g. model.size selects model.sizes.<size>)."
+        ) from e
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    """``cfg.<key>`` for the record, or None when it does not resolve (the failure is recorded later)."""
+    try:
+        return OmegaConf.select(cfg, key, throw_on_missing=False)
+    except Exception:  # an interpolation error: the job fails inside the try block with the full message
+        return None
 
 
 def _user_error(e: BaseException) -> UserError | None:
@@ -117,23 +154,26 @@ def run(cfg: DictConfig) -> float:
     run_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "status": "running",
-        "model": cfg.model.name,
-        "dataset": cfg.dataset.name,
-        "ablation": cfg.ablation.name,
-        "experiment": cfg.get("name"),
-        "seed": cfg.seed,
-        "config_hash": config_hash(cfg),
+        "model": _value(cfg, "model.name"),
+        "dataset": _value(cfg, "dataset.name"),
+        "ablation": _value(cfg, "ablation.name"),
+        "experiment": _value(cfg, "name"),
+        "seed": _value(cfg, "seed"),
+        "config_hash": None,
         "run_dir": str(run_dir),
         "metrics": {},
         "skipped": {},
         "error": None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **this_process(),
     }
     previous = read_results(run_dir / RESULTS_FILE) if (run_dir / RESULTS_FILE).exists() else {}
     _write(run_dir, results)
     loggers: list = []
     objective = math.nan
+    heartbeat = Heartbeat(run_dir).start()
     try:
+        results["config_hash"] = resolved_hash(cfg)
         check_config(cfg)
         L.seed_everything(cfg.seed, workers=True)
 
@@ -153,7 +193,7 @@ def run(cfg: DictConfig) -> float:
             trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
             log.info("training %s on %s", cfg.model.name, cfg.dataset.name)
             t0 = time.perf_counter()
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             results["train"] = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
             if trainer.global_rank != 0:  # DDP: only rank 0 evaluates and writes results
                 results["status"] = "completed"
@@ -184,6 +224,7 @@ def run(cfg: DictConfig) -> float:
                 protocol={
                     **datamodule.protocol(),
                     "num_images": outcome.num_images,
+                    "reference_fingerprint": outcome.reference_fingerprint,
                     "image_format": cfg.evaluation.image_format,
                     "seed": cfg.seed,
                     "metrics": outcome.metric_protocol,
@@ -193,7 +234,7 @@ def run(cfg: DictConfig) -> float:
                 eval_seconds=outcome.seconds,
                 files={
                     "samples": str(run_dir / "samples"),
-                    "reference": str(Path(cfg.paths.cache_dir) / "reference" / dataset.dataset_key),
+                    "reference": str(outcome.reference_dir),
                 },
             )
             outcome.per_image.to_csv(run_dir / "per_image.csv", index=False)
@@ -212,6 +253,7 @@ def run(cfg: DictConfig) -> float:
             results.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             log.exception("job failed")
     finally:
+        heartbeat.stop()
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write(run_dir, results)
         tracking.finish(loggers, results["status"])

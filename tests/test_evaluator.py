@@ -30,7 +30,10 @@ def test_psnr_of_copy_exemplar_equals_numpy_on_saved_pngs(tmp_path):
     out = evaluate(
         model, loader, {"psnr": PSNR(), "ssim": SSIM()}, tmp_path / "run", tmp_path / "cache", ds.dataset_key, 32
     )
-    ref = tmp_path / "cache" / "reference" / ds.dataset_key
+    ref = out.reference_dir
+    assert (
+        ref.parent == tmp_path / "cache" / "reference" and ref.name == f"{ds.dataset_key}-{out.reference_fingerprint}"
+    )
     psnrs = []
     for i in range(len(ds)):
         name = f"test_{i:05d}"
@@ -46,13 +49,48 @@ def test_psnr_of_copy_exemplar_equals_numpy_on_saved_pngs(tmp_path):
 
 def test_reference_images_are_written_once_per_dataset_key(tmp_path):
     ds, model, loader = _setup(tmp_path, n=6)
-    evaluate(model, loader, {}, tmp_path / "a", tmp_path / "cache", ds.dataset_key, 32)
-    ref = tmp_path / "cache" / "reference" / ds.dataset_key
+    ref = evaluate(model, loader, {}, tmp_path / "a", tmp_path / "cache", ds.dataset_key, 32).reference_dir
     assert (ref / ".complete").exists() and len(list((ref / "image").glob("*.png"))) == 6
     stamp = (ref / "image" / "test_00000.png").stat().st_mtime_ns
-    evaluate(model, loader, {}, tmp_path / "b", tmp_path / "cache", ds.dataset_key, 32)
-    assert (ref / "image" / "test_00000.png").stat().st_mtime_ns == stamp
+    again = evaluate(model, loader, {}, tmp_path / "b", tmp_path / "cache", ds.dataset_key, 32).reference_dir
+    assert again == ref and (ref / "image" / "test_00000.png").stat().st_mtime_ns == stamp
     assert not list(ref.parent.glob(".*.tmp"))
+
+
+class _Damaged(Dataset):
+    """The same split under the same dataset key, with one photo darkened: a changed copy on disk."""
+
+    def __init__(self, ds: SyntheticPairs) -> None:
+        self.ds, self.spec, self.dataset_key = ds, ds.spec, ds.dataset_key
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = dict(self.ds[i])
+        if i == 0:
+            sample["image"] = sample["image"] * 0.2 - 0.8
+        return sample
+
+
+def test_reference_cache_is_keyed_by_content_so_a_damaged_copy_never_serves_a_clean_run(tmp_path):
+    from midms.metrics.swd import SWD
+
+    ds, model, loader = _setup(tmp_path, n=8)
+    cache = tmp_path / "cache"
+
+    def run(name, data):
+        out = evaluate(
+            model, DataLoader(data, batch_size=4), {"swd": SWD()}, tmp_path / name, cache, ds.dataset_key, 32
+        )
+        return out.metrics["swd"], out
+
+    clean, first = run("a", ds)
+    damaged, bad = run("b", _Damaged(ds))
+    again, second = run("c", ds)
+    assert bad.reference_fingerprint != first.reference_fingerprint and bad.reference_dir != first.reference_dir
+    assert damaged != clean  # SWD compares the outputs with the split's real photos
+    assert again == clean and second.reference_dir == first.reference_dir
 
 
 def test_jpg_outputs_are_measured_as_saved(tmp_path):

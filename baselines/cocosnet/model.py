@@ -34,7 +34,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
 from baselines.cocosnet.blocks import init_weights
@@ -43,7 +42,7 @@ from baselines.cocosnet.discriminator import MultiscaleDiscriminator
 from baselines.cocosnet.generator import SPADEGenerator
 from midms.data.contract import DataSpec
 from midms.errors import UserError
-from midms.models.base import TranslationModel
+from midms.models.base import TranslationModel, plain
 from midms.nn import losses
 from midms.nn.correspondence import soft_warp
 from midms.nn.vgg import VGG19Features
@@ -112,7 +111,7 @@ class CoCosNet(TranslationModel):
     ) -> None:
         super().__init__(data_spec)
         # plain containers: the hyper-parameters are pickled into checkpoints that torch.load(weights_only) reads
-        settings, overrides, vgg_widths = _plain(settings), _plain(overrides), _plain(vgg_widths)
+        settings, overrides, vgg_widths = plain(settings), plain(overrides), plain(vgg_widths)
         unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()
         if unknown:
             raise UserError(
@@ -343,10 +342,3 @@ class CoCosNet(TranslationModel):
 
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
-
-
-def _plain(value: Any) -> Any:
-    """An OmegaConf container as plain dicts and lists (anything else unchanged)."""
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value

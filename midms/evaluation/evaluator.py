@@ -8,6 +8,7 @@ skipped with its reason; one that crashes is reported under ``metric_errors`` an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -43,6 +44,8 @@ class EvalOutcome:
     grid: np.ndarray | None = None
     num_images: int = 0
     seconds: float = 0.0
+    reference_dir: Path | None = None  # the content-keyed folder of the split's real-side images
+    reference_fingerprint: str | None = None  # SHA-256 (16 hex digits) of those images as evaluated
 
 
 def sample_names(ids: list[str], exemplar_ids: list[str], seen: set[str]) -> list[str]:
@@ -56,32 +59,43 @@ def sample_names(ids: list[str], exemplar_ids: list[str], seen: set[str]) -> lis
 
 
 class _ReferenceWriter:
-    """Writes the split's real-side images once per dataset key; concurrent jobs race harmlessly."""
+    """Writes the split's real-side images, keyed by their content: ``<root>/<dataset key>-<fingerprint>/``.
 
-    def __init__(self, reference_dir: Path) -> None:
-        self.final = reference_dir
-        self.active = not (reference_dir / ".complete").exists()
-        self.tmp = reference_dir.with_name(f".{reference_dir.name}.{os.getpid()}.tmp")
-        if self.active:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    The fingerprint is a SHA-256 of every reference image as evaluated (8-bit pixels, kind and name), so a
+    changed or damaged copy of a dataset gets its own folder (and its own FID statistics, which are keyed by
+    the folder's key) instead of meeting a stale cache. The images go to a private temporary folder during the
+    pass; a finished folder with the same key is reused, and concurrent jobs race harmlessly.
+    """
+
+    def __init__(self, root: Path, dataset_key: str) -> None:
+        self.root, self.dataset_key = root, dataset_key
+        self.tmp = root / f".{dataset_key}.{os.getpid()}.tmp"
+        self.digest = hashlib.sha256()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def add(self, kind: str, images: Tensor, names: list[str]) -> None:
-        if self.active:
-            save_images(images, names, self.tmp / kind, "png")
+        for image, name in zip(images, names, strict=True):
+            self.digest.update(f"{kind}/{name}:{tuple(image.shape)}\n".encode())
+            self.digest.update(image.contiguous().numpy().tobytes())
+        save_images(images, names, self.tmp / kind, "png")
 
-    def finish(self) -> None:
-        if not self.active:
-            return
+    def finish(self) -> tuple[Path, str]:
+        """Move the images into place (or reuse an identical finished folder); ``(folder, fingerprint)``."""
+        fingerprint = self.digest.hexdigest()[:16]
+        final = self.root / f"{self.dataset_key}-{fingerprint}"
+        if (final / ".complete").exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return final, fingerprint
         (self.tmp / ".complete").touch()
-        self.final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.rename(self.tmp, self.final)
+            os.rename(self.tmp, final)
         except OSError:  # another job finished first, or an incomplete folder is in the way
-            if (self.final / ".complete").exists():
+            if (final / ".complete").exists():
                 shutil.rmtree(self.tmp, ignore_errors=True)
             else:
-                shutil.rmtree(self.final, ignore_errors=True)
-                os.rename(self.tmp, self.final)
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(self.tmp, final)
+        return final, fingerprint
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -125,7 +139,7 @@ def evaluate(
     metric_set = MetricSet(metrics)
     metric_set.setup(ctx)
 
-    reference = _ReferenceWriter(ctx.reference_dir)
+    reference = _ReferenceWriter(Path(cache_dir) / "reference", dataset_key)
     model = model.to(device).eval()
     needs_warp = metric_set.needs_warp
     rows: list[dict[str, Any]] = []
@@ -165,7 +179,10 @@ def evaluate(
             cols = [semantics_to_rgb(batch["semantics"].cpu()), real_u8["exemplar"], fake_u8]
             cols.append(real_u8["target"] if "target" in real_u8 else real_u8["image"])
             grid_columns.append(cols)
-    reference.finish()
+    # from here on the data actually read names the caches: the reference folder and the FID statistics
+    ctx.reference_dir, outcome.reference_fingerprint = reference.finish()
+    ctx.dataset_key = f"{dataset_key}-{outcome.reference_fingerprint}"
+    outcome.reference_dir = ctx.reference_dir
     ctx.num_images = len(rows)
     if not rows:
         raise ValueError("the evaluation split is empty: there is nothing to evaluate")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 RESULTS_FILE = "results.json"
+#: touched every HEARTBEAT_SECONDS while a job runs; a ``running`` record without a fresh one was interrupted
+HEARTBEAT_FILE = ".heartbeat"
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER_SECONDS = 10 * HEARTBEAT_SECONDS
 TRACKED_PACKAGES = (
     "torch",
     "torchvision",
@@ -33,11 +41,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, f"could not write {path}: {e.strerror or e}") from e
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a vanished folder: say which file, keep the previous version intact
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not write {path} (the previous version is unchanged): {e.strerror or e}") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -60,6 +74,87 @@ def write_results(path: str | Path, results: dict[str, Any]) -> None:
 
 def read_results(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
+
+
+def this_process() -> dict[str, Any]:
+    """Who writes a ``running`` record: the process id and host, read back by :func:`effective_status`."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    try:  # a killed child that its parent has not reaped yet is a zombie: dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def effective_status(results: dict[str, Any], run_dir: str | Path, now: float | None = None) -> str | None:
+    """The recorded status, except that a ``running`` job that is no longer alive is ``interrupted``.
+
+    Alive means: on this host, its process exists; elsewhere (a cluster node), its heartbeat file was touched
+    within :data:`STALE_AFTER_SECONDS` (the results file's own time when there is no heartbeat yet).
+    """
+    status = results.get("status")
+    if status != "running":
+        return status
+    run_dir = Path(run_dir)
+    if results.get("host") == socket.gethostname() and results.get("pid") is not None:
+        return "running" if _alive(int(results["pid"])) else "interrupted"
+    beat = run_dir / HEARTBEAT_FILE
+    ref = beat if beat.exists() else run_dir / RESULTS_FILE
+    try:
+        age = (time.time() if now is None else now) - ref.stat().st_mtime
+    except OSError:
+        return "interrupted"
+    return "running" if age < STALE_AFTER_SECONDS else "interrupted"
+
+
+class Heartbeat:
+    """Touches ``<run_dir>/.heartbeat`` from a daemon thread while the ``with`` block runs."""
+
+    def __init__(self, run_dir: str | Path, every: float = HEARTBEAT_SECONDS) -> None:
+        self.path, self.every = Path(run_dir) / HEARTBEAT_FILE, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="midms-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):  # a missing heartbeat only makes the report call it interrupted
+                self.path.touch()
+            if self._stop.wait(self.every):
+                return
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def unstarted_jobs(root: str | Path) -> list[Path]:
+    """Hydra job folders (with ``.hydra/``) under ``root`` that hold no results file: jobs that stopped
+    before the runner could record anything."""
+    return sorted(p.parent for p in Path(root).rglob(".hydra") if p.is_dir() and not (p.parent / RESULTS_FILE).exists())
+
+
+UNSTARTED_ERROR = (
+    "no results.json: the job stopped before the runner started (a launcher error or a kill); "
+    "its config is in .hydra/ and its log next to it"
+)
 
 
 def config_hash(cfg: DictConfig) -> str:

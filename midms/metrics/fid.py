@@ -213,7 +213,7 @@ def inception_extractor(
             f"Fix: delete it and download {spec.url} again, or set {option} to a valid "
             f"{spec.file_name}."
         ) from e
-    return fn, f"inception:{path.name}:{path.stat().st_size}", path
+    return fn, f"inception:{path.name}:sha256:{file_sha256(path)}", path
 
 
 # ------------------------------------------------------------------------------------------- distances
@@ -353,11 +353,37 @@ def folder_features(folder: str | Path, extractor: FeatureFn, num: int | None = 
 
 
 def _fingerprint(files: list[Path], with_mtime: bool = False) -> str:
+    """Names, sizes (and modification times): identifies a folder's state within one process."""
     h = hashlib.sha1()
     for p in files:
         st = p.stat()
         h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns if with_mtime else ''}\n".encode())
     return h.hexdigest()
+
+
+def content_fingerprint(files: list[Path]) -> str:
+    """SHA-256 of the files' names and bytes: the key of cached statistics, so that other pictures under the
+    same names and sizes never meet a stale cache."""
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0".encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (memoised per path, size and modification time)."""
+    st = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _slug(text: str, limit: int = 48) -> str:
@@ -456,7 +482,7 @@ def _reference_stats(
     files = _select_files(real_dir, num_reference)
     key = dataset_key if dataset_key is not None else str(real_dir.resolve())
     stem, fields = reference_cache_key(
-        key, spec.image_size, spec.mode, len(files), spec.extractor_id, _fingerprint(files)
+        key, spec.image_size, spec.mode, len(files), spec.extractor_id, content_fingerprint(files)
     )
     path = cache_dir / "fid_stats" / f"{stem}.npz" if cache_dir is not None else None
     info: dict[str, Any] = {"num_reference": len(files), "reference_stats": str(path) if path else None}

@@ -6,7 +6,10 @@ model matches the exemplar to the input). Training details stay inside each modu
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
 from midms.data.contract import DataSpec
@@ -36,3 +39,13 @@ class TranslationModel(L.LightningModule):
         This is the model's correspondence; the matching-accuracy metric warps the exemplar's one-hot labels.
         """
         raise NotImplementedError(f"{type(self).__name__} does not warp the exemplar (can_warp is False)")
+
+
+def plain(value: Any) -> Any:
+    """An OmegaConf container as plain dicts and lists (anything else unchanged).
+
+    Hyper-parameters are saved into checkpoints, which are read back with ``torch.load(weights_only=True)``:
+    that accepts plain containers and tensors only."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value

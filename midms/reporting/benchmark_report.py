@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from midms.evaluation.results import RESULTS_FILE, atomic_write_text
+from midms.evaluation.results import (
+    RESULTS_FILE,
+    UNSTARTED_ERROR,
+    atomic_write_text,
+    effective_status,
+    unstarted_jobs,
+)
 
 log = logging.getLogger(__name__)
 PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "published.csv"
@@ -48,6 +54,7 @@ def collect_jobs(runs_dir: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
             rows.append({"run_dir": str(path.parent), "status": "failed", "error": f"unreadable results: {e}"})
             continue
         row = {k: res.get(k) for k in ("status", *GROUP, "seed", "config_hash", "experiment")}
+        row["status"] = effective_status(res, path.parent)
         row.update(run_dir=str(path.parent), wandb_id=(res.get("wandb") or {}).get("id"))
         row["error"] = (res.get("error") or "").splitlines()[0] if res.get("error") else None
         row.update(res.get("metrics") or {})
@@ -56,6 +63,7 @@ def collect_jobs(runs_dir: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         row.update({f"files.{k}": v for k, v in (res.get("files") or {}).items()})
         directions.update(res.get("directions") or {})
         rows.append(row)
+    rows += [{"run_dir": str(p), "status": "failed", "error": UNSTARTED_ERROR} for p in unstarted_jobs(runs_dir)]
     return pd.DataFrame(rows), directions
 
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from midms.evaluation.results import RESULTS_FILE, atomic_write_text
+from midms.evaluation.results import (
+    RESULTS_FILE,
+    UNSTARTED_ERROR,
+    atomic_write_text,
+    effective_status,
+    unstarted_jobs,
+)
 
 log = logging.getLogger(__name__)
 ID_COLUMNS = ["job", "status", "model", "dataset", "ablation", "seed", "config_hash"]
@@ -20,7 +26,8 @@ ID_COLUMNS = ["job", "status", "model", "dataset", "ablation", "seed", "config_h
 def collect(root: str | Path) -> pd.DataFrame:
     """One row per job under ``root``: identity columns, every metric, skipped metrics and the error.
 
-    An unreadable results file becomes a failed row saying so, never a crash of the report.
+    An unreadable results file becomes a failed row saying so, never a crash of the report; a ``running`` job
+    whose process is gone is ``interrupted``; a Hydra job folder without results is a failed row.
     """
     root = Path(root)
     rows = []
@@ -32,6 +39,7 @@ def collect(root: str | Path) -> pd.DataFrame:
             rows.append({"job": job, "status": "failed", "error": f"unreadable {path}: {e}"})
             continue
         row = {"job": job, **{k: res.get(k) for k in ID_COLUMNS[1:]}}
+        row["status"] = effective_status(res, path.parent)
         protocol = res.get("protocol") or {}
         row.update({k: protocol.get(k) for k in ("input", "image_size", "num_images", "image_format")})
         row.update(res.get("metrics") or {})
@@ -39,6 +47,9 @@ def collect(root: str | Path) -> pd.DataFrame:
         row["skipped"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or None
         row["error"] = (res.get("error") or "").splitlines()[0] if res.get("error") else None
         rows.append(row)
+    for folder in unstarted_jobs(root):
+        job = str(folder.relative_to(root)) if folder != root else "."
+        rows.append({"job": job, "status": "failed", "error": UNSTARTED_ERROR})
     return pd.DataFrame(rows)
 
 

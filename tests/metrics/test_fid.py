@@ -6,6 +6,7 @@ functions on the same features, the reference cache, the modes' resizing, and th
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 import urllib.request
@@ -185,6 +186,35 @@ def test_reference_stats_cached_and_keyed_by_protocol(folders) -> None:
         assert info["reference_stats_cached"] is False and info["num_reference"] == n_ref
         assert len(list(stats_dir.glob("*.npz"))) == 2 + i, change  # ... into a new entry
     assert evaluate(mode="legacy_pytorch")[1] == N_FAKE  # and each entry is reused in turn
+
+
+def test_other_pictures_under_the_same_names_and_sizes_get_new_statistics(folders) -> None:
+    tmp, fake = folders
+    real = tmp / "reference" / "image"
+    bmp = tmp / "bmp"  # uncompressed: other pixels, the same file names and byte sizes
+    for p in sorted(real.glob("*.png")):
+        bmp.mkdir(exist_ok=True)
+        Image.open(p).save(bmp / f"{p.stem}.bmp")
+    kw = dict(feature_extractor=CountingNet(), feature_extractor_id="tiny", num_workers=0, progress=False)
+    kw.update(cache_dir=tmp / "cache", dataset_key="same-key")
+    before = {p.name: p.stat().st_size for p in bmp.iterdir()}
+    first = compute_fid(fake, bmp, **kw)
+    for p in bmp.iterdir():
+        pixels = np.asarray(Image.open(p))
+        Image.fromarray(255 - pixels).save(p)  # inverted pictures
+    assert {p.name: p.stat().st_size for p in bmp.iterdir()} == before
+    second = compute_fid(fake, bmp, **kw)
+    assert second != pytest.approx(first, rel=1e-6)
+    assert len(list((tmp / "cache" / "fid_stats").glob("*.npz"))) == 2
+
+
+def test_inception_weights_are_identified_by_their_sha256(tmp_path: Path) -> None:
+    from midms.metrics.fid import file_sha256
+
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"x" * 1000)
+    b.write_bytes(b"y" * 1000)  # the same name and size as a once renamed: only the content tells them apart
+    assert file_sha256(a) == hashlib.sha256(b"x" * 1000).hexdigest() != file_sha256(b)
 
 
 def test_image_format_is_recorded(tmp_path: Path) -> None:

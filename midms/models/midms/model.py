@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from midms.data.contract import DataSpec
-from midms.models.base import TranslationModel
+from midms.models.base import TranslationModel, plain
 from midms.models.midms.confidence import blend, confidence_mask, cycle_error
 from midms.models.midms.matching import MatchingNetwork
 from midms.models.midms.prior import build_prior
@@ -86,6 +86,8 @@ class MIDMs(TranslationModel):
         seed: int = 0,
     ) -> None:
         super().__init__(data_spec)
+        # plain containers: the hyper-parameters go into checkpoints that torch.load(weights_only=True) reads
+        prior, matching, sampler, training, vgg = (plain(v) for v in (prior, matching, sampler, training, vgg))
         self.save_hyperparameters(ignore=["data_spec"])
         self.automatic_optimization = False
         prior_cfg = dict(prior or {})

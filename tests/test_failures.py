@@ -1,0 +1,131 @@
+"""Faults injected through the real entry point and the report: every job leaves a record that tells the truth."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from e2e import TINY
+
+from midms.evaluation import results as results_mod
+from midms.evaluation.results import (
+    HEARTBEAT_FILE,
+    STALE_AFTER_SECONDS,
+    UNSTARTED_ERROR,
+    effective_status,
+    read_results,
+    write_results,
+)
+from midms.reporting.benchmark_report import collect_jobs
+from midms.reporting.table import collect
+
+ROOT = Path(__file__).resolve().parents[1]
+MIDMS = [*TINY, "model=midms", "ablation=no_refine", "logger=csv"]
+
+
+def _only_results(root: Path) -> dict:
+    (path,) = root.rglob("results.json")
+    return read_results(path)
+
+
+def test_a_value_that_breaks_an_interpolation_is_a_failed_record_without_traceback(run_entry, tmp_path):
+    proc = run_entry(*TINY, "model=midms", "model.size=huge", "logger=none")
+    assert proc.returncode == 1
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert res["status"] == "failed" and res["model"] == "midms"
+    assert "model.sizes.huge" in res["error"] and "model.size selects model.sizes.<size>" in res["error"]
+    assert "Traceback" not in proc.stderr and "traceback" not in res
+
+
+def test_a_remote_checkpoint_is_refused(run_entry, tmp_path):
+    proc = run_entry(*TINY, "model=copy_exemplar", "ckpt_path=https://example.com/last.ckpt", "logger=none")
+    assert proc.returncode == 1
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert res["status"] == "failed" and "remote address" in res["error"] and "local files only" in res["error"]
+
+
+def test_midms_checkpoints_hold_plain_containers_and_resume_through_run_py(run_entry, tmp_path):
+    run_dir = tmp_path / "job"
+    proc = run_entry(*MIDMS, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)  # no pickled OmegaConf objects
+    assert isinstance(ckpt["hyper_parameters"]["prior"], dict) and ckpt["global_step"] == 4
+    first = read_results(run_dir / "results.json")
+    proc = run_entry(*MIDMS, f"hydra.run.dir={run_dir}", "resume=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = read_results(run_dir / "results.json")
+    assert resumed["status"] == "completed" and resumed["train"]["global_step"] == 4  # nothing left to train
+    assert resumed["config_hash"] == first["config_hash"]
+
+
+def test_a_killed_job_is_reported_interrupted_not_running(isolated_env, tmp_path):
+    run_dir = tmp_path / "job"
+    cmd = [sys.executable, str(ROOT / "run.py"), *MIDMS, "trainer.max_epochs=50", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=isolated_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run_dir / "checkpoints").exists():
+            time.sleep(0.2)  # training has started: the record says running
+        assert read_results(run_dir / "results.json")["status"] == "running"
+        assert collect(run_dir)["status"].tolist() == ["running"]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    res = read_results(run_dir / "results.json")
+    assert res["status"] == "running" and res["pid"] == proc.pid  # what the dead job left behind
+    assert collect(run_dir)["status"].tolist() == ["interrupted"]
+    jobs, _ = collect_jobs(run_dir)
+    assert jobs["status"].tolist() == ["interrupted"]
+
+
+def test_a_job_on_another_host_is_judged_by_its_heartbeat(tmp_path):
+    record = {"status": "running", "pid": 1, "host": "some-cluster-node"}
+    write_results(tmp_path / "results.json", record)
+    (tmp_path / HEARTBEAT_FILE).touch()
+    assert effective_status(record, tmp_path) == "running"
+    old = time.time() - STALE_AFTER_SECONDS - 1
+    os.utime(tmp_path / HEARTBEAT_FILE, (old, old))
+    assert effective_status(record, tmp_path) == "interrupted"
+    assert effective_status({**record, "status": "completed"}, tmp_path) == "completed"
+
+
+def test_the_heartbeat_is_touched_while_the_block_runs(tmp_path):
+    beat = tmp_path / HEARTBEAT_FILE
+    with results_mod.Heartbeat(tmp_path, every=0.05):
+        time.sleep(0.02)
+        first = beat.stat().st_mtime_ns
+        time.sleep(0.3)
+        assert beat.stat().st_mtime_ns > first
+
+
+def test_the_report_lists_sweep_jobs_that_never_wrote_results(tmp_path):
+    for job in ("0", "1"):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+    write_results(tmp_path / "0" / "results.json", {"status": "completed", "model": "a", "metrics": {"psnr": 1.0}})
+    df = collect(tmp_path).set_index("job")
+    assert df.loc["0", "status"] == "completed"
+    assert df.loc["1", "status"] == "failed" and df.loc["1", "error"] == UNSTARTED_ERROR
+    jobs, _ = collect_jobs(tmp_path)
+    assert sorted(jobs["status"]) == ["completed", "failed"]
+
+
+def test_a_failed_write_names_the_file_and_keeps_the_previous_version(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    write_results(path, {"status": "running"})
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results_mod.os, "replace", full_disk)
+    with pytest.raises(OSError, match=f"could not write {path}.*previous version is unchanged.*No space left"):
+        write_results(path, {"status": "completed"})
+    assert json.loads(path.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no half-written temporary file
