@@ -129,3 +129,52 @@ def test_a_failed_write_names_the_file_and_keeps_the_previous_version(tmp_path, 
         write_results(path, {"status": "completed"})
     assert json.loads(path.read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no half-written temporary file
+
+
+def _compose(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=["paths.output_dir=/tmp/unused", *overrides])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model=cocosnet", "dataset.image_size=32"], "at least 64 px and a multiple of 32"),
+        (["model=cocosnet", "dataset.image_size=80"], "at least 64 px and a multiple of 32"),
+        (["model=midms", "dataset.image_size=36"], "must be a multiple of 8"),
+        (["model=midms", "dataset.datamodule.batch_size=0"], "batch_size=0: a batch needs at least one sample"),
+    ],
+)
+def test_unsupported_sizes_are_user_errors_when_the_job_is_built(overrides, message):
+    import hydra
+
+    from midms.errors import UserError
+
+    cfg = _compose(*overrides)
+    with pytest.raises(Exception) as err:  # Hydra's instantiate wraps the UserError; the runner unwraps it
+        datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+        hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
+    cause = err.value if isinstance(err.value, UserError) else err.value.__cause__
+    assert isinstance(cause, UserError) and message in str(cause)
+
+
+def test_an_unsupported_size_stops_before_training_with_one_paragraph(run_entry, tmp_path):
+    proc = run_entry(*TINY, "model=midms", "dataset.image_size=36", "logger=none")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert res["status"] == "failed" and "multiple of 8" in res["error"] and "train" not in res
+
+
+@pytest.mark.parametrize("model", ["midms", "cocosnet"])
+def test_every_tiny_model_runs_without_downloads_and_says_so_in_its_protocol(model):
+    import hydra
+
+    cfg = _compose(f"model={model}")
+    datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+    built = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
+    assert built.protocol["vgg_weights"] == "random" and "RANDOM" in built.protocol["warning"]
+    paper = _compose(f"model={model}", "model.size=paper")
+    vgg = paper.model.module.vgg_weights if model == "cocosnet" else paper.model.module.vgg.weights
+    assert vgg == "torchvision"  # the paper size uses pretrained VGG19 weights

@@ -110,6 +110,13 @@ class CoCosNet(TranslationModel):
         init_gain: float = 0.02,
     ) -> None:
         super().__init__(data_spec)
+        size = data_spec.image_size
+        if size < 64 or size % 2**5:
+            raise UserError(
+                f"model=cocosnet needs square images of at least 64 px and a multiple of 32 (its generator starts "
+                f"from a 1/32 grid of at least 2×2), but the dataset gives {size} px. Set dataset.image_size to 64, "
+                f"96, 128, ... or 256 (the papers' size)."
+            )
         # plain containers: the hyper-parameters are pickled into checkpoints that torch.load(weights_only) reads
         settings, overrides, vgg_widths = plain(settings), plain(overrides), plain(vgg_widths)
         unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()

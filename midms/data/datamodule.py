@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from midms.data.contract import DataSpec
+from midms.errors import UserError
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -58,6 +59,9 @@ class TranslationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.factory = dataset
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):
+            if int(value) < 1:
+                raise UserError(f"dataset.datamodule.{key}={value}: a batch needs at least one sample; use 1 or more.")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
         self.train_split, self.val_split, self.eval_split = train_split, val_split, eval_split

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from midms.data.contract import DataSpec
+from midms.errors import UserError
 from midms.models.base import TranslationModel, plain
 from midms.models.midms.confidence import blend, confidence_mask, cycle_error
 from midms.models.midms.matching import MatchingNetwork
@@ -52,6 +53,18 @@ FEAT_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 def l2n(x: Tensor) -> Tensor:
     """L2-normalise over channels without centring (the official ``feature_normalize``)."""
     return x / (x.norm(dim=1, keepdim=True) + 1e-6)
+
+
+def _check_image_size(image_size: int, prior) -> None:
+    """The autoencoder halves the image ``f`` times and the UNet the latent ``u`` times: sizes must divide."""
+    down = 2 ** (len(prior.vae.config.block_out_channels) - 1)
+    unet = 2 ** (len(prior.unet.config.block_out_channels) - 1)
+    if image_size % (down * unet):
+        raise UserError(
+            f"model=midms cannot translate {image_size} px images with this prior: its autoencoder shrinks images "
+            f"{down}× and its UNet the latents another {unet}×, so the image size must be a multiple of "
+            f"{down * unet}. Set dataset.image_size to a multiple of {down * unet} (e.g. 64 or 256)."
+        )
 
 
 class MIDMs(TranslationModel):
@@ -93,6 +106,7 @@ class MIDMs(TranslationModel):
         prior_cfg = dict(prior or {})
         self.train_prior = bool(prior_cfg.pop("train", False))
         self.prior = build_prior(**prior_cfg)
+        _check_image_size(data_spec.image_size, self.prior)
         # everything trainable in some phase requires grad at construction (DDP registers those parameters);
         # each training step then freezes what its phase does not train (see _set_trainable)
         self.prior.vae.requires_grad_(self.train_prior)
@@ -129,6 +143,18 @@ class MIDMs(TranslationModel):
         self.seed = seed
         vgg = dict(vgg or {"weights": "torchvision"})
         self._vgg_cfg = vgg
+        self.protocol: dict[str, Any] = {
+            "model": "midms",
+            "prior": prior_cfg.get("source", "random") if not self.train_prior else "trained on the dataset",
+            "vgg_weights": str(vgg.get("weights") or "random"),
+        }
+        warnings = []
+        if not vgg.get("weights"):
+            warnings.append("VGG19 losses use RANDOM weights (vgg.weights=null): not the published method")
+        if self.train_prior:
+            warnings.append("the latent prior is trained on the dataset (no pretrained LDM): not the published method")
+        if warnings:
+            self.protocol["warning"] = "; ".join(warnings)
         self.__dict__["_vgg"] = None  # built lazily, kept out of the state dict: only training needs VGG19
 
     # -- helpers ----------------------------------------------------------------------------------
