@@ -224,6 +224,7 @@ def run(cfg: DictConfig) -> float:
                 protocol={
                     **datamodule.protocol(),
                     "num_images": outcome.num_images,
+                    "skipped_pairs": {"count": len(outcome.skipped_pairs), "pairs": outcome.skipped_pairs[:50]},
                     "reference_fingerprint": outcome.reference_fingerprint,
                     "image_format": cfg.evaluation.image_format,
                     "seed": cfg.seed,

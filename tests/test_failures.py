@@ -178,3 +178,69 @@ def test_every_tiny_model_runs_without_downloads_and_says_so_in_its_protocol(mod
     paper = _compose(f"model={model}", "model.size=paper")
     vgg = paper.model.module.vgg_weights if model == "cocosnet" else paper.model.module.vgg.weights
     assert vgg == "torchvision"  # the paper size uses pretrained VGG19 weights
+
+
+def _celebahq_val(tmp_path: Path):
+    from functools import partial
+
+    from midms.data import celebahq
+    from midms.data.datamodule import TranslationDataModule
+
+    root = tmp_path / "celebahq"
+    celebahq.write_fake_layout(root, pairing_lists=True)
+    dm = TranslationDataModule(
+        dataset=partial(celebahq.CelebAHQEdges, root=root, crop_size=32, load_size=40),
+        batch_size=4,
+        eval_split="val",
+    )
+    return root, dm
+
+
+def test_an_evaluation_pair_with_missing_files_is_skipped_and_counted_never_replaced(tmp_path):
+    from midms.evaluation.evaluator import evaluate
+    from midms.metrics.pixel import PSNR
+    from midms.models.copy_exemplar import CopyExemplar
+
+    root, dm = _celebahq_val(tmp_path)
+    ids = list(dm.eval_dataset.ids)
+    victim = ids[1]
+    for mask in (root / "CelebAMask-HQ-mask-anno").rglob(f"{int(victim):05d}_*.png"):
+        mask.unlink()  # the quick scan on construction reads photos only: this shows up while evaluating
+    out = evaluate(
+        CopyExemplar(dm.spec), dm.eval_dataloader(), {"psnr": PSNR()}, tmp_path / "run", tmp_path / "cache",
+        dm.eval_dataset.dataset_key, 32,
+    )  # fmt: skip
+    ds = dm.eval_dataset
+    lost = [i for k, i in enumerate(ids) if victim in (i, ds.exemplar_id(k))]  # as input or as exemplar
+    assert [p["id"] for p in out.skipped_pairs] == lost and victim in lost and len(lost) < len(ids)
+    assert all("no part mask" in p["reason"] for p in out.skipped_pairs)
+    expected = sorted(i for i in ids if i not in lost)
+    assert sorted(out.per_image["id"]) == expected and out.num_images == len(ids) - len(lost)
+    assert sorted(p.stem for p in (tmp_path / "run" / "samples").glob("*.png")) == expected
+
+
+def test_a_repeated_evaluation_pair_is_an_error_not_an_overwritten_sample():
+    from midms.evaluation.evaluator import sample_names
+
+    seen: set[str] = set()
+    assert sample_names(["a", "a"], ["x", "y"], seen) == ["a", "a__y"]
+    with pytest.raises(ValueError, match=r"pair \(a, exemplar y\) occurs twice"):
+        sample_names(["a"], ["y"], seen)
+
+
+def test_data_check_finds_a_face_without_masks_and_a_truncated_photo(tmp_path, capsys):
+    from midms.data import check
+
+    root, dm = _celebahq_val(tmp_path)
+    args = ["dataset=celebahq", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    args += ["dataset.image_size=32", "dataset.load_size=40"]
+    assert check.main(args) == 0
+    capsys.readouterr()
+    victim = dm.eval_dataset.ids[0]
+    for mask in (root / "CelebAMask-HQ-mask-anno").rglob(f"{int(victim):05d}_*.png"):
+        mask.unlink()
+    photo = root / "CelebA-HQ-img" / f"{dm.eval_dataset.ids[1]}.jpg"
+    photo.write_bytes(photo.read_bytes()[: photo.stat().st_size * 2 // 3])  # cut: the last rows are gone
+    assert check.main(args) == 1
+    out = capsys.readouterr().out
+    assert f"{int(victim):05d}_skin.png (missing)" in out and f"unreadable: {photo}" in out

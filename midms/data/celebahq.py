@@ -291,8 +291,9 @@ class CelebAHQEdges(ExemplarPairs):
 
     def files(self, sample_id: str, thorough: bool = True) -> list[Path]:
         paths = [self.photo_path(sample_id)]
-        if thorough:
-            paths += [p for p in (self.mask_path(sample_id, part) for part in FACE_PARTS) if p.is_file()]
+        if thorough:  # parts a face lacks have no file; a face with no mask at all is reported as missing skin
+            masks = [p for p in (self.mask_path(sample_id, part) for part in FACE_PARTS) if p.is_file()]
+            paths += masks or [self.mask_path(sample_id, "skin")]
         return paths
 
     def photo_name(self, sample_id: str) -> str:

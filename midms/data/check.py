@@ -49,6 +49,15 @@ def _splits(cfg: DictConfig) -> list[tuple[str, str]]:
     return [(role, split) for split, role in seen.items()]
 
 
+def _by_kind(bad: dict[str, str]) -> dict[str, list[str]]:
+    """Problem files grouped as 'missing <suffix> files' / 'unreadable <suffix> files'."""
+    kinds: dict[str, list[str]] = {}
+    for path, reason in sorted(bad.items()):
+        state = "missing" if reason == "missing" else "unreadable"
+        kinds.setdefault(f"{state} {Path(path).suffix or 'extension-less'} files", []).append(path)
+    return kinds
+
+
 def check(cfg: DictConfig, out: TextIO | None = None) -> int:
     """Build and scan every split of ``cfg.dataset``; print the report to ``out`` (stdout); return the exit status."""
     out = out if out is not None else sys.stdout
@@ -70,8 +79,12 @@ def check(cfg: DictConfig, out: TextIO | None = None) -> int:
             status = max(status, 1)
             continue
         bad: dict[str, str] = dataset.scan(thorough=True) if hasattr(dataset, "scan") else {}
+        if hasattr(dataset, "bad_files"):  # also what the quick scan on construction already left out
+            bad = {**dataset.bad_files.records, **bad}
         for path, reason in sorted(bad.items()):
             print(f"unreadable: {path} ({reason})", file=out)
+        for kind, paths in _by_kind(bad).items():
+            print(f"  {split}: {len(paths)} {kind}, e.g. {', '.join(paths[:3])}", file=out)
         if bad:
             status = max(status, 1)
         rows.append((split, role, str(len(dataset)), str(len(bad))))

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from midms.data.contract import DataSpec
+from midms.data.images import collate_pairs
 from midms.errors import UserError
 
 
@@ -81,7 +82,9 @@ class TranslationDataModule(L.LightningDataModule):
     def spec(self) -> DataSpec:
         return self.split(self.eval_split).spec
 
-    def _loader(self, ds: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(
+        self, ds: Dataset, batch_size: int, sampler: Sampler | None = None, collate_fn: Callable | None = None
+    ) -> DataLoader:
         return DataLoader(
             ds,
             batch_size=batch_size,
@@ -91,6 +94,7 @@ class TranslationDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),  # seeds the workers' base seed
             drop_last=False,
+            collate_fn=collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -100,11 +104,14 @@ class TranslationDataModule(L.LightningDataModule):
         return self._loader(ds, self.batch_size, sampler=EpochShuffleSampler(len(ds), self.seed, rank, world))
 
     def val_dataloader(self) -> DataLoader | list:
-        return [] if self.val_split is None else self._loader(self.split(self.val_split), self.eval_batch_size)
+        if self.val_split is None:
+            return []
+        return self._loader(self.split(self.val_split), self.eval_batch_size, collate_fn=collate_pairs)
 
     def eval_dataloader(self) -> DataLoader:
-        """The evaluation pairs, in a fixed order, identical for every model."""
-        return self._loader(self.eval_dataset, self.eval_batch_size)
+        """The evaluation pairs, in a fixed order, identical for every model; a pair whose files cannot be read
+        is passed on as skipped (``batch["skipped_pairs"]``), never replaced by another."""
+        return self._loader(self.eval_dataset, self.eval_batch_size, collate_fn=collate_pairs)
 
     def protocol(self) -> dict[str, Any]:
         ds = self.eval_dataset

@@ -26,10 +26,11 @@ Exemplar pairing lists (``<name>_ref.txt`` for training, ``<name>_ref_test.txt``
 Robust loading (this suite's addition)
     An unreadable (corrupt, truncated) image never stops an epoch: the evaluation splits are scanned on
     construction (``verify_images``) and unreadable samples are left out; during training a sample whose
-    file turns out unreadable is replaced by the next readable index. Both are logged as warnings and
-    counted (``protocol()["skipped_images"]``, ``bad_files``); ``strict=True`` raises instead. Counts made
-    inside DataLoader worker processes stay in the workers (their warnings still reach the log): the
-    evaluation split's count is exact because it is scanned in the main process. Files that
+    file turns out unreadable is replaced by the next readable index; during evaluation such a pair is
+    never replaced: it yields a :class:`SkippedPair`, which the evaluator counts with its id. All are logged
+    as warnings and counted (``protocol()["skipped_images"]``, ``bad_files``); ``strict=True`` raises instead.
+    Counts made inside DataLoader worker processes stay in the workers (their warnings still reach the log):
+    the evaluation split's count is exact because it is scanned in the main process. Files that
     are *missing* (a wrong root, a label map not produced) are configuration errors: a
     :class:`~midms.errors.UserError` naming them, on construction.
 
@@ -50,13 +51,14 @@ import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from midms.data.contract import DataSpec
@@ -72,6 +74,26 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError
 
 class DatasetRootMissing(UserError):
     """The dataset's root folder does not exist (the message gives the layout and the sources)."""
+
+
+@dataclass(frozen=True)
+class SkippedPair:
+    """What an evaluation split yields for a pair whose files cannot be read: never a substitute sample.
+
+    The evaluation loader's :func:`collate_pairs` drops it from the batch and hands it to the evaluator,
+    which counts it (with its id) in ``results.json``."""
+
+    id: str
+    exemplar_id: str
+    reason: str
+
+
+def collate_pairs(samples: list[Any]) -> dict[str, Any]:
+    """``default_collate`` of the readable samples; the skipped ones under ``"skipped_pairs"``."""
+    readable = [s for s in samples if not isinstance(s, SkippedPair)]
+    batch = default_collate(readable) if readable else {}
+    batch["skipped_pairs"] = [s for s in samples if isinstance(s, SkippedPair)]
+    return batch
 
 
 class UnreadableFile(Exception):
@@ -96,11 +118,12 @@ def load_image(path: Path | str, mode: str | None = "RGB") -> Image.Image:
         raise UnreadableFile(path, f"{type(err).__name__}: {err}") from err
 
 
-def check_image(path: Path | str) -> str | None:
-    """None when ``path`` decodes, else the reason. JPEGs are decoded at reduced scale: every byte is still read."""
+def check_image(path: Path | str, full: bool = False) -> str | None:
+    """None when ``path`` decodes, else the reason. Quick mode decodes JPEGs at reduced scale (fast, but a
+    truncated file can pass); ``full`` decodes every pixel, as training and evaluation will."""
     try:
         with Image.open(path) as im:
-            if im.format == "JPEG":
+            if im.format == "JPEG" and not full:
                 im.draft(im.mode, (64, 64))
             im.load()
     except FileNotFoundError:
@@ -111,7 +134,7 @@ def check_image(path: Path | str) -> str | None:
 
 
 def scan_files(
-    paths: Iterable[Path | str], desc: str = "checking images", workers: int | None = None
+    paths: Iterable[Path | str], desc: str = "checking images", workers: int | None = None, full: bool = False
 ) -> dict[str, str]:
     """Decode every file (threads; PIL releases the GIL) and return ``{path: reason}`` for the unreadable ones."""
     unique = list(dict.fromkeys(str(p) for p in paths))
@@ -124,7 +147,7 @@ def scan_files(
     ):
         for begin in range(0, len(unique), chunk):
             part = unique[begin : begin + chunk]
-            for path, reason in zip(part, pool.map(check_image, part), strict=True):
+            for path, reason in zip(part, pool.map(partial(check_image, full=full), part), strict=True):
                 if reason is not None:
                     bad[path] = reason
             bar.update(len(part))
@@ -412,7 +435,8 @@ class ExemplarPairs(Dataset):
             return dict(self._scan_result)
         ids = set(self.ids) | {ref for refs in self._refs for ref in refs}
         per_id = {sample_id: self.files(sample_id, thorough) for sample_id in sorted(ids)}
-        bad = scan_files((p for paths in per_id.values() for p in paths), desc=f"{self.name} {self.split}: checking")
+        paths = (p for paths in per_id.values() for p in paths)
+        bad = scan_files(paths, desc=f"{self.name} {self.split}: checking", full=thorough)
         for path, reason in bad.items():
             self.bad_files.add(path, reason, f"{self.name} {self.split}")
         if bad:
@@ -469,6 +493,12 @@ class ExemplarPairs(Dataset):
         n = len(self.ids)
         if not 0 <= index < n:
             raise IndexError(index)
+        if not self.train:  # evaluation: the pair is skipped and counted, never replaced by another one
+            try:
+                return self._sample(index)
+            except UnreadableFile as err:
+                self.bad_files.add(err.path, err.reason, f"{self.name} {self.split} pair {self.ids[index]}")
+                return SkippedPair(self.ids[index], self.exemplar_id(index), f"{err.path}: {err.reason}")
         for step in range(n):
             try:
                 return self._sample((index + step) % n)

@@ -46,13 +46,21 @@ class EvalOutcome:
     seconds: float = 0.0
     reference_dir: Path | None = None  # the content-keyed folder of the split's real-side images
     reference_fingerprint: str | None = None  # SHA-256 (16 hex digits) of those images as evaluated
+    skipped_pairs: list[dict[str, str]] = field(default_factory=list)  # unreadable pairs: id, exemplar, reason
 
 
 def sample_names(ids: list[str], exemplar_ids: list[str], seen: set[str]) -> list[str]:
-    """File stems: the input id, or ``<id>__<exemplar_id>`` when an input is evaluated with several exemplars."""
+    """File stems: the input id, or ``<id>__<exemplar_id>`` when an input is evaluated with several exemplars.
+
+    A pair met twice would overwrite a sample and count twice in the metrics: it is an error."""
     names = []
     for i, e in zip(ids, exemplar_ids, strict=True):
         name = i if i not in seen else f"{i}__{e}"
+        if name in seen:
+            raise ValueError(
+                f"the evaluation pair ({i}, exemplar {e}) occurs twice: every pair must be evaluated once "
+                f"(check the dataset's ids and its pairing list)"
+            )
         seen.add(name)
         names.append(name)
     return names
@@ -145,7 +153,11 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     grid_columns: list[list[Tensor]] = []
     seen: set[str] = set()
+    skipped_pairs: list[Any] = []
     for batch in tqdm(dataloader, desc="translate + measure", unit="batch", leave=False):
+        skipped_pairs += batch.pop("skipped_pairs", [])
+        if "id" not in batch:  # every pair of this batch was unreadable
+            continue
         batch = _to_device(batch, device)
         with torch.no_grad():
             fake = model.translate(batch)
@@ -184,6 +196,14 @@ def evaluate(
     ctx.dataset_key = f"{dataset_key}-{outcome.reference_fingerprint}"
     outcome.reference_dir = ctx.reference_dir
     ctx.num_images = len(rows)
+    outcome.skipped_pairs = [{"id": p.id, "exemplar_id": p.exemplar_id, "reason": p.reason} for p in skipped_pairs]
+    if skipped_pairs:
+        log.warning(
+            "%d evaluation pair(s) skipped (unreadable files), e.g. %s: the metrics cover %d pairs",
+            len(skipped_pairs),
+            ", ".join(p.id for p in skipped_pairs[:5]),
+            len(rows),
+        )
     if not rows:
         raise ValueError("the evaluation split is empty: there is nothing to evaluate")
 

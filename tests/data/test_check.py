@@ -76,6 +76,7 @@ def test_dataset_config_instantiates_the_datamodule(data_dir: Path, tmp_path: Pa
     assert dm.spec.semantic_nc == 15 and dm.spec.image_size == 32
     batch = next(iter(dm.eval_dataloader()))
     assert batch["semantics"].shape == (4, 15, 32, 32) and batch["labels"].shape == (4, 32, 32)
+    assert batch.pop("skipped_pairs") == []  # every pair readable: nothing skipped
     for i in range(len(batch["id"])):
         validate_sample({k: v[i] for k, v in batch.items()}, dm.spec)
     protocol = dm.protocol()
