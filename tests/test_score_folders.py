@@ -54,3 +54,40 @@ def test_unmatched_names_and_empty_folders_are_errors_that_say_which(tmp_path, c
     assert code == 2 and "holds no images" in caplog.text
     code, out = _run(capsys, "--fake", str(fake), "--real", str(fake), "--metrics", "nope")
     assert code == 2 and "unknown metrics ['nope']" in caplog.text
+
+
+def test_bad_inputs_are_named_without_tracebacks(tmp_path, capsys, caplog):
+    names = ["a", "b", "c"]
+    real = _folder(tmp_path / "real", names, 1)
+    twins = _folder(tmp_path / "twins", names, 0)
+    Image.open(twins / "a.png").save(twins / "a.jpg")  # one name, two pictures
+    code, out = _run(capsys, "--fake", str(twins), "--real", str(real), "--metrics", "psnr", "--size", "32")
+    assert code == 2 and "['a.jpg', 'a.png']" in caplog.text and "Traceback" not in out.err
+    broken = _folder(tmp_path / "broken", names, 0)
+    (broken / "b.png").write_bytes(b"not a png")  # named .png, is not one
+    code, out = _run(capsys, "--fake", str(broken), "--real", str(real), "--metrics", "psnr", "--size", "32")
+    assert code == 2 and f"{broken / 'b.png'}" in caplog.text and "Traceback" not in out.err
+
+
+def test_other_sizes_need_resize_which_is_recorded(tmp_path, capsys, caplog):
+    names = ["a", "b", "c"]
+    fake, real = _folder(tmp_path / "fake", names, 0, size=48), _folder(tmp_path / "real", names, 1)
+    args = ["--fake", str(fake), "--real", str(real), "--metrics", "swd", "--size", "32"]
+    code, out = _run(capsys, *args)
+    assert code == 2 and "not 32×32 px" in caplog.text and "fake: a.png 48×48" in caplog.text
+    code, out = _run(capsys, *args, "--resize", "--cache-dir", str(tmp_path / "c"))
+    assert code == 0, out.err
+    resize = json.loads(out.out)["protocol"]["resize"]
+    assert resize["to"] == 32 and resize["from"] == [[32, 32], [48, 48]]
+
+
+def test_a_single_image_skips_distribution_metrics_with_the_reason(tmp_path, capsys):
+    fake, real = _folder(tmp_path / "fake", ["a"], 0), _folder(tmp_path / "real", ["a"], 1)
+    target = _folder(tmp_path / "target", ["a"], 2)
+    code, out = _run(capsys, "--fake", str(fake), "--real", str(real), "--target", str(target),
+                     "--metrics", "psnr,swd,fid,kid", "--size", "32", "--cache-dir", str(tmp_path / "c"))  # fmt: skip
+    assert code == 0 and "Traceback" not in out.err
+    result = json.loads(out.out)
+    assert set(result["metrics"]) == {"psnr"}
+    assert result["skipped"]["swd"] == "needs at least 2 images, got 1"
+    assert not result["metric_errors"]

@@ -69,6 +69,10 @@ class MetricSet:
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         values: dict[str, float] = {}
         for name, metric in tqdm(list(self.active.items()), desc="metrics", unit="metric", leave=False):
+            minimum = getattr(metric, "min_images", 1)
+            if ctx.num_images < minimum:
+                self._skip(name, f"needs at least {minimum} images, got {ctx.num_images}")
+                continue
             try:
                 computed = metric.compute(ctx)
                 values.update(computed)

@@ -1,11 +1,13 @@
 """``midms-eval``: score a folder of outputs from any codebase with the suite's metrics and protocol.
 
     midms-eval --fake OUT --real REAL [--exemplars EX] [--target GT] [--labels L] [--exemplar-labels EL]
-               [--metrics fid,kid,swd,...] [--size 256]
+               [--metrics fid,kid,swd,...] [--size 256] [--resize]
 
 Files are matched by name (stem) across the folders; label maps are single-channel PNGs of class ids.
 Prints one JSON object: values, skipped metrics with reasons, metric errors and protocol fields. Exits
-non-zero on unusable input (an empty folder, names that do not match: it says which).
+non-zero on unusable input, saying which files: an empty folder, names that do not match, two files under
+one name, an unreadable file, images of another size than ``--size`` (unless ``--resize``, recorded).
+A distribution metric on fewer images than it is defined on is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -57,6 +59,36 @@ def matched(name: str, folder: Path | None, stems: list[str]) -> dict[str, Path]
     return files
 
 
+def check_files(folders: dict[str, dict[str, Path] | None], stems: list[str], size: int, resize: bool) -> list:
+    """Decode every file that will be read: unreadable ones are an error naming them; so are images whose size
+    is not ``size``×``size``, unless ``resize``. Returns the distinct sizes met (for the protocol)."""
+    from midms.data.images import check_image
+
+    unreadable, sizes, off = [], set(), []
+    for flag, files in folders.items():
+        for stem in stems if files is not None else []:
+            path = files[stem]
+            reason = check_image(path, full=True)
+            if reason is not None:
+                unreadable.append(f"{path} ({reason})")
+                continue
+            with Image.open(path) as im:
+                sizes.add(im.size)
+                if im.size != (size, size):
+                    off.append(f"{flag}: {path.name} {im.size[0]}×{im.size[1]}")
+    if unreadable:
+        raise UserError(
+            f"{len(unreadable)} file(s) cannot be read: {unreadable[:5]}. Replace or remove them and run again."
+        )
+    if off and not resize:
+        raise UserError(
+            f"{len(off)} image(s) are not {size}×{size} px (the evaluation size, --size), e.g. {off[:4]}. Pass "
+            f"--size with the images' size, or --resize to resize them (bicubic; label maps nearest), which the "
+            f"protocol records."
+        )
+    return sorted(sizes)
+
+
 def build_metrics(names: list[str] | None, preset: str) -> dict:
     path = METRICS_CONF / f"{preset}.yaml"
     if not path.exists():
@@ -80,6 +112,8 @@ def score(args: argparse.Namespace) -> dict:
     ex_labels = matched("exemplar-labels", args.exemplar_labels, stems)
     assert real is not None
     metric_set = MetricSet(build_metrics(args.metrics.split(",") if args.metrics else None, args.preset))
+    used = {"fake": fake, "real": real, "exemplars": exemplars, "target": target, "labels": labels}
+    sizes = check_files({**used, "exemplar-labels": ex_labels}, stems, args.size, args.resize)
     real_id = hashlib.sha256(f"{Path(args.real).resolve()}:{len(real)}".encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp)
@@ -127,6 +161,11 @@ def score(args: argparse.Namespace) -> dict:
         "protocol": {
             "num_images": len(stems),
             "image_size": args.size,
+            "resize": (
+                {"to": args.size, "from": [list(s) for s in sizes], "filter": "bicubic (label maps: nearest)"}
+                if args.resize and sizes != [(args.size, args.size)]
+                else None
+            ),
             "image_format": ctx.image_format,
             "seed": args.seed,
             "fake": str(args.fake),
@@ -147,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exemplar-labels", dest="exemplar_labels", help="label maps of the exemplars")
     p.add_argument("--metrics", help="comma-separated names from the preset (default: all of it)")
     p.add_argument("--preset", default="default", help="metric preset in conf/metrics/ (default: default)")
-    p.add_argument("--size", type=int, default=256, help="images are resized to size×size (default 256)")
+    p.add_argument("--size", type=int, default=256, help="the evaluation size: images are size×size (default 256)")
+    p.add_argument("--resize", action="store_true", help="resize images of other sizes to --size (recorded)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)

@@ -53,6 +53,8 @@ class Metric(ABC):
 
     #: higher is better (True), lower is better (False); used by tables and the objective
     higher_is_better: bool = True
+    #: the fewest evaluated images the value is defined on; below it the metric is skipped with that reason
+    min_images: int = 1
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__.lower()

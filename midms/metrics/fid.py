@@ -530,6 +530,7 @@ class _CleanFIDMetric(Metric):
     """Shared set-up of :class:`FID` and :class:`KID` (same features, same reference cache)."""
 
     higher_is_better = False
+    min_images = 2  # a covariance (FID) and an unbiased MMD (KID) need two images per set
 
     def __init__(
         self,

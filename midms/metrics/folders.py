@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +20,17 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"Image folder {folder} does not exist; pass a folder of {', '.join(IMAGE_SUFFIXES)} files.")
-    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    paths = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    files = {p.stem: p for p in paths}
     if not files:
         raise UserError(f"Image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    if len(files) < len(paths):  # a.png and a.jpg: one name, two pictures; which one is meant?
+        counts = Counter(p.stem for p in paths)
+        twins = sorted(p.name for p in paths if counts[p.stem] > 1)
+        raise UserError(
+            f"Image folder {folder} holds several files under one name (stem): {twins[:6]}. Images are matched "
+            f"by name; keep one file per name."
+        )
     return dict(sorted(files.items()))
 
 

@@ -395,6 +395,7 @@ class SWD(Metric):
     """
 
     higher_is_better = False
+    min_images = 2  # a distance between image distributions: one image is no distribution
 
     def __init__(
         self,
