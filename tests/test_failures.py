@@ -244,3 +244,23 @@ def test_data_check_finds_a_face_without_masks_and_a_truncated_photo(tmp_path, c
     assert check.main(args) == 1
     out = capsys.readouterr().out
     assert f"{int(victim):05d}_skin.png (missing)" in out and f"unreadable: {photo}" in out
+
+
+@pytest.mark.parametrize("model", ["midms", pytest.param("cocosnet", marks=pytest.mark.slow)])
+def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, tmp_path, model):
+    """Killed in the second epoch, resumed from the first epoch's checkpoint: weights, optimisers, the data order
+    and the random generators (diffusion noise, timesteps) all continue as they were."""
+    size = ["dataset.image_size=64"] if model == "cocosnet" else []
+    common = [*TINY, *size, f"model={model}", "logger=csv", "trainer.max_epochs=2", "~metrics.swd"]
+    full = run_entry(*common, f"hydra.run.dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr[-3000:]
+    # 4 batches an epoch: global steps 4-7 (MIDMs) or 8-15 (CoCosNet: a G and a D step a batch) are the 2nd epoch
+    step = 10 if model == "cocosnet" else 6
+    die = ["+callbacks.die._target_=tiny_models.DieAtStep", f"+callbacks.die.step={step}"]
+    killed = run_entry(*common, *die, f"hydra.run.dir={tmp_path / 'cut'}")
+    assert killed.returncode == 3
+    resumed = run_entry(*common, "resume=true", f"hydra.run.dir={tmp_path / 'cut'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = read_results(tmp_path / "full" / "results.json"), read_results(tmp_path / "cut" / "results.json")
+    assert b["status"] == "completed" and a["train"]["global_step"] == b["train"]["global_step"]
+    assert a["metrics"] == b["metrics"]  # bitwise: the same floats

@@ -6,6 +6,7 @@ They exercise the runner's training path without the cost of a real method.
 from __future__ import annotations
 
 import torch
+from lightning.pytorch import Callback
 from torch import Tensor
 
 from midms.models.base import TranslationModel
@@ -53,6 +54,20 @@ class DyingTrainable(TinyTrainable):
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self.global_step == self.die_at_step:
+            import os
+
+            os._exit(3)
+
+
+class DieAtStep(Callback):
+    """Kills the process hard (no clean-up, like an OOM kill or a pre-empted node) when training reaches
+    ``step``, whatever the model."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
             import os
 
             os._exit(3)

@@ -1,0 +1,1 @@
+"""Training-loop pieces shared by every model (Lightning callbacks)."""
