@@ -106,16 +106,20 @@ def checked_ckpt_path(path: str | None) -> str | None:
     return str(path)
 
 
+def _no_checkpoint(run_dir: Path) -> str:
+    return (
+        f"resume=true but {run_dir / 'checkpoints' / 'last.ckpt'} does not exist. Resume a run in its own folder: "
+        f"python run.py hydra.run.dir=<the interrupted run's folder> resume=true (with the same overrides)."
+    )
+
+
 def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tuple[str | None, str | None]:
     """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder."""
     if not cfg.get("resume"):
         return checked_ckpt_path(cfg.get("ckpt_path")), None
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.exists():
-        raise UserError(
-            f"resume=true but {last} does not exist. Resume a run in its own folder: "
-            f"python run.py hydra.run.dir=<the interrupted run's folder> resume=true (with the same overrides)."
-        )
+        raise UserError(_no_checkpoint(run_dir))
     log.info("resuming from %s", last)
     return str(last), (previous.get("wandb") or {}).get("id")
 
@@ -152,6 +156,11 @@ def run(cfg: DictConfig) -> float:
     """Run one job; return the objective (``eval/<cfg.objective>``), NaN when the job failed or lacks it."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("resume") and not (run_dir / "checkpoints" / "last.ckpt").exists():
+        # nothing to resume from: say so and leave the folder (and the record of the earlier attempt) as it is
+        log.error("%s", _no_checkpoint(run_dir))
+        FAILED_JOBS.append(str(run_dir))
+        return math.nan
     results: dict[str, Any] = {
         "status": "running",
         "model": _value(cfg, "model.name"),

@@ -101,3 +101,34 @@ def test_published_numbers_are_compared_only_where_the_protocol_matches(tmp_path
     assert list(cmp["comparison"]) == ["protocol matches", "protocol differs", "not run", "protocol unknown"]
     assert cmp.loc[0, "difference"] == pytest.approx(12.0 - 14.3)
     assert pd.isna(cmp.loc[1, "difference"])
+
+
+def test_a_rerun_job_counts_once_its_newest_run(tmp_path):
+    import json
+
+    from midms.reporting.benchmark_report import collect_jobs
+
+    for folder, started, psnr in (("old", "2026-01-01T10:00:00", 10.0), ("new", "2026-01-02T10:00:00", 12.0)):
+        job = tmp_path / folder
+        job.mkdir()
+        res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": 0,
+               "config_hash": "abc", "started": started, "metrics": {"psnr": psnr}}  # fmt: skip
+        (job / "results.json").write_text(json.dumps(res))
+    jobs, _ = collect_jobs(tmp_path)
+    assert len(jobs) == 1 and jobs["psnr"].tolist() == [12.0]
+
+
+def test_the_aggregate_keeps_only_the_jobs_of_the_matrix_as_it_is(tmp_path):
+    import json
+
+    from midms.reporting.benchmark_report import write_benchmark_report
+
+    for folder, config_hash, psnr in (("then", "old", 10.0), ("now", "new", 12.0)):
+        job = tmp_path / "runs" / folder
+        job.mkdir(parents=True)
+        res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": 0,
+               "config_hash": config_hash, "started": "2026", "metrics": {"psnr": psnr}}  # fmt: skip
+        (job / "results.json").write_text(json.dumps(res))
+    out = write_benchmark_report(tmp_path / "runs", tmp_path / "out", "t", config_hashes={"new"})
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and "12.0" in rows[1]

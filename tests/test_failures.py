@@ -120,6 +120,9 @@ def test_the_report_lists_sweep_jobs_that_never_wrote_results(tmp_path):
 def test_a_failed_write_names_the_file_and_keeps_the_previous_version(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
     write_results(path, {"status": "running"})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as any file the user writes, not private
 
     def full_disk(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -264,3 +267,13 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     a, b = read_results(tmp_path / "full" / "results.json"), read_results(tmp_path / "cut" / "results.json")
     assert b["status"] == "completed" and a["train"]["global_step"] == b["train"]["global_step"]
     assert a["metrics"] == b["metrics"]  # bitwise: the same floats
+
+
+def test_a_resume_without_a_checkpoint_changes_nothing_in_the_folder(run_entry, tmp_path):
+    run_dir = tmp_path / "job"
+    proc = run_entry(*TINY, "model=copy_exemplar", "logger=none", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = (run_dir / "results.json").read_bytes()
+    proc = run_entry(*TINY, "model=copy_exemplar", "logger=none", "resume=true", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
+    assert (run_dir / "results.json").read_bytes() == before  # the earlier record is intact

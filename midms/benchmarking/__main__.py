@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from midms.reporting.benchmark_report import write_benchmark_report
 
-    out_dir = write_benchmark_report(runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name)
+    hashes = {job_hash(j, matrix.experiment) for j in jobs}
+    out_dir = write_benchmark_report(
+        runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name, config_hashes=hashes
+    )
     log.info("aggregate written to %s", out_dir)
     if not args.no_wandb_summary:
         from midms.tracking.summary import log_summary_run

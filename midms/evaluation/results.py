@@ -37,6 +37,10 @@ TRACKED_PACKAGES = (
 UNHASHED_KEYS = ("paths", "logger", "hydra", "callbacks", "resume", "ckpt_path")
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
@@ -46,6 +50,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except OSError as e:
         raise OSError(e.errno, f"could not write {path}: {e.strerror or e}") from e
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would create it (mkstemp makes it private)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)

@@ -53,7 +53,7 @@ def collect_jobs(runs_dir: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         except (OSError, json.JSONDecodeError) as e:
             rows.append({"run_dir": str(path.parent), "status": "failed", "error": f"unreadable results: {e}"})
             continue
-        row = {k: res.get(k) for k in ("status", *GROUP, "seed", "config_hash", "experiment")}
+        row = {k: res.get(k) for k in ("status", *GROUP, "seed", "config_hash", "experiment", "started")}
         row["status"] = effective_status(res, path.parent)
         row.update(run_dir=str(path.parent), wandb_id=(res.get("wandb") or {}).get("id"))
         row["error"] = (res.get("error") or "").splitlines()[0] if res.get("error") else None
@@ -64,7 +64,17 @@ def collect_jobs(runs_dir: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         directions.update(res.get("directions") or {})
         rows.append(row)
     rows += [{"run_dir": str(p), "status": "failed", "error": UNSTARTED_ERROR} for p in unstarted_jobs(runs_dir)]
-    return pd.DataFrame(rows), directions
+    return latest_per_job(pd.DataFrame(rows)), directions
+
+
+def latest_per_job(jobs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: a job re-run (``--force``, a retry after a failure) leaves its earlier folder
+    behind; only the newest run of each ``config_hash`` counts, so no seed is counted twice."""
+    if "config_hash" not in jobs or "started" not in jobs:
+        return jobs
+    keyed = jobs[jobs["config_hash"].notna()].sort_values("started", kind="stable", na_position="first")
+    newest = keyed.drop_duplicates(subset="config_hash", keep="last")
+    return pd.concat([newest, jobs[jobs["config_hash"].isna()]]).sort_index().reset_index(drop=True)
 
 
 def summary_table(jobs: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
@@ -221,10 +231,20 @@ def _load(path: Path | None) -> np.ndarray | None:
         return np.asarray(im.convert("RGB"))
 
 
-def write_benchmark_report(runs_dir: str | Path, out_dir: str | Path, name: str, published: Path = PUBLISHED) -> Path:
+def write_benchmark_report(
+    runs_dir: str | Path,
+    out_dir: str | Path,
+    name: str,
+    published: Path = PUBLISHED,
+    config_hashes: set[str] | None = None,
+) -> Path:
+    """The aggregate of ``runs_dir``; with ``config_hashes`` only the jobs of the matrix as it is now (runs of
+    an earlier version of the matrix stay on disk but are not averaged with the current ones)."""
     out_dir = Path(out_dir)
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     jobs, directions = collect_jobs(runs_dir)
+    if config_hashes is not None and "config_hash" in jobs:
+        jobs = jobs[jobs["config_hash"].isin(config_hashes) | jobs["config_hash"].isna()].reset_index(drop=True)
     if jobs.empty:
         atomic_write_text(out_dir / "table.md", f"# Benchmark {name}\n\nNo job has results yet.\n")
         return out_dir
