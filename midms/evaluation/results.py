@@ -102,21 +102,25 @@ def _alive(pid: int) -> bool:
 def effective_status(results: dict[str, Any], run_dir: str | Path, now: float | None = None) -> str | None:
     """The recorded status, except that a ``running`` job that is no longer alive is ``interrupted``.
 
-    Alive means: on this host, its process exists; elsewhere (a cluster node), its heartbeat file was touched
-    within :data:`STALE_AFTER_SECONDS` (the results file's own time when there is no heartbeat yet).
+    Alive means: its heartbeat file was touched within :data:`STALE_AFTER_SECONDS` (the results file's own
+    time when there is no heartbeat yet) and, on this host, its process still exists.
     """
     status = results.get("status")
     if status != "running":
         return status
     run_dir = Path(run_dir)
-    if results.get("host") == socket.gethostname() and results.get("pid") is not None:
-        return "running" if _alive(int(results["pid"])) else "interrupted"
+    same_host = results.get("host") == socket.gethostname() and results.get("pid") is not None
+    if same_host and not _alive(int(results["pid"])):
+        return "interrupted"
     beat = run_dir / HEARTBEAT_FILE
+    if same_host and not beat.exists():  # alive, and from before its first heartbeat
+        return "running"
     ref = beat if beat.exists() else run_dir / RESULTS_FILE
     try:
         age = (time.time() if now is None else now) - ref.stat().st_mtime
     except OSError:
         return "interrupted"
+    # a stale heartbeat also catches a process id that a new, unrelated process has taken over
     return "running" if age < STALE_AFTER_SECONDS else "interrupted"
 
 

@@ -45,20 +45,6 @@ class FailingTrainable(TinyTrainable):
         return super().training_step(batch, batch_idx)
 
 
-class DyingTrainable(TinyTrainable):
-    """Killed hard (no clean-up, like an OOM kill or a pre-empted node) when it reaches ``die_at_step``."""
-
-    def __init__(self, data_spec, lr: float = 0.05, die_at_step: int = -1) -> None:
-        super().__init__(data_spec, lr)
-        self.die_at_step = die_at_step
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self.global_step == self.die_at_step:
-            import os
-
-            os._exit(3)
-
-
 class DieAtStep(Callback):
     """Kills the process hard (no clean-up, like an OOM kill or a pre-empted node) when training reaches
     ``step``, whatever the model."""
