@@ -19,7 +19,7 @@ mmap threshold so their peaks track live tensors; sampling keeps the default all
 ``--precision bf16|fp16`` runs ``translate`` under ``torch.autocast`` (the softmax of the correlation and the
 DDIM arithmetic stay float32, as autocast keeps them); ``--channels-last`` converts the networks and inputs to
 ``torch.channels_last``. Each variant is measured batched; the naive loop is always fp32 and
-contiguous, the baseline the issue asks for. Every finished measurement is written at once (atomically) to
+contiguous: the baseline. Every finished measurement is written at once (atomically) to
 ``--out`` (default ``benchmarks/results/perf/midms_<time>.json``), so an interrupted long run keeps what it
 measured.
 """

@@ -117,9 +117,7 @@ def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tu
     """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder."""
     if not cfg.get("resume"):
         return checked_ckpt_path(cfg.get("ckpt_path")), None
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.exists():
-        raise UserError(_no_checkpoint(run_dir))
+    last = run_dir / "checkpoints" / "last.ckpt"  # its existence is checked by run() before anything is written
     log.info("resuming from %s", last)
     return str(last), (previous.get("wandb") or {}).get("id")
 

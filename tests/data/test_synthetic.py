@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from midms.data.contract import validate_sample
-from midms.data.synthetic import BODY, FILLED_SHAPES, THIN_SHAPES, SyntheticPairs, class_parts, edge_map, render
+from midms.data.synthetic import SyntheticPairs, class_parts, edge_map, render
 from midms.errors import UserError
 
 SIZES = {"train": 12, "val": 4, "test": 6}
+#: the shapes the dataset is designed with (README, "The synthetic dataset")
+FILLED = {"triangle", "rectangle", "diamond", "pentagon", "cross", "ellipse"}
+THIN = {"ring", "line"}
 
 
 def make(split="test", **kw) -> SyntheticPairs:
@@ -103,13 +106,14 @@ def test_every_foreground_class_usually_present_and_scenes_scale_with_size():
 @pytest.mark.parametrize("thin", [False, True])
 def test_every_class_has_its_own_shape_so_edges_say_which_class(num_classes, thin):
     parts = class_parts(num_classes, thin)
-    assert len(parts) == num_classes - 1 and parts[0] == BODY
+    assert len(parts) == num_classes - 1 and parts[0].shape == "ellipse"
+    assert all(parts[0].radius > p.radius for p in parts[1:])  # class 1 is the large body the parts sit on
     # shape and size together tell every foreground class apart (a repeated shape comes back larger)
     assert len({(p.shape, round(p.radius, 6)) for p in parts}) == len(parts)
     kinds = {p.shape for p in parts[1:]}
-    assert kinds <= set(FILLED_SHAPES) | set(THIN_SHAPES)
-    if num_classes >= 2 + len(FILLED_SHAPES) + len(THIN_SHAPES):
-        assert bool(kinds & set(THIN_SHAPES)) == thin
+    assert kinds <= FILLED | THIN
+    if num_classes >= 2 + len(FILLED) + len(THIN):
+        assert bool(kinds & THIN) == thin
     assert class_parts(num_classes, thin) == parts  # shared by every split and seed
 
 
@@ -134,7 +138,7 @@ def test_parts_layout_is_aligned_and_scattered_layout_is_not():
 def test_thin_classes_are_thin():
     ds = make(image_size=64, num_classes=12, thin=True, layout="scattered")
     parts = class_parts(12, thin=True)
-    thin_classes = [k for k in range(1, 12) if parts[k - 1].shape in THIN_SHAPES]
+    thin_classes = [k for k in range(1, 12) if parts[k - 1].shape in THIN]
     assert thin_classes
     for i in range(len(ds)):
         labels = ds.scene(i)[0]
