@@ -113,13 +113,27 @@ def _no_checkpoint(run_dir: Path) -> str:
     )
 
 
+def _trains(cfg: DictConfig) -> bool:
+    """Whether the job trains (so ``resume=true`` needs a checkpoint); True when the model class is unknown."""
+    if not cfg.get("train"):
+        return False
+    try:
+        return bool(getattr(hydra.utils.get_class(cfg.model.module._target_), "trains", True))
+    except Exception:  # a config that does not resolve fails, with its message, when the job is built
+        return True
+
+
 def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder."""
-    if not cfg.get("resume"):
-        return checked_ckpt_path(cfg.get("ckpt_path")), None
+    """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder.
+
+    A job with nothing to train (``copy_exemplar``, ``train=false``) has no checkpoint: it evaluates again,
+    which gives the same numbers (the evaluation is seeded)."""
+    wandb_id = (previous.get("wandb") or {}).get("id") if cfg.get("resume") else None
+    if not cfg.get("resume") or not _trains(cfg):
+        return checked_ckpt_path(cfg.get("ckpt_path")), wandb_id
     last = run_dir / "checkpoints" / "last.ckpt"  # its existence is checked by run() before anything is written
     log.info("resuming from %s", last)
-    return str(last), (previous.get("wandb") or {}).get("id")
+    return str(last), wandb_id
 
 
 def resolved_hash(cfg: DictConfig) -> str:
@@ -154,7 +168,7 @@ def run(cfg: DictConfig) -> float:
     """Run one job; return the objective (``eval/<cfg.objective>``), NaN when the job failed or lacks it."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("resume") and not (run_dir / "checkpoints" / "last.ckpt").exists():
+    if cfg.get("resume") and _trains(cfg) and not (run_dir / "checkpoints" / "last.ckpt").exists():
         # nothing to resume from: say so and leave the folder (and the record of the earlier attempt) as it is
         log.error("%s", _no_checkpoint(run_dir))
         FAILED_JOBS.append(str(run_dir))

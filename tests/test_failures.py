@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import hydra
 import pytest
 import torch
 from e2e import TINY
 
+from midms import files
 from midms.evaluation import results as results_mod
 from midms.evaluation.results import (
     HEARTBEAT_FILE,
@@ -117,11 +119,31 @@ def test_a_failed_write_names_the_file_and_keeps_the_previous_version(tmp_path, 
     def full_disk(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(results_mod.os, "replace", full_disk)
+    monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(OSError, match=f"could not write {path}.*previous version is unchanged.*No space left"):
         write_results(path, {"status": "completed"})
     assert json.loads(path.read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no half-written temporary file
+
+
+def test_a_checkpoint_write_that_fails_half_way_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    """The trainer's checkpoint writer (the one every run uses) writes next to the file and renames."""
+    trainer = hydra.utils.instantiate(_compose("model=midms").trainer, logger=False, enable_progress_bar=False)
+    io = trainer.strategy.checkpoint_io
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"step": 1, "weights": torch.ones(4)}, path)
+    before = path.read_bytes()
+
+    def write_half_then_fail(f):
+        f.write(b"x" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_atomic_write = files.atomic_write
+    monkeypatch.setattr(files, "atomic_write", lambda p, write: real_atomic_write(p, write_half_then_fail))
+    with pytest.raises(OSError, match=f"could not write {path}.*previous version is unchanged"):
+        io.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+    assert torch.load(path, weights_only=True)["step"] == 1
 
 
 def _compose(*overrides: str):
@@ -239,25 +261,38 @@ def test_data_check_finds_a_face_without_masks_and_a_truncated_photo(tmp_path, c
     assert f"{int(victim):05d}_skin.png (missing)" in out and f"unreadable: {photo}" in out
 
 
-@pytest.mark.parametrize("model", ["midms", pytest.param("cocosnet", marks=pytest.mark.slow)])
-def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, tmp_path, model):
-    """Killed in the second epoch, resumed from the first epoch's checkpoint: weights, optimisers, the data order
-    and the random generators (diffusion noise, timesteps) all continue as they were."""
+# TINY gives 4 batches an epoch; MIDMs takes one optimiser step a batch, CoCosNet two (G and D). A checkpoint
+# is written every `every` steps, the run is killed when step `kill` starts, and `last.ckpt` then holds step
+# `saved`, with `batches` of its epoch trained.
+RESUME_CASES = [  # model, every, kill, saved, batches
+    ("midms", 2, 7, 6, 2),  # mid-way through the second epoch
+    pytest.param("midms", 2, 5, 4, 4, marks=pytest.mark.slow),  # the first epoch's end
+    pytest.param("cocosnet", 4, 14, 12, 2, marks=pytest.mark.slow),  # mid-way through the second epoch
+]
+
+
+@pytest.mark.parametrize(("model", "every", "kill", "saved", "batches"), RESUME_CASES)
+def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, tmp_path, model, every, kill, saved,
+                                                                     batches):  # fmt: skip
+    """Killed with no chance to clean up, resumed from the last checkpoint: weights, optimisers, the data order
+    and its position in the epoch, and the random generators (diffusion noise, timesteps) all continue as they
+    were, so the metrics are the same floats as those of a run never interrupted."""
     size = ["dataset.image_size=64"] if model == "cocosnet" else []
-    common = [*TINY, *size, f"model={model}", "trainer.max_epochs=2", "~metrics.swd"]  # W&B offline
+    common = [*TINY, *size, f"model={model}", "trainer.max_epochs=3",
+              f"callbacks.step_checkpoint.every_n_train_steps={every}", "~metrics.swd"]  # fmt: skip
     full = run_entry(*common, f"hydra.run.dir={tmp_path / 'full'}")
     assert full.returncode == 0, full.stderr[-3000:]
-    # 4 batches an epoch: global steps 4-7 (MIDMs) or 8-15 (CoCosNet: a G and a D step a batch) are the 2nd epoch
-    step = 10 if model == "cocosnet" else 6
-    die = ["+callbacks.die._target_=tiny_models.DieAtStep", f"+callbacks.die.step={step}"]
+    die = ["+callbacks.die._target_=tiny_models.DieAtStep", f"+callbacks.die.step={kill}"]
     killed = run_entry(*common, *die, f"hydra.run.dir={tmp_path / 'cut'}")
     assert killed.returncode == 3
     first = read_results(tmp_path / "cut" / "results.json")
     assert first["status"] == "running"  # what the dead job left behind
     # plain containers and tensors only: hyper-parameters (no OmegaConf objects) and the generators' states
     ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == saved
     assert isinstance(ckpt["hyper_parameters"]["settings" if model == "cocosnet" else "prior"], dict)
     assert set(ckpt["rng_states"]) == {"torch", "cuda", "numpy", "python"}
+    assert ckpt["TranslationDataModule"]["batches_done"] == batches
     resumed = run_entry(*common, "resume=true", f"hydra.run.dir={tmp_path / 'cut'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = read_results(tmp_path / "full" / "results.json"), read_results(tmp_path / "cut" / "results.json")
@@ -266,10 +301,32 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     assert b["wandb"]["id"] == first["wandb"]["id"] and a["config_hash"] == b["config_hash"]  # the same W&B run
 
 
+def test_a_model_with_nothing_to_train_resumed_after_a_kill_evaluates_again(isolated_env, tmp_path):
+    """copy_exemplar has no checkpoint: a run killed while it evaluates is evaluated again from the start."""
+    args = [sys.executable, str(ROOT / "run.py"), *TINY, "model=copy_exemplar", "logger=none"]
+    full = subprocess.run([*args, f"hydra.run.dir={tmp_path / 'full'}"], env=isolated_env, capture_output=True,
+                          text=True)  # fmt: skip
+    assert full.returncode == 0, full.stderr[-3000:]
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([*args, f"hydra.run.dir={cut}", "evaluation.image_format=png"], env=isolated_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any((cut / "samples").glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_results(cut / "results.json")["status"] == "running"
+    resumed = subprocess.run([*args, f"hydra.run.dir={cut}", "evaluation.image_format=png", "resume=true"],
+                             env=isolated_env, capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = read_results(tmp_path / "full" / "results.json"), read_results(cut / "results.json")
+    assert b["status"] == "completed" and a["metrics"] == b["metrics"]
+
+
 def test_a_resume_without_a_checkpoint_changes_nothing_in_the_folder(run_entry, tmp_path):
     run_dir = tmp_path / "job"
     write_results(run_dir / "results.json", {"status": "failed", "error": "an earlier attempt", "wandb": {"id": "x"}})
     before = (run_dir / "results.json").read_bytes()
-    proc = run_entry(*TINY, "model=copy_exemplar", "logger=none", "resume=true", f"hydra.run.dir={run_dir}")
+    proc = run_entry(*TINY, "model=midms", "logger=none", "resume=true", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
     assert (run_dir / "results.json").read_bytes() == before  # the earlier record is intact

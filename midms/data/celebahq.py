@@ -75,6 +75,7 @@ from midms.data.images import (
     photo_array,
 )
 from midms.errors import UserError
+from midms.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -348,12 +349,8 @@ class CelebAHQEdges(ExemplarPairs):
     def _write_cache(self, path: Path | None, semantics: np.ndarray, labels: np.ndarray) -> None:
         if path is None:
             return
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, semantics=semantics, labels=labels)
-            os.replace(tmp, path)  # atomic: workers writing the same id never leave a partial file
+        try:  # atomic: workers writing the same id never leave a partial file
+            atomic_write(path, lambda f: np.savez_compressed(f, semantics=semantics, labels=labels))
         except OSError as err:
             log.warning("cannot write the edge cache %s (%s); computing edges without it", path, err)
             self.cache_dir = None

@@ -25,21 +25,35 @@ class EpochShuffleSampler(Sampler[int]):
 
     Under DDP each of ``world`` processes takes every ``world``-th index of the same order (padded by
     wrapping, as ``DistributedSampler``), so together they see exactly the batches one process would.
-    Lightning calls ``set_epoch`` at the start of every epoch (also when it resumes mid-training).
+    Lightning calls ``set_epoch`` at the start of every epoch. :meth:`resume_at` makes the next pass over
+    ``epoch`` start after the samples a checkpoint had already trained on (a mid-epoch resume).
     """
 
     def __init__(self, length: int, seed: int = 0, rank: int = 0, world: int = 1) -> None:
         self.length, self.seed, self.epoch, self.rank, self.world = length, seed, 0, rank, world
         self.per_rank = -(-length // world)
+        self._resume: tuple[int, int] | None = None  # (epoch, samples of this rank to skip)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+    def resume_at(self, epoch: int, skip: int) -> None:
+        self.epoch, self._resume = epoch, (epoch, skip)
+
+    def order(self, epoch: int) -> list[int]:
+        """This rank's indices for ``epoch``, in order."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(self.length, generator=generator).tolist()
         order += order[: self.per_rank * self.world - self.length]
-        return iter(order[self.rank :: self.world])
+        return order[self.rank :: self.world]
+
+    def __iter__(self):
+        # a generator: the order is drawn when iteration starts, after Lightning's set_epoch
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        yield from self.order(self.epoch)[skip:]
 
     def __len__(self) -> int:
         return self.per_rank
@@ -67,6 +81,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
         self.train_split, self.val_split, self.eval_split = train_split, val_split, eval_split
         self._splits: dict[str, Dataset] = {}
+        self._resume_position: dict[str, int] | None = None
 
     def split(self, name: str) -> Dataset:
         """The dataset of one split, built on first use (so a missing split fails only when it is needed)."""
@@ -101,7 +116,13 @@ class TranslationDataModule(L.LightningDataModule):
         ds = self.split(self.train_split)
         # under DDP (trainer=ddp sets use_distributed_sampler=false) every process takes its share itself
         rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        return self._loader(ds, self.batch_size, sampler=EpochShuffleSampler(len(ds), self.seed, rank, world))
+        sampler = EpochShuffleSampler(len(ds), self.seed, rank, world)
+        position = self._resume_position
+        if position and 0 < position["batches_done"] < -(-len(sampler) // self.batch_size):
+            # a checkpoint taken mid-epoch: this epoch continues after the batches it had trained on
+            sampler.resume_at(position["epoch"], position["batches_done"] * self.batch_size)
+            self._resume_position = None
+        return self._loader(ds, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_split is None:
@@ -112,6 +133,20 @@ class TranslationDataModule(L.LightningDataModule):
         """The evaluation pairs, in a fixed order, identical for every model; a pair whose files cannot be read
         is passed on as skipped (``batch["skipped_pairs"]``), never replaced by another."""
         return self._loader(self.eval_dataset, self.eval_batch_size, collate_fn=collate_pairs)
+
+    # -- the data order's position, saved in every checkpoint ------------------------------------------
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch and the number of its batches trained so far (Lightning's own progress counters)."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        loop = trainer.fit_loop
+        batches = loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": loop.epoch_progress.current.processed, "batches_done": batches}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_position = dict(state_dict) or None
 
     def protocol(self) -> dict[str, Any]:
         ds = self.eval_dataset

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import os
 import re
 import sys
 from pathlib import Path
@@ -68,6 +67,7 @@ from midms.data.images import (
     photo_array,
 )
 from midms.errors import UserError
+from midms.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +227,6 @@ def _existing(out_dir: Path, key: str) -> Path | None:
     return None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def export_lmdb(lmdb_path: str | Path, out_dir: str | Path, limit: int | None = None) -> dict[str, int]:
     """Write the photos of an LSUN LMDB database into ``out_dir`` as ``<key>.webp`` / ``<key>.jpg``.
 
@@ -279,7 +272,7 @@ def export_lmdb(lmdb_path: str | Path, out_dir: str | Path, limit: int | None = 
                         continue
                     data, suffix = buffer.getvalue(), ".webp"
                     counts["reencoded"] += 1
-                _write_atomic(out_dir / f"{key}{suffix}", data)
+                atomic_write_bytes(out_dir / f"{key}{suffix}", data)
                 counts["written"] += 1
     finally:
         env.close()

@@ -9,7 +9,6 @@ import math
 import os
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from importlib import metadata
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from midms.files import atomic_write_text
 
 RESULTS_FILE = "results.json"
 #: touched every HEARTBEAT_SECONDS while a job runs; a ``running`` record without a fresh one was interrupted
@@ -35,31 +36,6 @@ TRACKED_PACKAGES = (
 )
 # config sections that say where things go or how they are logged, not what is computed
 UNHASHED_KEYS = ("paths", "logger", "hydra", "callbacks", "resume", "ckpt_path")
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OSError(e.errno, f"could not write {path}: {e.strerror or e}") from e
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would create it (mkstemp makes it private)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:  # a full disk, a vanished folder: say which file, keep the previous version intact
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, f"could not write {path} (the previous version is unchanged): {e.strerror or e}") from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:

@@ -37,10 +37,8 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 import platform
 import re
-import tempfile
 import threading
 import warnings
 import weakref
@@ -57,6 +55,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from midms.errors import MetricSkipped, UserError
+from midms.files import atomic_write
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.folders import list_images
 
@@ -431,16 +430,9 @@ def _read_cache(path: Path, fields: dict[str, Any]) -> FeatureStats | None:
 
 
 def _write_cache(path: Path, stats: FeatureStats, fields: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace`` (concurrent jobs race harmlessly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, feats=stats.feats, mu=stats.mu, sigma=stats.sigma, key=np.array(json.dumps(fields)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Written atomically, so concurrent jobs race harmlessly."""
+    key = np.array(json.dumps(fields))
+    atomic_write(path, lambda f: np.savez(f, feats=stats.feats, mu=stats.mu, sigma=stats.sigma, key=key))
 
 
 @dataclass

@@ -4,8 +4,8 @@ Lightning restores weights, optimisers, schedulers and the loop position, but no
 that draws noise, timesteps or exemplars (MIDMs' diffusion noise and interleaved step, the GAN baselines'
 random choices) would continue with other draws than the run it resumes. :class:`RNGState` saves the
 torch (CPU and CUDA), NumPy and Python states with every checkpoint, as plain containers and tensors (loadable
-with ``torch.load(weights_only=True)``), and puts them back at the start of the first epoch after a resume,
-the point at which an epoch-end checkpoint was taken.
+with ``torch.load(weights_only=True)``), and puts them back when training starts again, before the first batch
+is read: the point at which the checkpoint was taken, whether at an epoch's end or after a step.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class RNGState(L.Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self._pending = checkpoint.get(KEY)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:
             restore(self._pending)
             self._pending = None

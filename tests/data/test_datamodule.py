@@ -23,3 +23,19 @@ def test_ranks_share_one_order_and_cover_it():
     assert [x for pair in zip(*shards, strict=True) for x in pair] == single
     uneven = [list(EpochShuffleSampler(5, seed=0, rank=r, world=2)) for r in range(2)]
     assert len(uneven[0]) == len(uneven[1]) == 3 and set(uneven[0] + uneven[1]) == set(range(5))
+
+
+def test_a_resumed_epoch_continues_after_the_samples_already_trained_on():
+    sampler = EpochShuffleSampler(12, seed=4)
+    sampler.set_epoch(2)
+    (epoch2,) = [list(sampler)]
+    sampler.set_epoch(3)
+    epoch3 = list(sampler)
+    resumed = EpochShuffleSampler(12, seed=4)
+    resumed.resume_at(2, skip=5)
+    resumed.set_epoch(2)  # what Lightning does at the start of the resumed epoch
+    assert list(resumed) == epoch2[5:]
+    resumed.set_epoch(3)
+    assert list(resumed) == epoch3  # the next epoch is whole again
+    resumed.set_epoch(2)
+    assert list(resumed) == epoch2  # and the skip applied once only
