@@ -47,8 +47,9 @@ lie in either split (the photos share one folder).
 
 Cost: building the tensor costs tens of ms a face (19 PNG masks, Canny, 13 distance transforms), twice a
 sample; with ``cache_dir`` the uint8 tensor and labels are stored as a compressed ``.npz`` per id, keyed by
-load size and root (``benchmarks/perf_celebahq_edges.py`` measures both). Delete the cache folder after
-editing masks.
+load size, root and the source files' names, sizes and modification times, so an edited mask or photo is
+never served its old tensor (``benchmarks/perf_celebahq_edges.py`` measures both). Entries of files that
+changed stay behind: delete the cache folder to reclaim the space.
 """
 
 from __future__ import annotations
@@ -327,10 +328,14 @@ class CelebAHQEdges(ExemplarPairs):
         return out
 
     def _cache_path(self, sample_id: str) -> Path | None:
+        """``<cache>/<version>-<load size>px-<root>/<id>-<sources>.npz``: ``sources`` fingerprints the photo and
+        the part masks the tensor is made from (names, sizes, modification times), so an edited or replaced
+        file gets a new entry and never the old tensor."""
         if self.cache_dir is None:
             return None
         root_tag = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
-        return self.cache_dir / f"{CACHE_VERSION}-{self.load_size}px-{root_tag}" / f"{sample_id}.npz"
+        name = f"{sample_id}-{source_fingerprint(self.files(sample_id))}.npz"
+        return self.cache_dir / f"{CACHE_VERSION}-{self.load_size}px-{root_tag}" / name
 
     def _read_cache(self, path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
         if path is None or not path.is_file():
@@ -378,6 +383,18 @@ class CelebAHQEdges(ExemplarPairs):
 
     def protocol(self) -> dict:
         return {**super().protocol(), "cache": str(self.cache_dir) if self.cache_dir else None}
+
+
+def source_fingerprint(paths: Sequence[Path]) -> str:
+    """12 hex digits naming the files ``paths`` as they are now: name, size and modification time each."""
+    h = hashlib.sha1()
+    for path in paths:
+        try:
+            st = path.stat()
+            h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+        except OSError:
+            h.update(f"{path.name}:missing;".encode())
+    return h.hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -255,3 +255,17 @@ def test_errors_name_what_is_missing(root: Path, tmp_path: Path) -> None:
     (root / "CelebA-HQ-img" / "1402.jpg").unlink()
     with pytest.raises(UserError, match=str(root / "CelebA-HQ-img" / "1402.jpg")):
         CelebAHQEdges(root, split="train")
+
+
+def test_an_edited_mask_gets_a_fresh_edge_tensor_not_the_cached_one(root: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    ds = CelebAHQEdges(root, split="val", cache_dir=cache, **SMALL)
+    sample_id = ds.ids[0]
+    before = ds[0]["semantics"]
+    nose = ds.mask_path(sample_id, "nose")
+    assert nose.is_file()
+    Image.new("L", Image.open(nose).size, 0).save(nose)  # the nose is gone: its edges must go too
+    fresh = CelebAHQEdges(root, split="val", **SMALL)[0]["semantics"]  # no cache: the truth
+    again = CelebAHQEdges(root, split="val", cache_dir=cache, **SMALL)[0]["semantics"]
+    assert not torch.equal(fresh, before) and torch.equal(again, fresh)
+    assert len(list(cache.rglob(f"{sample_id}-*.npz"))) == 2  # the old entry stays; it is never read again
