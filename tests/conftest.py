@@ -63,3 +63,15 @@ def hub_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     return tmp_path / "hub"
+
+
+@pytest.fixture
+def trust_weights(monkeypatch):
+    """``trust(path)``: take a test-made file under an official name (``vgg19-dcbb9e9d.pth``) as the published
+    one, by registering its SHA-256 for that name; the real files cannot be made here."""
+    from midms import weights
+
+    def trust(path: Path) -> None:
+        monkeypatch.setitem(weights.KNOWN_SHA256, Path(path).name, weights.file_sha256(path))
+
+    return trust

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
@@ -264,22 +265,23 @@ def test_data_check_finds_a_face_without_masks_and_a_truncated_photo(tmp_path, c
 # TINY gives 4 batches an epoch; MIDMs takes one optimiser step a batch, CoCosNet two (G and D). A checkpoint
 # is written every `every` steps, the run is killed when step `kill` starts, and `last.ckpt` then holds step
 # `saved`, with `batches` of its epoch trained.
-RESUME_CASES = [  # model, every, kill, saved, batches
-    ("midms", 2, 7, 6, 2),  # mid-way through the second epoch
-    pytest.param("midms", 2, 5, 4, 4, marks=pytest.mark.slow),  # the first epoch's end
-    pytest.param("cocosnet", 4, 14, 12, 2, marks=pytest.mark.slow),  # mid-way through the second epoch
+RESUME_CASES = [  # model, every, kill, saved, batches, workers
+    ("midms", 2, 7, 6, 2, 0),  # mid-way through the second epoch
+    pytest.param("midms", 2, 5, 4, 4, 2, marks=pytest.mark.slow),  # the first epoch's end, two loader workers
+    pytest.param("cocosnet", 4, 14, 12, 2, 0, marks=pytest.mark.slow),  # mid-way through the second epoch
 ]
 
 
-@pytest.mark.parametrize(("model", "every", "kill", "saved", "batches"), RESUME_CASES)
+@pytest.mark.parametrize(("model", "every", "kill", "saved", "batches", "workers"), RESUME_CASES)
 def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, tmp_path, model, every, kill, saved,
-                                                                     batches):  # fmt: skip
+                                                                     batches, workers):  # fmt: skip
     """Killed with no chance to clean up, resumed from the last checkpoint: weights, optimisers, the data order
     and its position in the epoch, and the random generators (diffusion noise, timesteps) all continue as they
     were, so the metrics are the same floats as those of a run never interrupted."""
     size = ["dataset.image_size=64"] if model == "cocosnet" else []
     common = [*TINY, *size, f"model={model}", "trainer.max_epochs=3",
-              f"callbacks.step_checkpoint.every_n_train_steps={every}", "~metrics.swd"]  # fmt: skip
+              f"callbacks.step_checkpoint.every_n_train_steps={every}", f"dataset.datamodule.num_workers={workers}",
+              "~metrics.swd"]  # fmt: skip
     full = run_entry(*common, f"hydra.run.dir={tmp_path / 'full'}")
     assert full.returncode == 0, full.stderr[-3000:]
     die = ["+callbacks.die._target_=tiny_models.DieAtStep", f"+callbacks.die.step={kill}"]
@@ -330,3 +332,45 @@ def test_a_resume_without_a_checkpoint_changes_nothing_in_the_folder(run_entry, 
     proc = run_entry(*TINY, "model=midms", "logger=none", "resume=true", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
     assert (run_dir / "results.json").read_bytes() == before  # the earlier record is intact
+
+
+def test_weight_hashes_are_checked_against_the_published_ones(tmp_path, monkeypatch):
+    from midms import weights
+
+    data = b"not the real weights"
+    sha = hashlib.sha256(data).hexdigest()  # independent of the module's own hashing
+    renamed = tmp_path / "vgg19-dcbb9e9d.pth"  # torch.hub's rule: the name carries the start of the SHA-256
+    renamed.write_bytes(data)
+    with pytest.raises(weights.WeightsMismatch) as err:
+        weights.verified_sha256(renamed, "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
+    assert (
+        sha in str(err.value) and "starts with dcbb9e9d" in str(err.value) and "download.pytorch.org" in str(err.value)
+    )
+    matching = tmp_path / f"mine-{sha[:8]}.pth"
+    matching.write_bytes(data)
+    assert weights.verified_sha256(matching) == sha
+    unnamed = tmp_path / "vgg19_conv.pth"  # no published hash: loaded, its hash recorded
+    unnamed.write_bytes(data)
+    assert weights.verified_sha256(unnamed) == sha
+    monkeypatch.setitem(weights.KNOWN_SHA256, "vgg19_conv.pth", "0" * 64)  # a full published hash wins
+    with pytest.raises(weights.WeightsMismatch, match="0{64}"):
+        weights.verified_sha256(unnamed)
+
+
+def test_a_wrong_file_under_an_official_name_stops_the_loss_network_and_is_a_metric_error(tmp_path, hub_dir):
+    from midms.evaluation.metric_set import MetricSet
+    from midms.metrics.base import EvalContext
+    from midms.metrics.fid import FID
+    from midms.nn.vgg import VGG19Features
+    from midms.weights import WeightsMismatch
+
+    (hub_dir / "checkpoints").mkdir(parents=True)
+    torch.save({"features.0.weight": torch.zeros(1)}, hub_dir / "checkpoints" / "vgg19-dcbb9e9d.pth")
+    with pytest.raises(WeightsMismatch, match="dcbb9e9d"):
+        VGG19Features(["relu1_1"], weights="torchvision")
+    inception = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save({}, inception)
+    metrics = MetricSet({"fid": FID(mode="legacy_pytorch", weights=str(inception))})
+    metrics.setup(EvalContext(samples_dir=tmp_path, reference_dir=tmp_path, cache_dir=tmp_path, dataset_key="k",
+                              image_size=32))  # fmt: skip
+    assert "fid" in metrics.errors and "6726825d" in metrics.errors["fid"] and "fid" not in metrics.skipped

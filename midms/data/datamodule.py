@@ -117,10 +117,13 @@ class TranslationDataModule(L.LightningDataModule):
         # under DDP (trainer=ddp sets use_distributed_sampler=false) every process takes its share itself
         rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         sampler = EpochShuffleSampler(len(ds), self.seed, rank, world)
-        position = self._resume_position
-        if position and 0 < position["batches_done"] < -(-len(sampler) // self.batch_size):
-            # a checkpoint taken mid-epoch: this epoch continues after the batches it had trained on
-            sampler.resume_at(position["epoch"], position["batches_done"] * self.batch_size)
+        if self._resume_position:
+            # the epoch the resumed run starts in, set now: loader workers draw indices before Lightning's set_epoch
+            epoch, done = self._resume_position["epoch"], self._resume_position["batches_done"]
+            if done >= -(-len(sampler) // self.batch_size):  # taken at the epoch's end: the next one starts
+                sampler.set_epoch(epoch + 1)
+            else:  # taken mid-epoch: the epoch continues after the batches it had trained on
+                sampler.resume_at(epoch, done * self.batch_size)
             self._resume_position = None
         return self._loader(ds, self.batch_size, sampler=sampler)
 

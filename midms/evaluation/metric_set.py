@@ -47,6 +47,8 @@ class MetricSet:
                 metric.setup(ctx)
             except MetricSkipped as e:
                 self._skip(name, str(e))
+            except Exception as e:  # e.g. a weight file that is not the published one: an error, never a value
+                self._fail(name, e)
 
     def update(self, batch: EvalBatch) -> dict[str, Tensor]:
         """Feed one batch to every metric; returns the per-image values (name -> B-vector on the CPU)."""

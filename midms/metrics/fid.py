@@ -58,6 +58,7 @@ from midms.errors import MetricSkipped, UserError
 from midms.files import atomic_write
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.folders import list_images
+from midms.weights import verified_sha256
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ def inception_extractor(
     Raises :class:`MetricSkipped` when the file is absent or cannot be loaded; never downloads.
     """
     path = resolve_weights(mode, weights, cache_dir, option)
+    sha256 = verified_sha256(path, weights_spec(mode).url)  # a wrong file is an error, never a skip
     try:
         fn = _load_inception(mode, str(path.resolve()), str(torch.device(device)))
     except Exception as e:  # a truncated download, a file of the other mode, ...
@@ -212,7 +214,7 @@ def inception_extractor(
             f"Fix: delete it and download {spec.url} again, or set {option} to a valid "
             f"{spec.file_name}."
         ) from e
-    return fn, f"inception:{path.name}:sha256:{file_sha256(path)}", path
+    return fn, f"inception:{path.name}:sha256:{sha256}", path
 
 
 # ------------------------------------------------------------------------------------------- distances
@@ -368,21 +370,6 @@ def content_fingerprint(files: list[Path]) -> str:
         h.update(f"{p.name}\0".encode())
         h.update(p.read_bytes())
     return h.hexdigest()
-
-
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (memoised per path, size and modification time)."""
-    st = Path(path).stat()
-    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _slug(text: str, limit: int = 48) -> str:

@@ -34,6 +34,7 @@ from midms.errors import MetricSkipped, UserError
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.folders import load_image, to_unit
 from midms.nn.vgg import WeightsUnavailable
+from midms.weights import verified_sha256
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def build_lpips(net: str = "alex", version: str = "0.1") -> tuple[nn.Module, str
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated ``pretrained`` flag
         warnings.simplefilter("ignore")
         model = lpips.LPIPS(net=net, version=version, pretrained=False, pnet_rand=True, verbose=False)
+    verified_sha256(trunk_path, f"https://download.pytorch.org/models/{trunk_path.name}")
     load_trunk(model, torch.load(trunk_path, map_location="cpu", weights_only=True))
     load_linear(model, torch.load(lin_path, map_location="cpu", weights_only=True))
     log.info("LPIPS %s v%s: backbone %s, linear layers %s", net, version, trunk_path, lin_path)

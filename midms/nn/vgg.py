@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from midms.errors import UserError
+from midms.weights import verified_sha256
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ class VGG19Features(nn.Module):
 
     @staticmethod
     def _load_file(path: Path) -> dict[str, Tensor]:
+        verified_sha256(path, TORCHVISION_VGG19_URL if path.name == TORCHVISION_VGG19_FILE else "")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # a truncated download, an HTML error page, a pickled model

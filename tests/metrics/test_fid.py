@@ -209,7 +209,7 @@ def test_other_pictures_under_the_same_names_and_sizes_get_new_statistics(folder
 
 
 def test_inception_weights_are_identified_by_their_sha256(tmp_path: Path) -> None:
-    from midms.metrics.fid import file_sha256
+    from midms.weights import file_sha256
 
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     a.write_bytes(b"x" * 1000)
@@ -332,7 +332,7 @@ def test_weights_file_is_loaded_without_network(no_network: Path, mode: str, whe
 
 @pytest.mark.slow  # a real-size InceptionV3 forward: ~2 s on a quiet 2-core CPU, far more on a busy one
 @pytest.mark.filterwarnings("ignore")
-def test_pytorch_fid_weights_file_is_loaded_without_network(no_network: Path, monkeypatch) -> None:
+def test_pytorch_fid_weights_file_is_loaded_without_network(no_network: Path, monkeypatch, trust_weights) -> None:
     """legacy_pytorch: clean-fid's pytorch-fid InceptionV3, its state dict read from a local (random) file."""
     import torchvision
 
@@ -343,6 +343,7 @@ def test_pytorch_fid_weights_file_is_loaded_without_network(no_network: Path, mo
     target = no_network / "w" / "pt_inception-2015-12-05-6726825d.pth"
     target.parent.mkdir()
     torch.save(state, target)
+    trust_weights(target)
     fake = write_images(no_network / "samples", 2, seed=1)
     write_images(no_network / "reference" / "image", 2, seed=2)
     ctx = make_ctx(no_network, fake)

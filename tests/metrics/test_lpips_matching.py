@@ -53,13 +53,14 @@ def test_lpips_of_identical_images_is_zero(tmp_path: Path, reference: lpips.LPIP
 
 
 def test_lpips_loads_cached_backbone_and_equals_the_package(
-    tmp_path: Path, hub_dir: Path, reference: lpips.LPIPS
+    tmp_path: Path, hub_dir: Path, reference: lpips.LPIPS, trust_weights
 ) -> None:
     # the backbone in torchvision's layout (features.<i>.*) where torchvision would cache it
     trunk = {f"features.{k.split('.', 1)[1]}": v for k, v in reference.net.state_dict().items()}
     trunk["classifier.1.weight"] = torch.zeros(4, 4)
     (hub_dir / "checkpoints").mkdir(parents=True)
     torch.save(trunk, hub_dir / "checkpoints" / "alexnet-owt-7be5be79.pth")
+    trust_weights(hub_dir / "checkpoints" / "alexnet-owt-7be5be79.pth")
 
     fake, target = quantised(4, 1), quantised(4, 2)
     metric = LPIPS(net="alex", batch_size=3)  # two chunks

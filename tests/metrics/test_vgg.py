@@ -65,12 +65,13 @@ def test_layer_names_and_shapes_match_torchvision(tv_vgg19: torch.nn.Module) -> 
     torch.testing.assert_close(out["relu3_2"], ref_relu3_2, rtol=1e-4, atol=1e-5)
 
 
-def test_torchvision_weights_load_from_hub_cache(hub_dir: Path) -> None:
+def test_torchvision_weights_load_from_hub_cache(hub_dir: Path, trust_weights) -> None:
     features = tiny_torchvision_features()
     state = {f"features.{k}": v for k, v in features.state_dict().items()}
     state["classifier.0.weight"] = torch.zeros(2, 2)  # the real file has the head too; it is dropped
     (hub_dir / "checkpoints").mkdir(parents=True)
     torch.save(state, hub_dir / "checkpoints" / vgg.TORCHVISION_VGG19_FILE)
+    trust_weights(hub_dir / "checkpoints" / vgg.TORCHVISION_VGG19_FILE)
 
     net = VGG19Features(["relu2_2", "relu4_1"], weights="torchvision")
     assert net.weights_id == "torchvision:vgg19-dcbb9e9d.pth"
