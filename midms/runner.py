@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
+from midms.evaluation.metric_set import MetricSet
 from midms.evaluation.results import (
     RESULTS_FILE,
     Heartbeat,
@@ -37,6 +38,7 @@ from midms.evaluation.results import (
     this_process,
     write_results,
 )
+from midms.metrics.base import EvalContext
 from midms.tracking import loggers as tracking
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,32 @@ def build_metrics(cfg: DictConfig) -> dict[str, Any]:
         for name, conf in (cfg.get("metrics") or {}).items()
         if conf is not None and "_target_" in conf
     }
+
+
+def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[str, str]:
+    """Set the metrics up once before training, so that a metric that will be skipped (absent weights) or fail
+    (a wrong weight file) is known before hours of training, not after. Returns ``{metric: reason}``."""
+    metric_set = MetricSet(build_metrics(cfg))
+    metric_set.setup(
+        EvalContext(
+            samples_dir=Path(cfg.paths.output_dir) / "samples",
+            reference_dir=Path(cfg.paths.cache_dir) / "reference" / dataset_key,
+            cache_dir=Path(cfg.paths.cache_dir),
+            dataset_key=dataset_key,
+            image_size=image_size,
+            image_format=cfg.evaluation.image_format,
+            device=torch.device("cpu"),
+        )
+    )
+    problems = {**metric_set.skipped, **metric_set.errors}
+    if problems:
+        log.warning(
+            "before training: %d metric(s) will not be computed at evaluation; fix them now or drop them "
+            "(~metrics.<name>):\n%s",
+            len(problems),
+            "\n".join(f"  {name}: {reason}" for name, reason in problems.items()),
+        )
+    return problems
 
 
 def _write(run_dir: Path, results: dict[str, Any]) -> None:
@@ -210,6 +238,9 @@ def run(cfg: DictConfig) -> float:
 
         results["model_protocol"] = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
         if cfg.train and model.trains:
+            if cfg.evaluate:
+                spec = datamodule.spec
+                preflight_metrics(cfg, datamodule.eval_dataset.dataset_key, spec.image_size)
             callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
             trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
             log.info("training %s on %s", cfg.model.name, cfg.dataset.name)

@@ -374,3 +374,13 @@ def test_a_wrong_file_under_an_official_name_stops_the_loss_network_and_is_a_met
     metrics.setup(EvalContext(samples_dir=tmp_path, reference_dir=tmp_path, cache_dir=tmp_path, dataset_key="k",
                               image_size=32))  # fmt: skip
     assert "fid" in metrics.errors and "6726825d" in metrics.errors["fid"] and "fid" not in metrics.skipped
+
+
+def test_metrics_that_will_be_skipped_are_announced_before_training(run_entry, tmp_path):
+    model = ["model=copy_exemplar", "model.module._target_=tiny_models.TinyTrainable", "model.name=tiny"]
+    proc = run_entry(*TINY, *model, "logger=none")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    warning, training = log.find("will not be computed at evaluation"), log.find("training tiny on synthetic")
+    assert -1 < warning < training
+    assert "fid: " in log[warning:training] and "inception-2015-12-05.pt" in log[warning:training]
