@@ -119,11 +119,6 @@ def test_ablation_for_another_model_is_a_clear_error(run_entry, tmp_path):
     assert res["status"] == "failed" and "applies to" in res["error"]
 
 
-def test_resume_without_checkpoint_is_a_clear_error(run_entry, tmp_path):
-    proc = run_entry(*BASE, "resume=true", "logger=none", "hydra.run.dir=" + str(tmp_path / "new"))
-    assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
-
-
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_matches_a_single_process(run_entry, tmp_path):
     """gloo DDP with 2 × batch 4 equals one process with batch 8 (same samples per step, averaged gradients)."""
