@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from midms.data import celebahq  # noqa: E402
+from midms.testing import fake_celebahq  # noqa: E402
 
 logger = logging.getLogger("perf_celebahq_edges")
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "celebahq"
         logger.info("generating %d + %d faces at %d px ...", args.faces, args.faces, args.photo_size)
-        ids = celebahq.write_fake_layout(root, args.faces, args.faces, args.photo_size, args.mask_size)
+        ids = fake_celebahq.write_fake_layout(root, args.faces, args.faces, args.photo_size, args.mask_size)
         edge_ms = _time_edge_tensor(root, ids["val"][0], args.size, repeats=10)
         for split, load in (("val", args.size), ("train", args.load_size)):
             common = {

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from benchmarks.memory import peak_rss_mib  # noqa: E402
-from midms.metrics import _swd_numpy as ref  # noqa: E402
 from midms.metrics import swd  # noqa: E402
+from midms.testing import swd_reference as ref  # noqa: E402
 
 logger = logging.getLogger("perf_swd")
 

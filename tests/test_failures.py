@@ -201,9 +201,10 @@ def _celebahq_val(tmp_path: Path):
 
     from midms.data import celebahq
     from midms.data.datamodule import TranslationDataModule
+    from midms.testing import fake_celebahq
 
     root = tmp_path / "celebahq"
-    celebahq.write_fake_layout(root, pairing_lists=True)
+    fake_celebahq.write_fake_layout(root, pairing_lists=True)
     dm = TranslationDataModule(
         dataset=partial(celebahq.CelebAHQEdges, root=root, crop_size=32, load_size=40),
         batch_size=4,

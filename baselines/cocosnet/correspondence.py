@@ -18,16 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.cocosnet.blocks import SPADEResBlock, sn_conv_instance
-from midms.nn.blocks import ResidualBlock
+from midms.nn.blocks import ResidualBlock, SPADEResBlock, l2_normalize, sn_conv_instance
 from midms.nn.correspondence import correlation, normalize_features, soft_warp
 
 DOWN = 4  # the correlation's resolution is 1/DOWN of the image's
-
-
-def l2_normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
-    """Each position's vector divided by its L2 norm over channels (no centring)."""
-    return x / (x.norm(dim=1, keepdim=True) + eps)
+NORM_EPS = 1e-8  # added to the norm by the adaptors' L2 normalisation
 
 
 class DomainAdaptor(nn.Module):
@@ -113,8 +108,8 @@ class CorrespondenceNet(nn.Module):
     def correlate(self, semantics: Tensor, exemplar: Tensor, exemplar_semantics: Tensor) -> tuple[Tensor, dict]:
         """Cosine correlation B×hw×hw (input positions × exemplar positions) at 1/4 resolution, and the
         normalised adaptor features (``adapted_semantics``, ``adapted_exemplar``: B×4·ngf×h×w)."""
-        a_sem = l2_normalize(self.adaptor_semantics(semantics))
-        a_img = l2_normalize(self.adaptor_image(exemplar))
+        a_sem = l2_normalize(self.adaptor_semantics(semantics), NORM_EPS)
+        a_img = l2_normalize(self.adaptor_image(exemplar), NORM_EPS)
         theta = self._matching_features(a_sem, semantics, self.theta)
         phi = self._matching_features(a_img, exemplar_semantics, self.phi)
         corr = correlation(theta, phi, normalize=False)
@@ -143,7 +138,7 @@ class CorrespondenceNet(nn.Module):
         corr, out = self.correlate(semantics, exemplar, exemplar_semantics)
         out["corr"] = corr
         if image is not None:
-            out["domain_loss"] = F.l1_loss(out["adapted_semantics"], l2_normalize(self.adaptor_image(image)))
+            out["domain_loss"] = F.l1_loss(out["adapted_semantics"], l2_normalize(self.adaptor_image(image), NORM_EPS))
         warp_low = soft_warp(corr, F.avg_pool2d(exemplar, DOWN), self.temperature, (h, w))
         out["warp_low"] = warp_low
         out["warp"] = self.upsample(warp_low, tuple(exemplar.shape[2:]))

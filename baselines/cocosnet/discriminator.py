@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.cocosnet.blocks import SelfAttention, sn_conv_instance
+from baselines.cocosnet.blocks import SelfAttention
+from midms.nn.blocks import sn_conv_instance
 
 
 class PatchDiscriminator(nn.Module):

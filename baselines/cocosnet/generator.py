@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.cocosnet.blocks import SelfAttention, SPADEResBlock
+from baselines.cocosnet.blocks import SelfAttention
+from midms.nn.blocks import SPADEResBlock
 
 NUM_UP = 5  # the start resolution is H / 2**NUM_UP
 

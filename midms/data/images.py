@@ -63,13 +63,12 @@ from tqdm.auto import tqdm
 
 from midms.data.contract import DataSpec
 from midms.errors import UserError
+from midms.imageio import UnreadableFile, check_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".webp")
 VERIFY_MODES = ("eval", "all", "none")
 SPLITS = ("train", "val", "test")
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class DatasetRootMissing(UserError):
@@ -96,41 +95,8 @@ def collate_pairs(samples: list[Any]) -> dict[str, Any]:
     return batch
 
 
-class UnreadableFile(Exception):
-    """A file that cannot be decoded: missing since the index was built, corrupt, truncated or malformed."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Loading and scanning
-
-
-def load_image(path: Path | str, mode: str | None = "RGB") -> Image.Image:
-    """Decode a whole image file (converted to ``mode`` unless None); raise :class:`UnreadableFile` on failure."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert(mode) if mode is not None and im.mode != mode else im.copy()
-    except _DECODE_ERRORS as err:
-        raise UnreadableFile(path, f"{type(err).__name__}: {err}") from err
-
-
-def check_image(path: Path | str, full: bool = False) -> str | None:
-    """None when ``path`` decodes, else the reason. Quick mode decodes JPEGs at reduced scale (fast, but a
-    truncated file can pass); ``full`` decodes every pixel, as training and evaluation will."""
-    try:
-        with Image.open(path) as im:
-            if im.format == "JPEG" and not full:
-                im.draft(im.mode, (64, 64))
-            im.load()
-    except FileNotFoundError:
-        return "missing"
-    except _DECODE_ERRORS as err:
-        return f"{type(err).__name__}: {err}"
-    return None
 
 
 def scan_files(

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from midms.evaluation.images import image_grid, save_images, semantics_to_rgb, to_uint8
 from midms.evaluation.metric_set import MetricSet
-from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.metrics.base import EvalBatch, EvalContext, Metric, sample_name
 from midms.models.base import TranslationModel
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def sample_names(ids: list[str], exemplar_ids: list[str], seen: set[str]) -> lis
     A pair met twice would overwrite a sample and count twice in the metrics: it is an error."""
     names = []
     for i, e in zip(ids, exemplar_ids, strict=True):
-        name = i if i not in seen else f"{i}__{e}"
+        name = sample_name(i) if i not in seen else sample_name(i, e)
         if name in seen:
             raise ValueError(
                 f"the evaluation pair ({i}, exemplar {e}) occurs twice: every pair must be evaluated once "

@@ -30,8 +30,9 @@ from tqdm.auto import tqdm
 from midms.errors import UserError
 from midms.evaluation.metric_set import MetricSet
 from midms.evaluation.results import package_versions
+from midms.imageio import load_image_tensor
 from midms.metrics.base import EvalBatch, EvalContext
-from midms.metrics.folders import list_images, load_image, to_unit
+from midms.metrics.folders import list_images, to_unit
 
 log = logging.getLogger("midms.eval")
 METRICS_CONF = Path(__file__).resolve().parents[2] / "conf" / "metrics"
@@ -62,7 +63,7 @@ def matched(name: str, folder: Path | None, stems: list[str]) -> dict[str, Path]
 def check_files(folders: dict[str, dict[str, Path] | None], stems: list[str], size: int, resize: bool) -> list:
     """Decode every file that will be read: unreadable ones are an error naming them; so are images whose size
     is not ``size``×``size``, unless ``resize``. Returns the distinct sizes met (for the protocol)."""
-    from midms.data.images import check_image
+    from midms.imageio import check_image
 
     unreadable, sizes, off = [], set(), []
     for flag, files in folders.items():
@@ -136,7 +137,7 @@ def score(args: argparse.Namespace) -> dict:
             def images(files, chunk=chunk):
                 if files is None:
                     return None
-                return to_unit(torch.stack([load_image(files[s], args.size) for s in chunk])).to(ctx.device)
+                return to_unit(torch.stack([load_image_tensor(files[s], args.size) for s in chunk])).to(ctx.device)
 
             def label_maps(files, chunk=chunk):
                 return None if files is None else torch.stack([load_labels(files[s], args.size) for s in chunk])

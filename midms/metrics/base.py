@@ -17,6 +17,19 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+#: joins the input id and the exemplar id in the name of a sample whose input is evaluated with several exemplars
+SAMPLE_NAME_SEPARATOR = "__"
+
+
+def sample_name(input_id: str, exemplar_id: str | None = None) -> str:
+    """The file stem of a sample: the input id, or ``<input id>__<exemplar id>`` for a further exemplar."""
+    return input_id if exemplar_id is None else f"{input_id}{SAMPLE_NAME_SEPARATOR}{exemplar_id}"
+
+
+def input_id_of(name: str) -> str:
+    """The input id a sample name was made from (:func:`sample_name` read backwards)."""
+    return name.split(SAMPLE_NAME_SEPARATOR, 1)[0]
+
 
 @dataclass
 class EvalContext:

@@ -289,7 +289,7 @@ class FeatureStats:
 
 
 class _ToSize:
-    """Resize a uint8 H×W×3 image to the protocol resolution (PIL bicubic, as ``folders.load_image``)."""
+    """Resize a uint8 H×W×3 image to the protocol resolution (PIL bicubic, as ``midms.imageio.load_image_tensor``)."""
 
     def __init__(self, size: int | None) -> None:
         self.size = size
@@ -346,11 +346,6 @@ def files_features(
         for batch in tqdm(loader, desc=description, unit="batch", leave=False, disable=not progress)
     ]
     return np.concatenate(feats)
-
-
-def folder_features(folder: str | Path, extractor: FeatureFn, num: int | None = None, **kwargs: Any) -> np.ndarray:
-    """Features of the (first ``num``, by name) images of a folder; see :func:`files_features`."""
-    return files_features(_select_files(folder, num), extractor, **kwargs)
 
 
 def _fingerprint(files: list[Path], with_mtime: bool = False) -> str:

@@ -6,13 +6,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from midms.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+from midms.imageio import IMAGE_SUFFIXES, load_image_tensor
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
@@ -34,32 +31,10 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
-def match_folders(a: str | Path, b: str | Path) -> list[tuple[str, Path, Path]]:
-    """Pair the images of two folders by stem; a name present in only one folder is an error naming it."""
-    fa, fb = list_images(a), list_images(b)
-    only_a, only_b = sorted(fa.keys() - fb.keys()), sorted(fb.keys() - fa.keys())
-    if only_a or only_b:
-        raise UserError(
-            f"Folders {a} and {b} must hold the same file names (stems). "
-            f"Only in the first: {only_a[:5]}{'...' if len(only_a) > 5 else ''}; "
-            f"only in the second: {only_b[:5]}{'...' if len(only_b) > 5 else ''}."
-        )
-    return [(k, fa[k], fb[k]) for k in fa]
-
-
-def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
-    """Load an image as a uint8 3×H×W tensor, resized (bicubic) to ``size``×``size`` when given."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if size is not None and im.size != (size, size):
-            im = im.resize((size, size), Image.BICUBIC)
-        return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
-
-
 def iter_batches(paths: list[Path], batch_size: int, size: int | None = None) -> Iterator[torch.Tensor]:
     """Yield uint8 B×3×H×W batches of the images in ``paths``, in order."""
     for i in range(0, len(paths), batch_size):
-        yield torch.stack([load_image(p, size) for p in paths[i : i + batch_size]])
+        yield torch.stack([load_image_tensor(p, size) for p in paths[i : i + batch_size]])
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

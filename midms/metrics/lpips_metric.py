@@ -31,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from midms.errors import MetricSkipped, UserError
-from midms.metrics.base import EvalBatch, EvalContext, Metric
-from midms.metrics.folders import load_image, to_unit
+from midms.imageio import load_image_tensor
+from midms.metrics.base import EvalBatch, EvalContext, Metric, input_id_of
+from midms.metrics.folders import to_unit
 from midms.nn.vgg import WeightsUnavailable
 from midms.weights import verified_sha256
 
@@ -42,8 +43,6 @@ NETS = ("alex", "vgg")
 TRUNK_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 TRUNK_BUILDERS = {"alex": "alexnet", "vgg": "vgg16"}
 NO_TARGET = "dataset has no ground-truth target (only the synthetic dataset has one)"
-#: separates the input id from the exemplar id in sample names (see ``midms.evaluation.evaluator.sample_names``)
-NAME_SEPARATOR = "__"
 
 
 def linear_weights_path(net: str, version: str = "0.1") -> Path:
@@ -123,7 +122,7 @@ def input_ids(batch: EvalBatch) -> list[str]:
     """The input id of every output: ``batch.input_ids`` when given, else the part of the name before ``__``."""
     if batch.input_ids is not None:
         return list(batch.input_ids)
-    return [name.split(NAME_SEPARATOR, 1)[0] for name in batch.names]
+    return [input_id_of(name) for name in batch.names]
 
 
 class _LPIPSMetric(Metric):
@@ -271,7 +270,7 @@ class LPIPSDiversity(_LPIPSMetric):
         return {self.name: float(torch.tensor(per_input, dtype=torch.float64).mean())}
 
     def _group_diversity(self, ctx: EvalContext, names: Sequence[str]) -> float:
-        images = torch.stack([to_unit(load_image(self._sample_path(ctx, n))) for n in names]).to(self.device)
+        images = torch.stack([to_unit(load_image_tensor(self._sample_path(ctx, n))) for n in names]).to(self.device)
         i, j = map(list, zip(*itertools.combinations(range(len(names)), 2), strict=True))
         return float(self.distance(images[i], images[j]).double().mean())
 

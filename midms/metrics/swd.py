@@ -26,7 +26,7 @@ requires equal sizes).
 
 Speed: the blur runs as two 1-D passes of shifted slices, up-sampling skips the inserted zeros, the CPU
 pyramid works a few images at a time, and on CPU the sorts and sums go through NumPy. All are exact
-rewrites, checked against the plain NumPy/SciPy version in :mod:`midms.metrics._swd_numpy` by the tests
+rewrites, checked against the plain NumPy/SciPy version in :mod:`midms.testing.swd_reference` by the tests
 and ``benchmarks/perf_swd.py``.
 """
 
@@ -96,7 +96,7 @@ def pyramid_down(x: Tensor) -> Tensor:
 def pyramid_up(x: Tensor) -> Tensor:
     """Insert zeros after every pixel, then blur with the kernel ×4 (mirror borders): B×C×H×W -> B×C×2H×2W.
 
-    Computed per axis without the zeros (the literal version: ``_swd_numpy.pyramid_up``): even outputs
+    Computed per axis without the zeros (the literal version: ``swd_reference.pyramid_up``): even outputs
     are (x[i-1] + 6x[i] + x[i+1]) / 8, odd ones (x[i] + x[i+1]) / 2. Mirroring the zero-inserted signal
     makes the borders asymmetric: x[-1] = x[1] on the left but x[n] = x[n-1] on the right.
     """

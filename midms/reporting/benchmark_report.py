@@ -27,6 +27,7 @@ from midms.evaluation.results import (
     effective_status,
     unstarted_jobs,
 )
+from midms.metrics.base import input_id_of
 
 log = logging.getLogger(__name__)
 PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "published.csv"
@@ -192,7 +193,7 @@ def sample_grid(jobs: pd.DataFrame, out_dir: Path, rows: int = 6) -> list[Path]:
         if not names:
             continue
         columns = [
-            [reference / "image" / f"{n.split('__')[0]}.png" for n in names],
+            [reference / "image" / f"{input_id_of(n)}.png" for n in names],
             [reference / "exemplar" / f"{n}.png" for n in names],
         ]
         titles = ["real", "exemplar"]

@@ -1,4 +1,4 @@
-"""CelebA-HQ edge-to-face reader on a generated copy of the layout (midms.data.celebahq.write_fake_layout)."""
+"""CelebA-HQ edge-to-face reader on a generated copy of the layout (midms.testing.fake_celebahq.write_fake_layout)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from midms.data import celebahq
-from midms.data.celebahq import FACE_PARTS, INNER_PARTS, CelebAHQEdges, part_boundaries, write_fake_layout
+from midms.data.celebahq import FACE_PARTS, INNER_PARTS, CelebAHQEdges, part_boundaries
 from midms.data.contract import validate_sample
 from midms.data.datamodule import TranslationDataModule
 from midms.data.images import CropFlip, crop_flip, photo_array
 from midms.errors import UserError
+from midms.testing.fake_celebahq import write_fake_layout
 
 SMALL = {"crop_size": 48, "load_size": 64}
 

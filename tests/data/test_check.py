@@ -8,9 +8,10 @@ import hydra
 import pytest
 from hydra import compose, initialize_config_dir
 
-from midms.data import celebahq, check, lsun
+from midms.data import check
 from midms.data.contract import validate_sample
 from midms.data.datamodule import TranslationDataModule
+from midms.testing import fake_celebahq, fake_lsun
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 SMALL = ["dataset.image_size=32", "dataset.load_size=40"]
@@ -18,8 +19,8 @@ SMALL = ["dataset.image_size=32", "dataset.load_size=40"]
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    celebahq.write_fake_layout(tmp_path / "data" / "celebahq", pairing_lists=True)
-    lsun.write_fake_layout(tmp_path / "data" / "lsun_church")
+    fake_celebahq.write_fake_layout(tmp_path / "data" / "celebahq", pairing_lists=True)
+    fake_lsun.write_fake_layout(tmp_path / "data" / "lsun_church")
     return tmp_path / "data"
 
 

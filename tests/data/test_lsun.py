@@ -1,4 +1,4 @@
-"""LSUN-Churches reader and LMDB export on generated copies (midms.data.lsun.write_fake_layout, a small LMDB)."""
+"""LSUN-Churches reader and LMDB export on generated copies (midms.testing.fake_lsun, a small LMDB)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from PIL import Image
 
 from midms.data import lsun
 from midms.data.contract import validate_sample
-from midms.data.lsun import LSUNChurch, export_lmdb, write_fake_layout
+from midms.data.lsun import LSUNChurch, export_lmdb
 from midms.errors import UserError
+from midms.testing.fake_lsun import write_fake_layout
 
 SMALL = {"crop_size": 32, "load_size": 40}
 

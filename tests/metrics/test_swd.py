@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from midms.errors import UserError
-from midms.metrics import _swd_numpy as ref
 from midms.metrics import swd
 from midms.metrics.base import EvalContext
+from midms.testing import swd_reference as ref
 
 
 def textures(n: int, size: int, seed: int, low: float = 0.0, high: float = 255.0) -> torch.Tensor:

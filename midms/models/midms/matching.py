@@ -17,59 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
 
-from midms.nn.blocks import ResidualBlock
+from midms.nn.blocks import ResidualBlock, SPADEResBlock, sn_conv_instance
 from midms.nn.correspondence import normalize_features
-
-
-def positional_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """Normalise each position over channels (PONO, Li et al. 2019)."""
-    return (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True) + eps).sqrt()
-
-
-class SPADE(nn.Module):
-    """``pono(x) * (1 + gamma(cond)) + beta(cond)``, with reflection-padded 3×3 convolutions."""
-
-    def __init__(self, channels: int, cond_channels: int, hidden: int = 128) -> None:
-        super().__init__()
-        self.shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cond_channels, hidden, 3), nn.ReLU())
-        self.pad = nn.ReflectionPad2d(1)
-        self.gamma = nn.Conv2d(hidden, channels, 3)
-        self.beta = nn.Conv2d(hidden, channels, 3)
-
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
-        h = self.pad(self.shared(cond))
-        return positional_norm(x) * (1 + self.gamma(h)) + self.beta(h)
-
-
-class SPADEResBlock(nn.Module):
-    """Residual block with SPADE normalisation and a learned (1×1) shortcut when widths differ."""
-
-    def __init__(self, fin: int, fout: int, cond_channels: int, hidden: int = 128) -> None:
-        super().__init__()
-        mid = min(fin, fout)
-        self.pad = nn.ReflectionPad2d(1)
-        self.conv_0 = spectral_norm(nn.Conv2d(fin, mid, 3))
-        self.conv_1 = spectral_norm(nn.Conv2d(mid, fout, 3))
-        self.norm_0 = SPADE(fin, cond_channels, hidden)
-        self.norm_1 = SPADE(mid, cond_channels, hidden)
-        self.learned_shortcut = fin != fout
-        if self.learned_shortcut:
-            self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False))
-            self.norm_s = SPADE(fin, cond_channels, hidden)
-
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        skip = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
-        dx = self.conv_0(self.pad(F.leaky_relu(self.norm_0(x, cond), 0.2)))
-        dx = self.conv_1(self.pad(F.leaky_relu(self.norm_1(dx, cond), 0.2)))
-        return skip + dx
-
-
-def _sn_in_conv(cin: int, cout: int) -> nn.Sequential:
-    """Spectral-norm 3×3 convolution (no bias: instance norm follows) + affine-free instance norm."""
-    return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 3, padding=1, bias=False)), nn.InstanceNorm2d(cout))
 
 
 class ShallowEncoder(nn.Module):
@@ -80,9 +30,9 @@ class ShallowEncoder(nn.Module):
 
     def __init__(self, in_channels: int, channels: int, cond_channels: int, width: int = 64, hidden: int = 128):
         super().__init__()
-        self.layer1 = _sn_in_conv(in_channels, width)
-        self.layer2 = _sn_in_conv(width, 4 * width)
-        self.layer3 = _sn_in_conv(4 * width, 8 * width)
+        self.layer1 = sn_conv_instance(in_channels, width, 3)
+        self.layer2 = sn_conv_instance(width, 4 * width, 3)
+        self.layer3 = sn_conv_instance(4 * width, 8 * width, 3)
         self.block = SPADEResBlock(8 * width, channels, cond_channels, hidden)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:

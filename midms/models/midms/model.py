@@ -42,6 +42,7 @@ from midms.models.midms.matching import MatchingNetwork
 from midms.models.midms.prior import build_prior
 from midms.models.midms.sampler import InterleavedSampler, InterleaveSchedule, add_noise, ddim_step, reinject
 from midms.models.midms.warp import TEMPERATURE, soft_flows, soft_warp_chunked
+from midms.nn.blocks import l2_normalize
 from midms.nn.correspondence import normalize_features
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,8 @@ VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 FEAT_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
-def l2n(x: Tensor) -> Tensor:
-    """L2-normalise over channels without centring (the official ``feature_normalize``)."""
-    return x / (x.norm(dim=1, keepdim=True) + 1e-6)
+#: added to the norm by MIDMs' L2 normalisation of matching features (the official ``feature_normalize``)
+NORM_EPS = 1e-6
 
 
 def _check_image_size(image_size: int, prior) -> None:
@@ -316,8 +316,8 @@ class MIDMs(TranslationModel):
             out = self._interleave_train(m, src_z, src_enc, warped_ref, warped_src)
             pred_ref, pred_src, losses["diffusion"], losses["fb_iter"] = out
             iter_seg = None
-        a, s = l2n(m["trg_enc"]), l2n(src_enc)
-        r = l2n(m["ref_enc"]).detach()
+        a, s = l2_normalize(m["trg_enc"], NORM_EPS), l2_normalize(src_enc, NORM_EPS)
+        r = l2_normalize(m["ref_enc"], NORM_EPS).detach()
         losses["domain"] = self.cfg["domain_weight"] * (F.l1_loss(a, s) + F.l1_loss(r * a, r * s))
         img_src, img_ref = self.prior.decode(pred_src), self.prior.decode(pred_ref)
         vgg = self.vgg
