@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from benchmarks.memory import current_rss_mib, peak_rss_mib, reset_peak_rss  # noqa: E402
-from midms.evaluation.results import atomic_write_text  # noqa: E402
+from midms.files import atomic_write_text  # noqa: E402
 
 logger = logging.getLogger("perf_midms")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

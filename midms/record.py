@@ -53,7 +53,7 @@ class RunRecord:
     ablation: str | None = None
     experiment: str | None = None
     seed: int | None = None
-    config_hash: str | None = None  # the resolved config without paths and logging (midms.evaluation.results)
+    config_hash: str | None = None  # the resolved config without paths and logging (midms.provenance)
     run_dir: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)  # eval values; None where not finite
     directions: dict[str, str] = field(default_factory=dict)  # metric -> "higher" | "lower" is better

@@ -28,17 +28,9 @@ from omegaconf.errors import OmegaConfBaseException
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.metric_set import MetricSet
-from midms.evaluation.results import (
-    RESULTS_FILE,
-    Heartbeat,
-    config_hash,
-    git_commit,
-    package_versions,
-    read_results,
-    this_process,
-    write_results,
-)
 from midms.metrics.base import EvalContext
+from midms.provenance import Heartbeat, config_hash, git_commit, package_versions
+from midms.record import RESULTS_FILE, RecordError, RunRecord, this_process
 from midms.tracking import loggers as tracking
 
 log = logging.getLogger(__name__)
@@ -113,10 +105,21 @@ def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dic
     return problems
 
 
-def _write(run_dir: Path, results: dict[str, Any]) -> None:
-    """Only the rank-zero process of a DDP job writes results (the others share its folder)."""
+def _write(run_dir: Path, record: RunRecord) -> None:
+    """Only the rank-zero process of a DDP job writes the record (the others share its folder)."""
     if rank_zero_only.rank == 0:
-        write_results(run_dir / RESULTS_FILE, results)
+        record.write(run_dir / RESULTS_FILE)
+
+
+def _previous(run_dir: Path) -> RunRecord | None:
+    """The record an earlier attempt left in this folder (a resumed job continues its W&B run), if readable."""
+    if not (run_dir / RESULTS_FILE).exists():
+        return None
+    try:
+        return RunRecord.read(run_dir / RESULTS_FILE)
+    except RecordError as e:
+        log.warning("ignoring the earlier record: %s", e)
+        return None
 
 
 def checked_ckpt_path(path: str | None) -> str | None:
@@ -151,12 +154,12 @@ def _trains(cfg: DictConfig) -> bool:
         return True
 
 
-def resume_point(cfg: DictConfig, run_dir: Path, previous: dict[str, Any]) -> tuple[str | None, str | None]:
+def resume_point(cfg: DictConfig, run_dir: Path, previous: RunRecord | None) -> tuple[str | None, str | None]:
     """Checkpoint and W&B run id to continue from: ``resume=true`` in an interrupted run's folder.
 
     A job with nothing to train (``copy_exemplar``, ``train=false``) has no checkpoint: it evaluates again,
     which gives the same numbers (the evaluation is seeded)."""
-    wandb_id = (previous.get("wandb") or {}).get("id") if cfg.get("resume") else None
+    wandb_id = previous.wandb_id if cfg.get("resume") and previous is not None else None
     if not cfg.get("resume") or not _trains(cfg):
         return checked_ckpt_path(cfg.get("ckpt_path")), wandb_id
     last = run_dir / "checkpoints" / "last.ckpt"  # its existence is checked by run() before anything is written
@@ -201,28 +204,23 @@ def run(cfg: DictConfig) -> float:
         log.error("%s", _no_checkpoint(run_dir))
         FAILED_JOBS.append(str(run_dir))
         return math.nan
-    results: dict[str, Any] = {
-        "status": "running",
-        "model": _value(cfg, "model.name"),
-        "dataset": _value(cfg, "dataset.name"),
-        "ablation": _value(cfg, "ablation.name"),
-        "experiment": _value(cfg, "name"),
-        "seed": _value(cfg, "seed"),
-        "config_hash": None,
-        "run_dir": str(run_dir),
-        "metrics": {},
-        "skipped": {},
-        "error": None,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    record = RunRecord(
+        model=_value(cfg, "model.name"),
+        dataset=_value(cfg, "dataset.name"),
+        ablation=_value(cfg, "ablation.name"),
+        experiment=_value(cfg, "name"),
+        seed=_value(cfg, "seed"),
+        run_dir=str(run_dir),
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **this_process(),
-    }
-    previous = read_results(run_dir / RESULTS_FILE) if (run_dir / RESULTS_FILE).exists() else {}
-    _write(run_dir, results)
+    )
+    previous = _previous(run_dir)
+    _write(run_dir, record)
     loggers: list = []
     objective = math.nan
     heartbeat = Heartbeat(run_dir).start()
     try:
-        results["config_hash"] = resolved_hash(cfg)
+        record.config_hash = resolved_hash(cfg)
         check_config(cfg)
         L.seed_everything(cfg.seed, workers=True)
 
@@ -233,10 +231,10 @@ def run(cfg: DictConfig) -> float:
         loggers = tracking.build_loggers(cfg, group=sweep_group(cfg), tags=tags, wandb_id=wandb_id)
         for logger in loggers:
             if isinstance(logger, tracking.WandbLogger):
-                results["wandb"] = {"id": logger.experiment.id, "dir": logger.experiment.dir}
-        _write(run_dir, results)  # the W&B id is known now: a resumed run reuses it
+                record.wandb = {"id": logger.experiment.id, "dir": logger.experiment.dir}
+        _write(run_dir, record)  # the W&B id is known now: a resumed run reuses it
 
-        results["model_protocol"] = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
+        record.model_protocol = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
         if cfg.train and model.trains:
             if cfg.evaluate:
                 spec = datamodule.spec
@@ -246,9 +244,9 @@ def run(cfg: DictConfig) -> float:
             log.info("training %s on %s", cfg.model.name, cfg.dataset.name)
             t0 = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            results["train"] = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
+            record.train = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
             if trainer.global_rank != 0:  # DDP: only rank 0 evaluates and writes results
-                results["status"] = "completed"
+                record.status = "completed"
                 return objective
         elif cfg.train:
             log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
@@ -268,50 +266,44 @@ def run(cfg: DictConfig) -> float:
                 seed=cfg.seed,
                 grid_rows=cfg.evaluation.grid_rows,
             )
-            results.update(
-                metrics=outcome.metrics,
-                directions=outcome.directions,
-                skipped=outcome.skipped,
-                metric_errors=outcome.metric_errors,
-                protocol={
-                    **datamodule.protocol(),
-                    "num_images": outcome.num_images,
-                    "skipped_pairs": {"count": len(outcome.skipped_pairs), "pairs": outcome.skipped_pairs[:50]},
-                    "reference_fingerprint": outcome.reference_fingerprint,
-                    "image_format": cfg.evaluation.image_format,
-                    "seed": cfg.seed,
-                    "metrics": outcome.metric_protocol,
-                    "git_commit": git_commit(),
-                    "packages": package_versions(),
-                },
-                eval_seconds=outcome.seconds,
-                files={
-                    "samples": str(run_dir / "samples"),
-                    "reference": str(outcome.reference_dir),
-                },
-            )
+            record.metrics, record.directions = outcome.metrics, outcome.directions
+            record.skipped, record.metric_errors = outcome.skipped, outcome.metric_errors
+            record.protocol = {
+                **datamodule.protocol(),
+                "num_images": outcome.num_images,
+                "skipped_pairs": {"count": len(outcome.skipped_pairs), "pairs": outcome.skipped_pairs[:50]},
+                "reference_fingerprint": outcome.reference_fingerprint,
+                "image_format": cfg.evaluation.image_format,
+                "seed": cfg.seed,
+                "metrics": outcome.metric_protocol,
+                "git_commit": git_commit(),
+                "packages": package_versions(),
+            }
+            record.eval_seconds = outcome.seconds
+            record.files = {"samples": str(run_dir / "samples"), "reference": str(outcome.reference_dir)}
             outcome.per_image.to_csv(run_dir / "per_image.csv", index=False)
-            tracking.log_evaluation(loggers, outcome.metrics, outcome.per_image, outcome.grid, results["protocol"])
+            tracking.log_evaluation(loggers, outcome.metrics, outcome.per_image, outcome.grid, record.protocol)
             objective = outcome.metrics.get(cfg.objective, math.nan)
             if math.isnan(objective):
                 log.warning("objective metric %r was not computed (skipped or not configured)", cfg.objective)
-        results["status"] = "completed"
+        record.status = "completed"
         return objective
     except Exception as e:
         user_error = _user_error(e)
+        record.status = "failed"
         if user_error is not None:  # a user mistake: the message says what to change; no traceback
-            results.update(status="failed", error=str(user_error))
+            record.error = str(user_error)
             log.error("%s", user_error)
         else:
-            results.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            record.error, record.traceback = f"{type(e).__name__}: {e}", traceback.format_exc()
             log.exception("job failed")
     finally:
         heartbeat.stop()
-        results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        _write(run_dir, results)
-        tracking.finish(loggers, results["status"])
-        if results["status"] == "failed":
+        record.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        _write(run_dir, record)
+        tracking.finish(loggers, record.status)
+        if record.status == "failed":
             FAILED_JOBS.append(str(run_dir))
         else:
-            log.info("results: %s", {k: round(v, 4) for k, v in results["metrics"].items()})
+            log.info("results: %s", {k: round(v, 4) for k, v in record.metrics.items()})
     return objective

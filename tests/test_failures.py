@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -18,15 +17,8 @@ import torch
 from e2e import TINY
 
 from midms import files
-from midms.evaluation import results as results_mod
-from midms.evaluation.results import (
-    HEARTBEAT_FILE,
-    STALE_AFTER_SECONDS,
-    UNSTARTED_ERROR,
-    effective_status,
-    read_results,
-    write_results,
-)
+from midms.provenance import Heartbeat
+from midms.record import HEARTBEAT_FILE, STALE_AFTER_SECONDS, UNSTARTED_ERROR, RunRecord, effective_status, this_process
 from midms.reporting.benchmark_report import collect_jobs
 from midms.reporting.table import collect
 
@@ -34,25 +26,25 @@ ROOT = Path(__file__).resolve().parents[1]
 MIDMS = [*TINY, "model=midms", "ablation=no_refine", "logger=csv"]
 
 
-def _only_results(root: Path) -> dict:
+def _only_results(root: Path) -> RunRecord:
     (path,) = root.rglob("results.json")
-    return read_results(path)
+    return RunRecord.read(path)
 
 
 def test_a_value_that_breaks_an_interpolation_is_a_failed_record_without_traceback(run_entry, tmp_path):
     proc = run_entry(*TINY, "model=midms", "model.size=huge", "logger=none")
     assert proc.returncode == 1
     res = _only_results(tmp_path / "logs" / "runs")
-    assert res["status"] == "failed" and res["model"] == "midms"
-    assert "model.sizes.huge" in res["error"] and "model.size selects model.sizes.<size>" in res["error"]
-    assert "Traceback" not in proc.stderr and "traceback" not in res
+    assert res.status == "failed" and res.model == "midms"
+    assert "model.sizes.huge" in res.error and "model.size selects model.sizes.<size>" in res.error
+    assert "Traceback" not in proc.stderr and res.traceback is None
 
 
 def test_a_remote_checkpoint_is_refused(run_entry, tmp_path):
     proc = run_entry(*TINY, "model=copy_exemplar", "ckpt_path=https://example.com/last.ckpt", "logger=none")
     assert proc.returncode == 1
     res = _only_results(tmp_path / "logs" / "runs")
-    assert res["status"] == "failed" and "remote address" in res["error"] and "local files only" in res["error"]
+    assert res.status == "failed" and "remote address" in res.error and "local files only" in res.error
 
 
 def test_a_killed_job_is_reported_interrupted_not_running(isolated_env, tmp_path):
@@ -63,36 +55,36 @@ def test_a_killed_job_is_reported_interrupted_not_running(isolated_env, tmp_path
         deadline = time.time() + 120
         while time.time() < deadline and not (run_dir / "checkpoints").exists():
             time.sleep(0.2)  # training has started: the record says running
-        assert read_results(run_dir / "results.json")["status"] == "running"
+        assert RunRecord.read(run_dir / "results.json").status == "running"
         assert collect(run_dir)["status"].tolist() == ["running"]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    res = read_results(run_dir / "results.json")
-    assert res["status"] == "running" and res["pid"] == proc.pid  # what the dead job left behind
+    res = RunRecord.read(run_dir / "results.json")
+    assert res.status == "running" and res.pid == proc.pid  # what the dead job left behind
     assert collect(run_dir)["status"].tolist() == ["interrupted"]
     jobs, _ = collect_jobs(run_dir)
     assert jobs["status"].tolist() == ["interrupted"]
 
 
 def test_a_job_on_another_host_is_judged_by_its_heartbeat(tmp_path):
-    record = {"status": "running", "pid": 1, "host": "some-cluster-node"}
-    write_results(tmp_path / "results.json", record)
+    record = RunRecord(status="running", pid=1, host="some-cluster-node")
+    record.write(tmp_path / "results.json")
     (tmp_path / HEARTBEAT_FILE).touch()
     assert effective_status(record, tmp_path) == "running"
     old = time.time() - STALE_AFTER_SECONDS - 1
     os.utime(tmp_path / HEARTBEAT_FILE, (old, old))
     assert effective_status(record, tmp_path) == "interrupted"
-    assert effective_status({**record, "status": "completed"}, tmp_path) == "completed"
+    assert effective_status(RunRecord(status="completed", pid=1, host="some-cluster-node"), tmp_path) == "completed"
     # this host, a live process (ours) but a heartbeat 5 minutes old: the id now belongs to someone else
-    assert effective_status({**record, **results_mod.this_process()}, tmp_path) == "interrupted"
+    assert effective_status(RunRecord(**this_process()), tmp_path) == "interrupted"
     (tmp_path / HEARTBEAT_FILE).touch()
-    assert effective_status({**record, **results_mod.this_process()}, tmp_path) == "running"
+    assert effective_status(RunRecord(**this_process()), tmp_path) == "running"
 
 
 def test_the_heartbeat_is_touched_while_the_block_runs(tmp_path):
     beat = tmp_path / HEARTBEAT_FILE
-    with results_mod.Heartbeat(tmp_path, every=0.05):
+    with Heartbeat(tmp_path, every=0.05):
         time.sleep(0.02)
         first = beat.stat().st_mtime_ns
         time.sleep(0.3)
@@ -102,7 +94,7 @@ def test_the_heartbeat_is_touched_while_the_block_runs(tmp_path):
 def test_the_report_lists_sweep_jobs_that_never_wrote_results(tmp_path):
     for job in ("0", "1"):
         (tmp_path / job / ".hydra").mkdir(parents=True)
-    write_results(tmp_path / "0" / "results.json", {"status": "completed", "model": "a", "metrics": {"psnr": 1.0}})
+    RunRecord(status="completed", model="a", metrics={"psnr": 1.0}).write(tmp_path / "0" / "results.json")
     df = collect(tmp_path).set_index("job")
     assert df.loc["0", "status"] == "completed"
     assert df.loc["1", "status"] == "failed" and df.loc["1", "error"] == UNSTARTED_ERROR
@@ -112,7 +104,7 @@ def test_the_report_lists_sweep_jobs_that_never_wrote_results(tmp_path):
 
 def test_a_failed_write_names_the_file_and_keeps_the_previous_version(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
-    write_results(path, {"status": "running"})
+    RunRecord(status="running").write(path)
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as any file the user writes, not private
@@ -122,8 +114,8 @@ def test_a_failed_write_names_the_file_and_keeps_the_previous_version(tmp_path, 
 
     monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(OSError, match=f"could not write {path}.*previous version is unchanged.*No space left"):
-        write_results(path, {"status": "completed"})
-    assert json.loads(path.read_text()) == {"status": "running"}
+        RunRecord(status="completed").write(path)
+    assert RunRecord.read(path).status == "running"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no half-written temporary file
 
 
@@ -161,6 +153,11 @@ def _compose(*overrides: str):
         (["model=cocosnet", "dataset.image_size=80"], "at least 64 px and a multiple of 32"),
         (["model=midms", "dataset.image_size=36"], "must be a multiple of 8"),
         (["model=midms", "dataset.datamodule.batch_size=0"], "batch_size=0: a batch needs at least one sample"),
+        (["model=midms", "+model.module.training.learning_rate=1e-4"], "unknown training settings ['learning_rate']"),
+        (
+            ["model=cocosnet", "dataset.image_size=64", "+model.loss_overrides.lamda_vgg=1"],
+            "unknown loss settings ['lamda_vgg']",
+        ),
     ],
 )
 def test_unsupported_sizes_are_user_errors_when_the_job_is_built(overrides, message):
@@ -180,7 +177,7 @@ def test_an_unsupported_size_stops_before_training_with_one_paragraph(run_entry,
     proc = run_entry(*TINY, "model=midms", "dataset.image_size=36", "logger=none")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     res = _only_results(tmp_path / "logs" / "runs")
-    assert res["status"] == "failed" and "multiple of 8" in res["error"] and "train" not in res
+    assert res.status == "failed" and "multiple of 8" in res.error and res.train is None
 
 
 @pytest.mark.parametrize("model", ["midms", "cocosnet"])
@@ -288,8 +285,8 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     die = ["+callbacks.die._target_=tiny_models.DieAtStep", f"+callbacks.die.step={kill}"]
     killed = run_entry(*common, *die, f"hydra.run.dir={tmp_path / 'cut'}")
     assert killed.returncode == 3
-    first = read_results(tmp_path / "cut" / "results.json")
-    assert first["status"] == "running"  # what the dead job left behind
+    first = RunRecord.read(tmp_path / "cut" / "results.json")
+    assert first.status == "running"  # what the dead job left behind
     # plain containers and tensors only: hyper-parameters (no OmegaConf objects) and the generators' states
     ckpt = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == saved
@@ -298,10 +295,10 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     assert ckpt["TranslationDataModule"]["batches_done"] == batches
     resumed = run_entry(*common, "resume=true", f"hydra.run.dir={tmp_path / 'cut'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = read_results(tmp_path / "full" / "results.json"), read_results(tmp_path / "cut" / "results.json")
-    assert b["status"] == "completed" and a["train"]["global_step"] == b["train"]["global_step"]
-    assert a["metrics"] == b["metrics"]  # bitwise: the same floats
-    assert b["wandb"]["id"] == first["wandb"]["id"] and a["config_hash"] == b["config_hash"]  # the same W&B run
+    a, b = RunRecord.read(tmp_path / "full" / "results.json"), RunRecord.read(tmp_path / "cut" / "results.json")
+    assert b.status == "completed" and a.train["global_step"] == b.train["global_step"]
+    assert a.metrics == b.metrics  # bitwise: the same floats
+    assert b.wandb_id == first.wandb_id and a.config_hash == b.config_hash  # the same W&B run
 
 
 def test_a_model_with_nothing_to_train_resumed_after_a_kill_evaluates_again(isolated_env, tmp_path):
@@ -318,17 +315,17 @@ def test_a_model_with_nothing_to_train_resumed_after_a_kill_evaluates_again(isol
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert read_results(cut / "results.json")["status"] == "running"
+    assert RunRecord.read(cut / "results.json").status == "running"
     resumed = subprocess.run([*args, f"hydra.run.dir={cut}", "evaluation.image_format=png", "resume=true"],
                              env=isolated_env, capture_output=True, text=True)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = read_results(tmp_path / "full" / "results.json"), read_results(cut / "results.json")
-    assert b["status"] == "completed" and a["metrics"] == b["metrics"]
+    a, b = RunRecord.read(tmp_path / "full" / "results.json"), RunRecord.read(cut / "results.json")
+    assert b.status == "completed" and a.metrics == b.metrics
 
 
 def test_a_resume_without_a_checkpoint_changes_nothing_in_the_folder(run_entry, tmp_path):
     run_dir = tmp_path / "job"
-    write_results(run_dir / "results.json", {"status": "failed", "error": "an earlier attempt", "wandb": {"id": "x"}})
+    RunRecord(status="failed", error="an earlier attempt", wandb={"id": "x"}).write(run_dir / "results.json")
     before = (run_dir / "results.json").read_bytes()
     proc = run_entry(*TINY, "model=midms", "logger=none", "resume=true", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr

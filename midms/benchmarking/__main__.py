@@ -10,7 +10,6 @@ with its error. The aggregate goes to ``benchmarks/results/<name>/<date>/``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import subprocess
 import sys
@@ -21,7 +20,8 @@ from hydra import compose, initialize_config_dir
 
 from midms.benchmarking.matrix import BENCH_DIR, CONF_DIR, Job, Matrix, load_matrix
 from midms.errors import UserError
-from midms.evaluation.results import RESULTS_FILE, config_hash
+from midms.provenance import config_hash
+from midms.record import RunRecord, iter_records
 
 log = logging.getLogger("midms.benchmark")
 ROOT = CONF_DIR.parent
@@ -34,15 +34,8 @@ def job_hash(job: Job, experiment: str) -> str:
 
 
 def completed_hashes(runs_dir: Path) -> set[str]:
-    done = set()
-    for path in runs_dir.rglob(RESULTS_FILE):
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if res.get("status") == "completed":
-            done.add(res.get("config_hash"))
-    return done
+    records = (rec for _, rec in iter_records(runs_dir) if isinstance(rec, RunRecord))
+    return {rec.config_hash for rec in records if rec.status == "completed"}
 
 
 def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None) -> int:

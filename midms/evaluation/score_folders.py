@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 
 from midms.errors import UserError
 from midms.evaluation.metric_set import MetricSet
-from midms.evaluation.results import package_versions
 from midms.imageio import load_image_tensor
 from midms.metrics.base import EvalBatch, EvalContext
 from midms.metrics.folders import list_images, to_unit
+from midms.provenance import package_versions
 
 log = logging.getLogger("midms.eval")
 METRICS_CONF = Path(__file__).resolve().parents[2] / "conf" / "metrics"

@@ -20,14 +20,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from midms.evaluation.results import (
-    RESULTS_FILE,
-    UNSTARTED_ERROR,
-    atomic_write_text,
-    effective_status,
-    unstarted_jobs,
-)
+from midms.files import atomic_write_text
 from midms.metrics.base import input_id_of
+from midms.record import UNSTARTED_ERROR, RecordError, effective_status, iter_records, unstarted_jobs
 
 log = logging.getLogger(__name__)
 PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "published.csv"
@@ -48,21 +43,19 @@ def _flatten(prefix: str, value, out: dict) -> None:
 def collect_jobs(runs_dir: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Rows of every job (metrics as columns, protocol fields as ``protocol.*``) and the metric directions."""
     rows, directions = [], {}
-    for path in sorted(Path(runs_dir).rglob(RESULTS_FILE)):
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            rows.append({"run_dir": str(path.parent), "status": "failed", "error": f"unreadable results: {e}"})
+    for path, rec in iter_records(runs_dir):
+        if isinstance(rec, RecordError):
+            rows.append({"run_dir": str(path.parent), "status": "failed", "error": str(rec)})
             continue
-        row = {k: res.get(k) for k in ("status", *GROUP, "seed", "config_hash", "experiment", "started")}
-        row["status"] = effective_status(res, path.parent)
-        row.update(run_dir=str(path.parent), wandb_id=(res.get("wandb") or {}).get("id"))
-        row["error"] = (res.get("error") or "").splitlines()[0] if res.get("error") else None
-        row.update(res.get("metrics") or {})
-        row["skipped"] = "; ".join(sorted(res.get("skipped") or {})) or None
-        _flatten("protocol.", res.get("protocol") or {}, row)
-        row.update({f"files.{k}": v for k, v in (res.get("files") or {}).items()})
-        directions.update(res.get("directions") or {})
+        row = {k: getattr(rec, k) for k in ("status", *GROUP, "seed", "config_hash", "experiment", "started")}
+        row["status"] = effective_status(rec, path.parent)
+        row.update(run_dir=str(path.parent), wandb_id=rec.wandb_id)
+        row["error"] = rec.error.splitlines()[0] if rec.error else None
+        row.update(rec.metrics)
+        row["skipped"] = "; ".join(sorted(rec.skipped)) or None
+        _flatten("protocol.", rec.protocol, row)
+        row.update({f"files.{k}": v for k, v in rec.files.items()})
+        directions.update(rec.directions)
         rows.append(row)
     rows += [{"run_dir": str(p), "status": "failed", "error": UNSTARTED_ERROR} for p in unstarted_jobs(runs_dir)]
     return latest_per_job(pd.DataFrame(rows)), directions

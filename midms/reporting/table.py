@@ -5,19 +5,13 @@ Reporting reads results files only (DESIGN.md); it knows nothing of models or th
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from midms.evaluation.results import (
-    RESULTS_FILE,
-    UNSTARTED_ERROR,
-    atomic_write_text,
-    effective_status,
-    unstarted_jobs,
-)
+from midms.files import atomic_write_text
+from midms.record import UNSTARTED_ERROR, RecordError, effective_status, iter_records, unstarted_jobs
 
 log = logging.getLogger(__name__)
 ID_COLUMNS = ["job", "status", "model", "dataset", "ablation", "seed", "config_hash"]
@@ -31,21 +25,17 @@ def collect(root: str | Path) -> pd.DataFrame:
     """
     root = Path(root)
     rows = []
-    for path in sorted(root.rglob(RESULTS_FILE)):
+    for path, rec in iter_records(root):
         job = str(path.parent.relative_to(root)) if path.parent != root else "."
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            rows.append({"job": job, "status": "failed", "error": f"unreadable {path}: {e}"})
+        if isinstance(rec, RecordError):
+            rows.append({"job": job, "status": "failed", "error": str(rec)})
             continue
-        row = {"job": job, **{k: res.get(k) for k in ID_COLUMNS[1:]}}
-        row["status"] = effective_status(res, path.parent)
-        protocol = res.get("protocol") or {}
-        row.update({k: protocol.get(k) for k in ("input", "image_size", "num_images", "image_format")})
-        row.update(res.get("metrics") or {})
-        skipped = res.get("skipped") or {}
-        row["skipped"] = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or None
-        row["error"] = (res.get("error") or "").splitlines()[0] if res.get("error") else None
+        row = {"job": job, **{k: getattr(rec, k) for k in ID_COLUMNS[1:]}}
+        row["status"] = effective_status(rec, path.parent)
+        row.update({k: rec.protocol.get(k) for k in ("input", "image_size", "num_images", "image_format")})
+        row.update(rec.metrics)
+        row["skipped"] = "; ".join(f"{k}: {v}" for k, v in rec.skipped.items()) or None
+        row["error"] = rec.error.splitlines()[0] if rec.error else None
         rows.append(row)
     for folder in unstarted_jobs(root):
         job = str(folder.relative_to(root)) if folder != root else "."

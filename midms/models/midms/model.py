@@ -51,6 +51,22 @@ VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 FEAT_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
+#: training settings and their defaults (the official ``train.py`` options; ``conf/model/midms.yaml`` sets them)
+DEFAULT_TRAINING: dict[str, Any] = {
+    "lr": 3e-6,
+    "lr_diffusion": 3e-6,
+    "weight_decay": 0.05,
+    "lr_milestones": [10, 12, 14, 24],
+    "lr_gamma": 0.3,
+    "warmup_iter": 10000,
+    "prior_iters": 0.5,
+    "prior_lr": 2e-4,
+    "interleave_steps": 4,
+    "rematch_at": [1, 2],
+    "domain_weight": 10.0,
+    "perceptual": "auto",
+    "seg_weight": "auto",
+}
 #: added to the norm by MIDMs' L2 normalisation of matching features (the official ``feature_normalize``)
 NORM_EPS = 1e-6
 
@@ -115,22 +131,13 @@ class MIDMs(TranslationModel):
         sampler = dict(sampler or {})
         sampler["rematch_at"] = tuple(sampler.get("rematch_at", (1, 2)))
         self.schedule = InterleaveSchedule(**sampler)
-        self.cfg = {
-            "lr": 3e-6,
-            "lr_diffusion": 3e-6,
-            "weight_decay": 0.05,
-            "lr_milestones": [10, 12, 14, 24],
-            "lr_gamma": 0.3,
-            "warmup_iter": 10000,
-            "prior_iters": 0.5,
-            "prior_lr": 2e-4,
-            "interleave_steps": 4,
-            "rematch_at": [1, 2],
-            "domain_weight": 10.0,
-            "perceptual": "auto",
-            "seg_weight": "auto",
-            **dict(training or {}),
-        }
+        unknown = set(training or {}) - DEFAULT_TRAINING.keys()
+        if unknown:
+            raise UserError(
+                f"model=midms: unknown training settings {sorted(unknown)} (model.module.training.*); "
+                f"known: {sorted(DEFAULT_TRAINING)}"
+            )
+        self.cfg = {**DEFAULT_TRAINING, **dict(training or {})}
         self.segmentation = data_spec.num_classes is not None and data_spec.semantic_nc == data_spec.num_classes
         perc = self.cfg["perceptual"]
         if perc == "auto":
