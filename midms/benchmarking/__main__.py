@@ -1,10 +1,10 @@
 """``python -m midms.benchmarking <name>`` (``make benchmark BENCH=<name>``): run a matrix, then aggregate.
 
-Every job is a job of a Hydra multirun of ``run.py`` (one multirun per model × dataset × ablation,
+Every job is a job of a Hydra multirun of ``midms.train`` (``run.py``; one multirun per model × dataset × ablation,
 sweeping the seeds), so launchers apply unchanged (``--launcher submitit_local`` runs jobs in parallel,
 ``submitit_slurm`` on a cluster). A job whose completed ``results.json`` with the same config hash exists
 is skipped (a half-finished benchmark resumes); ``--force`` re-runs everything. A failed job is a row
-with its error. The aggregate goes to ``benchmarks/results/<name>/<date>/``.
+with its error. The aggregate goes to ``benchmarks/results/<name>/<date>/`` under the current directory.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from midms.benchmarking.matrix import BENCH_DIR, CONF_DIR, Job, Matrix, load_matrix
+from midms.benchmarking.matrix import CONF_DIR, Job, Matrix, load_matrix
 from midms.errors import UserError
 from midms.provenance import config_hash
 from midms.record import RunRecord, iter_records
 
 log = logging.getLogger("midms.benchmark")
-ROOT = CONF_DIR.parent
 
 
 def job_hash(job: Job, experiment: str) -> str:
@@ -39,13 +38,14 @@ def completed_hashes(runs_dir: Path) -> set[str]:
 
 
 def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None) -> int:
-    """One Hydra multirun for jobs that differ only by seed; returns run.py's exit code."""
+    """One Hydra multirun for jobs that differ only by seed; returns its exit code."""
     first = jobs[0]
     seeds = ",".join(str(j.seed) for j in jobs)
     overrides = [o for o in first.hydra_overrides(matrix.experiment) if not o.startswith("seed=")]
     cmd = [
         sys.executable,
-        str(ROOT / "run.py"),
+        "-m",
+        "midms.train",
         "-m",
         *overrides,
         f"seed={seeds}",
@@ -56,15 +56,15 @@ def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | N
     if launcher:
         cmd.append(f"hydra/launcher={launcher}")
     log.info("running %s (seeds %s)", first.group, seeds)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    return subprocess.run(cmd).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m midms.benchmarking", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="midms-benchmark", description=__doc__.splitlines()[0])
     p.add_argument("name", nargs="?", default="default", help="benchmarks/<name>.yaml (default: default)")
     p.add_argument("--launcher", default=None, help="hydra/launcher option: submitit_local, submitit_slurm")
     p.add_argument("--force", action="store_true", help="re-run jobs that already have results")
-    p.add_argument("--results-dir", default=str(BENCH_DIR / "results"), help="default: benchmarks/results")
+    p.add_argument("--results-dir", default="benchmarks/results", help="default: benchmarks/results")
     p.add_argument("--no-wandb-summary", action="store_true", help="do not log the summary run to W&B")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job (e.g. logger=csv)")
     args = p.parse_intermixed_args(argv)

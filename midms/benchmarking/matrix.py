@@ -20,9 +20,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from midms.errors import UserError
+from midms.resources import bench_dir, conf_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+CONF_DIR = conf_dir()
+BENCH_DIR = bench_dir()
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from midms.data.images import DatasetRootMissing
 from midms.errors import UserError
+from midms.resources import conf_dir
 
 log = logging.getLogger(__name__)
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The project's root config with ``overrides``, as ``run.py`` would compose it (without a Hydra run dir)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="data_check"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="data_check"):
         return compose(config_name="config", overrides=overrides)
 
 

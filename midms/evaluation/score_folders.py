@@ -33,9 +33,10 @@ from midms.imageio import load_image_tensor
 from midms.metrics.base import EvalBatch, EvalContext
 from midms.metrics.folders import list_images, to_unit
 from midms.provenance import package_versions
+from midms.resources import conf_dir
 
 log = logging.getLogger("midms.eval")
-METRICS_CONF = Path(__file__).resolve().parents[2] / "conf" / "metrics"
+METRICS_CONF = conf_dir() / "metrics"
 
 
 def load_labels(path: Path, size: int) -> torch.Tensor:

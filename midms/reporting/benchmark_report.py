@@ -23,9 +23,10 @@ from PIL import Image
 from midms.files import atomic_write_text
 from midms.metrics.base import input_id_of
 from midms.record import UNSTARTED_ERROR, RecordError, effective_status, iter_records, unstarted_jobs
+from midms.resources import bench_dir
 
 log = logging.getLogger(__name__)
-PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "reference" / "published.csv"
+PUBLISHED = bench_dir() / "reference" / "published.csv"
 HEADLINE = ["fid", "kid", "swd", "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color",
             "style_texture", "style_global", "matching_accuracy"]  # fmt: skip
 GROUP = ["model", "dataset", "ablation"]

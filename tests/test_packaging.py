@@ -1,0 +1,74 @@
+"""The suite installs like a library: a wheel carries the configs and benchmark definitions, and its commands
+run from outside the checkout."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from e2e import TINY
+
+from midms.record import RunRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+# top-level folders of the checkout and the package they ship as
+SHIPPED = {"midms": "midms", "baselines": "baselines", "conf": "midms.conf", "benchmarks": "midms.benchmarks"}
+NOT_SHIPPED = {"__pycache__", "results"}  # caches and benchmark outputs
+SOURCES = {*SHIPPED, "pyproject.toml", "README.md"}  # what a wheel is built from
+
+
+def test_the_package_list_names_every_folder_that_ships():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    expected = set()
+    for folder, package in SHIPPED.items():
+        for path in [ROOT / folder, *(ROOT / folder).rglob("*")]:
+            if path.is_dir() and not NOT_SHIPPED & set(path.relative_to(ROOT).parts):
+                expected.add(".".join([package, *path.relative_to(ROOT / folder).parts]))
+    assert set(config["packages"]) == expected
+    assert config["package-dir"] == {"midms.conf": "conf", "midms.benchmarks": "benchmarks"}
+
+
+def test_a_built_wheel_runs_its_commands_from_outside_the_checkout(tmp_path, isolated_env):
+    source = tmp_path / "source"  # the build writes build/ next to pyproject.toml: build from a copy
+    outputs = shutil.ignore_patterns("__pycache__", "*.egg-info", "results")
+    shutil.copytree(ROOT, source, ignore=lambda d, names: [n for n in names if Path(d) == ROOT and n not in SOURCES]
+                    + list(outputs(d, names)))  # fmt: skip
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
+         str(source)], capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("midms_bench-*.whl")
+    site = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+                              str(wheel)], capture_output=True, text=True)  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+    assert (site / "midms" / "conf" / "model" / "midms.yaml").is_file()
+    assert (site / "midms" / "benchmarks" / "reference" / "published.csv").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**isolated_env, "PYTHONPATH": str(site)}  # the wheel's copy, not the checkout's editable install
+
+    def command(name: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(site / "bin" / name), *args], cwd=elsewhere, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+
+    where = subprocess.run([sys.executable, "-c", "import midms; print(midms.__file__)"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True)  # fmt: skip
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+    run_dir = elsewhere / "job"
+    train = command("midms-train", *TINY, "model=copy_exemplar", "logger=none", f"hydra.run.dir={run_dir}")
+    assert train.returncode == 0, train.stderr[-3000:]
+    record = RunRecord.read(run_dir / "results.json")
+    assert record.status == "completed" and record.metrics["psnr"] > 0
+    report = command("midms-report", str(run_dir))
+    assert report.returncode == 0 and "copy_exemplar" in report.stdout, report.stderr[-3000:]
+    scored = command("midms-eval", "--fake", record.files["samples"], "--real", f"{record.files['reference']}/image",
+                     "--metrics", "psnr", "--size", "32")  # fmt: skip
+    assert scored.returncode == 0 and '"psnr"' in scored.stdout, scored.stderr[-3000:]
+    check = command("midms-data-check", "dataset=synthetic", "dataset.image_size=32")
+    assert check.returncode == 0 and "OK" in check.stdout, check.stderr[-3000:]
+    bench = command("midms-benchmark", "no_such_matrix")  # the matrices ship with the package: it lists them
+    assert bench.returncode != 0 and "'default'" in bench.stdout + bench.stderr
