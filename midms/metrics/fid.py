@@ -14,9 +14,12 @@ pytorch-fid port ``cleanfid.inception_pytorch.InceptionV3``) and the KID estimat
 - **a reference cache**: mean, covariance and features of the real split are computed once per protocol
   and stored under ``<cache_dir>/fid_stats/<key>.npz`` (atomic write); every run of a sweep reuses them;
 - **one read per evaluation**: FID and KID of one evaluation share the features of both folders;
-- **no network**: the weights file each mode needs is looked up where clean-fid (or ``torch.hub``) keeps
-  it *before* anything is loaded; when it is absent the metric is skipped with the file, the folder and the
-  one-line fix, instead of letting clean-fid try (and hang on) a download. Random weights are never used.
+- **no network**: the Inception of each mode is built from a local file (:mod:`midms.metrics.inception`);
+  when it is absent the metric is skipped with the file, the folder and the one-line fix.
+
+The Fréchet distance is computed here (:func:`frechet_distance`) rather than by ``cleanfid.fid.
+frechet_distance``: the same formula through two symmetric eigendecompositions, real by construction and
+stable on the rank-deficient covariances of small test sets, where a general matrix square root is not.
 
 Configured as two metrics (``metrics.fid`` and ``metrics.kid``)::
 
@@ -34,187 +37,28 @@ Folder level: ``update`` does nothing; ``compute`` reads ``ctx.samples_dir`` and
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
-import platform
 import re
-import threading
 import warnings
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
-from tqdm.auto import tqdm
 
-from midms.errors import MetricSkipped, UserError
+from midms.errors import UserError
 from midms.files import atomic_write
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.folders import list_images
-from midms.weights import verified_sha256
+from midms.metrics.inception import FeatureFn, check_mode, cleanfid_version, inception_extractor
 
 log = logging.getLogger(__name__)
 
-#: Modes of clean-fid (``cleanfid.resize.build_resizer`` / ``cleanfid.features.build_feature_extractor``).
-MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
-
-#: A feature extractor as clean-fid calls it: float32 B×3×H×W images with values in [0, 255] (already
-#: resized by the mode; H = W = 299 except in ``legacy_tensorflow``, where the network resizes) -> B×D.
-FeatureFn = Callable[[Tensor], Tensor]
-
-#: Where clean-fid keeps the torchscript Inception (``cleanfid.features.feature_extractor``: "./" on
-#: Windows, "/tmp" elsewhere). Module-level so that tests can point it at an empty folder.
-CLEANFID_INCEPTION_DIR = Path("./" if platform.system() == "Windows" else "/tmp")
-
 _CACHE_FORMAT = 1  # bump when the layout of the cached statistics changes
-
-
-# --------------------------------------------------------------------------------------------- weights
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """The Inception weights file a mode needs, and where clean-fid would download it from and to."""
-
-    file_name: str
-    url: str
-    source: str  # who defines the file (for messages)
-
-    def default_dir(self) -> Path:
-        """The folder clean-fid looks in (and downloads to) for this file."""
-        if self.file_name.endswith(".pt"):
-            return CLEANFID_INCEPTION_DIR
-        # cleanfid.inception_pytorch.fid_inception_v3 -> torch.hub's load_state_dict_from_url
-        return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-_TORCHSCRIPT = WeightsSpec(
-    file_name="inception-2015-12-05.pt",  # cleanfid.downloads_helper.check_download_inception
-    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
-    source="clean-fid's torchscript Inception (StyleGAN2-ADA port of the TF FID graph)",
-)
-_PYTORCH_FID = WeightsSpec(
-    file_name="pt_inception-2015-12-05-6726825d.pth",  # cleanfid.inception_pytorch.FID_WEIGHTS_URL
-    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-    source="pytorch-fid's Inception weights",
-)
-
-
-def weights_spec(mode: str) -> WeightsSpec:
-    """The weights file clean-fid uses in ``mode``."""
-    _check_mode(mode)
-    return _PYTORCH_FID if mode == "legacy_pytorch" else _TORCHSCRIPT
-
-
-def resolve_weights(
-    mode: str,
-    weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    option: str = "metrics.fid.weights",
-) -> Path:
-    """Find the Inception weights file of ``mode`` on disk, without touching the network.
-
-    Looks at ``weights`` when given (and only there), else at ``<cache_dir>/weights/<file>`` and at the
-    path clean-fid itself uses. Raises :class:`MetricSkipped` naming the file, the folder and the fix.
-    """
-    spec = weights_spec(mode)
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if path.is_file():
-            return path
-        raise MetricSkipped(
-            f"{option}={path} does not exist (mode={mode} needs {spec.source}, {spec.file_name}). "
-            f"Fix: download {spec.url} to {path}, or correct {option}."
-        )
-    default = spec.default_dir() / spec.file_name
-    candidates = ([Path(cache_dir) / "weights" / spec.file_name] if cache_dir is not None else []) + [default]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise MetricSkipped(
-        f"Inception weights file {spec.file_name} ({spec.source}, needed by mode={mode}) is missing: not in "
-        f"{spec.default_dir()} (where clean-fid looks for it)"
-        + (f" nor in {candidates[0].parent}" if len(candidates) > 1 else "")
-        + f". Fix: download {spec.url} to {default}, or set {option}=/path/to/{spec.file_name}."
-    )
-
-
-_SWAP_LOCK = threading.Lock()
-
-
-@lru_cache(maxsize=4)
-def _load_inception(mode: str, path: str, device: str) -> FeatureFn:
-    """Build clean-fid's feature extractor of ``mode`` from a local file (mirrors ``cleanfid.features``)."""
-    from cleanfid import inception_pytorch
-    from cleanfid.inception_torchscript import InceptionV3W
-
-    dev = torch.device(device)
-    file = Path(path)
-    if mode == "legacy_pytorch":
-        # InceptionV3 always fetches its state dict through load_state_dict_from_url(FID_WEIGHTS_URL); hand it
-        # the local file instead, so that no download is ever attempted.
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        with _SWAP_LOCK:
-            original = inception_pytorch.load_state_dict_from_url
-            inception_pytorch.load_state_dict_from_url = lambda *args, **kwargs: state
-            try:
-                model = inception_pytorch.InceptionV3(output_blocks=[3], resize_input=False)
-            finally:
-                inception_pytorch.load_state_dict_from_url = original
-        model = model.to(dev).eval()
-
-        def pytorch_fn(x: Tensor) -> Tensor:  # as cleanfid.features.feature_extractor("pytorch_inception")
-            return model(x / 255)[0].squeeze(-1).squeeze(-1)
-
-        return pytorch_fn
-
-    resize_inside = mode == "legacy_tensorflow"
-    if file.name == _TORCHSCRIPT.file_name:
-        net = InceptionV3W(str(file.parent), download=False, resize_inside=resize_inside)
-    else:  # the same wrapper around a file under another name
-        net = InceptionV3W.__new__(InceptionV3W)
-        torch.nn.Module.__init__(net)
-        net.base = torch.jit.load(str(file), map_location="cpu").eval()
-        net.layers = net.base.layers
-        net.resize_inside = resize_inside
-    net = net.to(dev).eval()
-
-    def torchscript_fn(x: Tensor) -> Tensor:
-        return net(x)
-
-    return torchscript_fn
-
-
-def inception_extractor(
-    mode: str,
-    weights: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    option: str = "metrics.fid.weights",
-) -> tuple[FeatureFn, str, Path]:
-    """clean-fid's Inception of ``mode`` from a local file: ``(extractor, extractor id, weights path)``.
-
-    Raises :class:`MetricSkipped` when the file is absent or cannot be loaded; never downloads.
-    """
-    path = resolve_weights(mode, weights, cache_dir, option)
-    sha256 = verified_sha256(path, weights_spec(mode).url)  # a wrong file is an error, never a skip
-    try:
-        fn = _load_inception(mode, str(path.resolve()), str(torch.device(device)))
-    except Exception as e:  # a truncated download, a file of the other mode, ...
-        spec = weights_spec(mode)
-        raise MetricSkipped(
-            f"could not load the Inception weights {path} for mode={mode} ({type(e).__name__}: {e}). "
-            f"Fix: delete it and download {spec.url} again, or set {option} to a valid "
-            f"{spec.file_name}."
-        ) from e
-    return fn, f"inception:{path.name}:sha256:{sha256}", path
 
 
 # ------------------------------------------------------------------------------------------- distances
@@ -320,32 +164,29 @@ def files_features(
     description: str = "features",
     progress: bool = True,
 ) -> np.ndarray:
-    """Features of image files exactly as clean-fid computes them (``cleanfid.fid.get_files_features``).
-
-    Each image is read as RGB uint8, brought to ``image_size`` (the protocol resolution) when it is not
-    already there, resized for the network as ``mode`` does (``cleanfid.utils.ResizeDataset``), batched and
-    passed through ``extractor``. Returns N×D.
+    """Features of image files, computed by ``cleanfid.fid.get_files_features``: each image read as RGB uint8,
+    brought to ``image_size`` (the protocol resolution) when it is not already there, resized for the network
+    as ``mode`` does (``cleanfid.utils.ResizeDataset``), batched and passed through ``extractor``. Returns N×D.
     """
-    from cleanfid.fid import get_batch_features
-    from cleanfid.utils import ResizeDataset
+    from cleanfid.fid import get_files_features
 
-    _check_mode(mode)
+    check_mode(mode)
     if image_size is not None and files:
         with Image.open(files[0]) as im:
             if im.size != (image_size, image_size):
                 log.warning("images in %s are %s, not %dpx: resizing them first", files[0].parent, im.size, image_size)
     with warnings.catch_warnings():  # clean-fid's "PyTorch" resizer silences all warnings process-wide
-        dataset = ResizeDataset(files, mode=mode)
-    dataset.custom_image_tranform = _ToSize(image_size)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, drop_last=False, num_workers=num_workers
-    )
-    device = torch.device(device)
-    feats = [
-        get_batch_features(batch, extractor, device)
-        for batch in tqdm(loader, desc=description, unit="batch", leave=False, disable=not progress)
-    ]
-    return np.concatenate(feats)
+        return get_files_features(
+            [str(f) for f in files],
+            model=extractor,
+            num_workers=num_workers,
+            batch_size=batch_size,
+            device=torch.device(device),
+            mode=mode,
+            description=description,
+            verbose=progress,
+            custom_image_tranform=_ToSize(image_size),
+        )
 
 
 def _fingerprint(files: list[Path], with_mtime: bool = False) -> str:
@@ -388,7 +229,7 @@ def reference_cache_key(
         "num_reference": num_reference,
         "feature_extractor": extractor_id,
         "files": files_id,
-        "clean_fid": _cleanfid_version(),
+        "clean_fid": cleanfid_version(),
         "format": _CACHE_FORMAT,
     }
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
@@ -534,7 +375,7 @@ class _CleanFIDMetric(Metric):
             feature_extractor_id: its identity in the reference cache key (required with it).
         """
         super().__init__(name)
-        _check_mode(mode)
+        check_mode(mode)
         if feature_extractor is not None and not feature_extractor_id:
             raise ValueError("feature_extractor needs a feature_extractor_id (it is part of the cache key)")
         self.mode = mode
@@ -593,7 +434,7 @@ class _CleanFIDMetric(Metric):
         if found != [ctx.image_format]:
             log.warning("%s: samples are .%s but the protocol says .%s", self.name, "/.".join(found), ctx.image_format)
         self.protocol = {
-            "implementation": f"clean-fid {_cleanfid_version()}",
+            "implementation": f"clean-fid {cleanfid_version()}",
             "mode": self.mode,
             "resolution": ctx.image_size,
             "image_format": ctx.image_format,
@@ -663,110 +504,3 @@ class KID(_CleanFIDMetric):
         kid = kernel_inception_distance(fake, ref.feats, self.num_subsets, self.max_subset_size, seed=ctx.seed)
         self.protocol.update(num_subsets=self.num_subsets, max_subset_size=self.max_subset_size, seed=ctx.seed)
         return {self.name: kid}
-
-
-# ------------------------------------------------------------------------------------------ public API
-
-
-def _folder_pair(
-    fake_dir: str | Path,
-    real_dir: str | Path,
-    mode: str,
-    image_size: int | None,
-    weights: str | Path | None,
-    batch_size: int,
-    num_workers: int,
-    device: str | torch.device | None,
-    num_reference: int | None,
-    cache_dir: str | Path | None,
-    dataset_key: str | None,
-    progress: bool,
-    feature_extractor: FeatureFn | None,
-    feature_extractor_id: str | None,
-) -> tuple[np.ndarray, FeatureStats]:
-    _check_mode(mode)
-    dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if feature_extractor is not None:
-        if not feature_extractor_id:
-            raise ValueError("feature_extractor needs a feature_extractor_id (it is part of the cache key)")
-        fn, fid_id = feature_extractor, feature_extractor_id
-    else:
-        fn, fid_id, _ = inception_extractor(mode, weights, cache_dir, dev, option="weights")
-    spec = _Spec(fn, fid_id, mode, image_size, batch_size, num_workers, dev, progress)
-    memo: dict[Any, Any] = {}
-    cache = Path(cache_dir) if cache_dir is not None else None
-    ref, _ = _reference_stats(spec, Path(real_dir), num_reference, cache, dataset_key, memo)
-    return _generated_features(spec, Path(fake_dir), memo), ref
-
-
-def compute_fid(
-    fake_dir: str | Path,
-    real_dir: str | Path,
-    mode: str = "clean",
-    image_size: int | None = None,
-    weights: str | Path | None = None,
-    batch_size: int = 32,
-    num_workers: int = 4,
-    device: str | torch.device | None = None,
-    num_reference: int | None = None,
-    cache_dir: str | Path | None = None,
-    dataset_key: str | None = None,
-    progress: bool = True,
-    feature_extractor: FeatureFn | None = None,
-    feature_extractor_id: str | None = None,
-) -> float:
-    """FID between two image folders, like ``cleanfid.fid.compute_fid(fdir1, fdir2, mode=...)``.
-
-    ``image_size`` brings every image to the protocol resolution first (default: as stored). With
-    ``cache_dir``, the statistics of ``real_dir`` are cached under ``<cache_dir>/fid_stats/`` (keyed by
-    ``dataset_key``, default the folder's path). Raises ``MetricSkipped`` when the weights are absent.
-    """
-    fake, ref = _folder_pair(
-        fake_dir, real_dir, mode, image_size, weights, batch_size, num_workers, device, num_reference, cache_dir,
-        dataset_key, progress, feature_extractor, feature_extractor_id,
-    )  # fmt: skip
-    stats = FeatureStats.from_features(fake)
-    return frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma)
-
-
-def compute_kid(
-    fake_dir: str | Path,
-    real_dir: str | Path,
-    mode: str = "clean",
-    image_size: int | None = None,
-    weights: str | Path | None = None,
-    batch_size: int = 32,
-    num_workers: int = 4,
-    device: str | torch.device | None = None,
-    num_reference: int | None = None,
-    cache_dir: str | Path | None = None,
-    dataset_key: str | None = None,
-    progress: bool = True,
-    feature_extractor: FeatureFn | None = None,
-    feature_extractor_id: str | None = None,
-    num_subsets: int = 100,
-    max_subset_size: int = 1000,
-    seed: int = 0,
-) -> float:
-    """KID between two image folders (``cleanfid.fid.compute_kid``); arguments as :func:`compute_fid`."""
-    fake, ref = _folder_pair(
-        fake_dir, real_dir, mode, image_size, weights, batch_size, num_workers, device, num_reference, cache_dir,
-        dataset_key, progress, feature_extractor, feature_extractor_id,
-    )  # fmt: skip
-    return kernel_inception_distance(fake, ref.feats, num_subsets, max_subset_size, seed)
-
-
-# ------------------------------------------------------------------------------------------- helpers
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise UserError(f"FID mode {mode!r} is not one of {', '.join(MODES)} (clean-fid's modes).")
-
-
-@lru_cache(maxsize=1)
-def _cleanfid_version() -> str:
-    try:
-        return importlib.metadata.version("clean-fid")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"

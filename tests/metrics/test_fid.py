@@ -23,9 +23,9 @@ from PIL import Image
 from torch import Tensor, nn
 
 from midms.errors import MetricSkipped, UserError
-from midms.metrics import fid as fidmod
+from midms.metrics import inception
 from midms.metrics.base import EvalContext
-from midms.metrics.fid import FID, KID, compute_fid, compute_kid, files_features, frechet_distance
+from midms.metrics.fid import FID, KID, files_features, frechet_distance
 
 SIZE = 32
 N_FAKE, N_REAL = 12, 16  # more images than feature dimensions (8): full-rank covariances
@@ -77,6 +77,18 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
     fake = write_images(tmp_path / "samples", N_FAKE, seed=1, offset=40)
     write_images(tmp_path / "reference" / "image", N_REAL, seed=2)
     return tmp_path, fake
+
+
+def score(cls, fake: Path, real: Path, tmp: Path, **ctx_kw) -> float:
+    """One metric of the folder ``fake`` against the real images of ``real``, as an evaluation computes it."""
+    reference = tmp / f"ref-{real.name}"
+    if not (reference / "image").exists():
+        reference.mkdir()
+        (reference / "image").symlink_to(real, target_is_directory=True)
+    ctx = make_ctx(tmp, fake, reference_dir=reference, **ctx_kw)
+    m = cls(feature_extractor=CountingNet(), feature_extractor_id="tiny", num_workers=0, progress=False)
+    m.setup(ctx)
+    return m.compute(ctx)[m.name]
 
 
 def metric(cls=FID, net: CountingNet | None = None, **kw):
@@ -148,11 +160,11 @@ def test_identical_folders_give_zero(folders) -> None:
     tmp, fake = folders
     copy = tmp / "copy"
     shutil.copytree(fake, copy)
-    kw = dict(feature_extractor=CountingNet(), feature_extractor_id="tiny", num_workers=0, progress=False)
-    assert compute_fid(fake, copy, **kw) == pytest.approx(0.0, abs=1e-6)
-    assert compute_fid(fake, tmp / "reference" / "image", **kw) > 0.01
+    real = tmp / "reference" / "image"
+    assert score(FID, fake, copy, tmp) == pytest.approx(0.0, abs=1e-6)
+    assert score(FID, fake, real, tmp) > 0.01
     # KID's unbiased estimate is not exactly 0 on identical sets (it can be negative); it must rank them first
-    assert compute_kid(fake, copy, **kw) < compute_kid(fake, tmp / "reference" / "image", **kw)
+    assert score(KID, fake, copy, tmp) < score(KID, fake, real, tmp)
 
 
 # --------------------------------------------------------------------------------------------- caching
@@ -195,15 +207,13 @@ def test_other_pictures_under_the_same_names_and_sizes_get_new_statistics(folder
     for p in sorted(real.glob("*.png")):
         bmp.mkdir(exist_ok=True)
         Image.open(p).save(bmp / f"{p.stem}.bmp")
-    kw = dict(feature_extractor=CountingNet(), feature_extractor_id="tiny", num_workers=0, progress=False)
-    kw.update(cache_dir=tmp / "cache", dataset_key="same-key")
     before = {p.name: p.stat().st_size for p in bmp.iterdir()}
-    first = compute_fid(fake, bmp, **kw)
+    first = score(FID, fake, bmp, tmp, dataset_key="same-key")
     for p in bmp.iterdir():
         pixels = np.asarray(Image.open(p))
         Image.fromarray(255 - pixels).save(p)  # inverted pictures
     assert {p.name: p.stat().st_size for p in bmp.iterdir()} == before
-    second = compute_fid(fake, bmp, **kw)
+    second = score(FID, fake, bmp, tmp, dataset_key="same-key")
     assert second != pytest.approx(first, rel=1e-6)
     assert len(list((tmp / "cache" / "fid_stats").glob("*.npz"))) == 2
 
@@ -236,7 +246,7 @@ def test_modes_resize_differently(folders) -> None:
     tmp, fake = folders
     files = sorted(fake.iterdir())[:2]
     inputs = {}
-    for mode in fidmod.MODES:
+    for mode in inception.MODES:
         net = CountingNet(keep_inputs=True)
         files_features(files, net, mode=mode, image_size=SIZE, batch_size=2, progress=False)
         inputs[mode] = net.inputs[0]
@@ -259,7 +269,7 @@ def no_network(monkeypatch, tmp_path: Path) -> Path:
     def forbidden(*args, **kwargs):
         raise AssertionError("network access attempted")
 
-    monkeypatch.setattr(fidmod, "CLEANFID_INCEPTION_DIR", tmp_path / "cleanfid_tmp")
+    monkeypatch.setattr(inception, "CLEANFID_INCEPTION_DIR", tmp_path / "cleanfid_tmp")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setattr(urllib.request, "urlopen", forbidden)
     monkeypatch.setattr(inception_pytorch, "load_state_dict_from_url", forbidden)
