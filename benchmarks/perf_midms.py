@@ -8,7 +8,7 @@
 Sampling: ``MIDMs.translate`` on B images at once (the batched interleaved sampler: 4 interleaved + 20
 refinement UNet evaluations per image) against a naive loop that translates the same B images one at a
 time, both with random weights of the chosen size (throughput does not depend on the values). Correlation:
-peak memory of the chunked soft warp (``midms.models.midms.warp``) against the dense B×4096×4096 one at
+peak memory of the chunked soft warp (``midms.models.midms.matching``) against the dense B×4096×4096 one at
 64×64 latents with 256-channel features, for several batch sizes. Every measurement runs in a fresh
 subprocess, after a one-image warm-up, and "peak MiB" is the peak above the memory held just before the
 measured call: on CUDA ``max_memory_allocated`` after a reset, on the CPU the process's VmHWM after resetting
@@ -120,7 +120,7 @@ def worker_sampling(args) -> dict:
 
 
 def worker_correlation(args) -> dict:
-    from midms.models.midms.warp import soft_warp_chunked
+    from midms.models.midms.matching import soft_warp_chunked
     from midms.nn.correspondence import correlation, normalize_features, soft_warp
 
     device = torch.device(args.device)

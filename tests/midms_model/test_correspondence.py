@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from midms.models.midms.confidence import confidence_mask, cycle_error
-from midms.models.midms.warp import coordinate_grid, soft_flows, soft_warp_chunked
+from midms.models.midms.matching import confidence_mask, coordinate_grid, cycle_error, soft_flows, soft_warp_chunked
 from midms.nn.correspondence import correlation, soft_warp
 
 

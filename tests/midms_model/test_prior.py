@@ -9,8 +9,8 @@ from diffusers import UNet2DModel, VQModel
 from omegaconf import OmegaConf
 
 from midms.errors import UserError
+from midms.models.midms.encoders import MatchingNetwork
 from midms.models.midms.ldm_convert import convert_checkpoint, load_compvis
-from midms.models.midms.matching import MatchingNetwork
 from midms.models.midms.prior import build_prior, load_diffusers
 
 PAPER = OmegaConf.load(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf/model/midms.yaml").sizes.paper

@@ -8,9 +8,9 @@ One module per concern:
 
 - ``prior``: the latent diffusion prior (autoencoder, UNet, scheduler): built, loaded or converted;
 - ``ldm_convert``: CompVis LDM checkpoint keys -> diffusers keys;
-- ``matching``: the semantic / real-image / iteration encoders and the shared trunk;
-- ``warp``: memory-linear (chunked) correlation, soft warp and soft flow;
-- ``confidence``: the cycle-consistency mask;
+- ``matching``: the matching step: memory-linear correlation and soft warp, soft flows, the
+  cycle-consistency confidence mask;
+- ``encoders``: the semantic / real-image / iteration encoders and the shared trunk that feed it;
 - ``sampler``: the interleaved DDIM sampler and its timestep grids;
 - ``model``: the LightningModule (training losses, phases, ``translate`` and ``warp``).
 """

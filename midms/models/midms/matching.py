@@ -1,94 +1,124 @@
-"""The matching networks of MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs, ``models/midms.py``
-and ``models/generator.py``), re-implemented.
+"""The matching step of MIDMs, in one place: correlation, soft warp, the soft flows and the cycle-consistency
+confidence mask that decides where a re-match replaces the current latent.
 
-- ``seg_enc`` (semantic encoder): input semantics at latent resolution -> features;
-- ``real_enc`` (real-image encoder): exemplar / source latents -> features;
-- ``iter_enc`` (iteration encoder): the current x0 prediction, modulated by the input's features;
-- a shared trunk of residual blocks on ``[features, semantics]``, then 1×1 projections ``theta`` (input side)
-  and ``phi`` (image side).
+MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/base/correlation.py``,
+``soft_warp`` / ``get_flow`` / ``fbcheck`` in ``util/util.py`` and their use in ``models/midms.py``):
 
-Each encoder is three spectrally normalised 3×3 convolutions with instance norm (widths w, 4w, 8w) and a
-SPADE residual block (positional normalisation, modulation from a conditioning map) down to ``channels``.
-Paper sizes: w = 64, channels = 256, SPADE hidden width 128, four trunk blocks.
+1. **Correlation and warp.** Every input position is correlated with every exemplar position at latent
+   resolution (4096 × 4096 per image for 64×64 latents); negative similarities are clamped to 0, a softmax
+   over exemplar positions with temperature 0.005 weighs the exemplar's values (its latent, or its labels
+   for the matching accuracy). The dense B×N×N correlation would cost 64 MiB per image at 64×64 (and
+   autograd keeps it): :func:`soft_warp_chunked` never materialises it, walking over images and blocks of
+   ``chunk`` query rows (peak memory ``chunk × N``; with gradients on, each block is recomputed in the
+   backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense reference. Features passed in are
+   already centred and L2-normalised (:func:`midms.nn.correspondence.normalize_features`).
+2. **Soft flows** (:func:`soft_flows`): the softmax-expected exemplar position of each input position and
+   back, as the official ``get_flow``.
+3. **Cycle confidence** (:func:`cycle_error`, :func:`confidence_mask`, :func:`blend`): the re-warped latent
+   is kept only where the new correspondence is cycle-consistent: the error is thresholded at 0.5, the
+   binary map is 2×2 average-pooled, thresholded at 0.5 again (3 or 4 of the 4 positions consistent) and
+   up-sampled back (nearest). Two details of the official code, kept: the error is measured in
+   ``grid_sample`` units ([-1, 1] spans the latent), so 0.5 is a quarter of the latent width (≈ 16
+   positions at 64×64), not half a latent pixel; and ``fbcheck`` samples the *forward* flow at the forward
+   target (``mode="official"``: the error at p is ``|f(p) + f(p + f(p))|``); ``mode="forward_backward"``
+   samples the backward flow there instead (``|f(p) + b(p + f(p))|``), the textbook check. Both are 0 for
+   the identity.
+
+The networks that produce the matched features are in :mod:`midms.models.midms.encoders`; the model
+(:meth:`midms.models.midms.model.MIDMs.rematch`) strings the three together.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
-from midms.nn.blocks import ResidualBlock, SPADEResBlock, sn_conv_instance
-from midms.nn.correspondence import normalize_features
+#: the official softmax temperature (``soft_warp(..., alpha=0.005)``, ``get_flow(..., temp=0.005)``)
+TEMPERATURE = 0.005
 
 
-class ShallowEncoder(nn.Module):
-    """Three conv layers (w, 4w, 8w; full resolution) and a SPADE block to ``channels``.
+def _block(q: Tensor, k: Tensor, v: Tensor, temperature: float) -> Tensor:
+    """q: n×C query rows, k: C×N keys, v: N×V values -> n×V."""
+    corr = (q @ k).clamp(min=0)  # n×N cosine similarity, negatives clamped as in the official Correlation
+    return F.softmax(corr / temperature, dim=-1) @ v
 
-    The SPADE condition is ``cond`` when given (the iteration encoder: the input's features), else the input.
+
+def soft_warp_chunked(
+    query: Tensor, key: Tensor, values: Tensor, temperature: float = TEMPERATURE, chunk: int = 1024
+) -> Tensor:
+    """Warp key-aligned ``values`` (B×V×Hk×Wk) onto the query grid by ``softmax(max(<q, k>, 0) / temperature)``.
+
+    ``query`` B×C×Hq×Wq and ``key`` B×C×Hk×Wk are normalised features. Returns B×V×Hq×Wq. The backward
+    warp (the transpose correspondence, softmax over query positions) is ``soft_warp_chunked(key, query, v)``.
     """
+    b, _, hq, wq = query.shape
+    if values.shape[2:] != key.shape[2:]:
+        raise ValueError(f"values {tuple(values.shape)} are not aligned with the key features {tuple(key.shape)}")
+    q_all = query.flatten(2).transpose(1, 2)  # B×Nq×C
+    k_all = key.flatten(2)  # B×C×Nk
+    v_all = values.flatten(2).transpose(1, 2).to(query.dtype)  # B×Nk×V
+    use_ckpt = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, values))
+    out = []
+    for i in range(b):
+        rows = []
+        for s in range(0, q_all.shape[1], chunk):
+            args = (q_all[i, s : s + chunk], k_all[i], v_all[i], temperature)
+            rows.append(checkpoint(_block, *args, use_reentrant=False) if use_ckpt else _block(*args))
+        out.append(torch.cat(rows, dim=0))
+    return torch.stack(out).transpose(1, 2).reshape(b, values.shape[1], hq, wq).contiguous()
 
-    def __init__(self, in_channels: int, channels: int, cond_channels: int, width: int = 64, hidden: int = 128):
-        super().__init__()
-        self.layer1 = sn_conv_instance(in_channels, width, 3)
-        self.layer2 = sn_conv_instance(width, 4 * width, 3)
-        self.layer3 = sn_conv_instance(4 * width, 8 * width, 3)
-        self.block = SPADEResBlock(8 * width, channels, cond_channels, hidden)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        h = self.layer1(x)
-        h = self.layer2(F.leaky_relu(h, 0.2))
-        h = self.layer3(F.leaky_relu(h, 0.2))
-        return self.block(h, x if cond is None else cond)
+def coordinate_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:
+    """1×2×h×w (x, y) coordinates in [-1, 1] (``grid_sample`` order, corners at ±1)."""
+    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype)
+    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy])[None]
 
 
-class MatchingNetwork(nn.Module):
-    """All learned parts of the matching: encoders, trunk and projections.
+def soft_flows(
+    query: Tensor, key: Tensor, temperature: float = TEMPERATURE, chunk: int = 1024
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Expected correspondences of the correlation, as the official ``get_flow``.
 
-    Args:
-        semantic_nc: channels of the input semantics (1 for edges, K for one-hot labels, 15 for CelebA-HQ).
-        latent_channels: channels of the autoencoder latents (3 for VQ-f4, 4 for KL-f8).
-        channels: matching feature width (paper: 256).
-        width: encoder base width (paper: 64).
-        hidden: SPADE hidden width (paper: 128).
-        trunk_blocks: residual blocks of the shared trunk (paper: 4).
-        concat_semantics: concatenate the semantics to the trunk input (the official ``maskmix``, on).
+    Returns ``(map_fw, map_bw, flow_fw, flow_bw)``, each B×2×h×w in [-1, 1] units: ``map_fw`` is, for every
+    query position, the softmax-expected key position (softmax over keys); ``map_bw`` is, for every key
+    position, the expected query position (softmax over queries); flows are maps minus the identity grid.
     """
+    b = query.shape[0]
+    grid_k = coordinate_grid(*key.shape[2:], device=key.device, dtype=key.dtype).expand(b, -1, -1, -1)
+    grid_q = coordinate_grid(*query.shape[2:], device=query.device, dtype=query.dtype).expand(b, -1, -1, -1)
+    map_fw = soft_warp_chunked(query, key, grid_k, temperature, chunk)
+    map_bw = soft_warp_chunked(key, query, grid_q, temperature, chunk)
+    return map_fw, map_bw, map_fw - grid_q, map_bw - grid_k
 
-    def __init__(
-        self,
-        semantic_nc: int,
-        latent_channels: int = 3,
-        channels: int = 256,
-        width: int = 64,
-        hidden: int = 128,
-        trunk_blocks: int = 4,
-        concat_semantics: bool = True,
-    ) -> None:
-        super().__init__()
-        self.concat_semantics = concat_semantics
-        nc = semantic_nc if concat_semantics else 0
-        self.seg_enc = ShallowEncoder(semantic_nc, channels, semantic_nc, width, hidden)
-        self.real_enc = ShallowEncoder(latent_channels, channels, latent_channels, width, hidden)
-        self.iter_enc = ShallowEncoder(latent_channels, channels, channels, width, hidden)
-        self.trunk = nn.Sequential(*[ResidualBlock(channels + nc) for _ in range(trunk_blocks)])
-        self.theta = nn.Conv2d(channels + nc, channels, 1)
-        self.phi = nn.Conv2d(channels + nc, channels, 1)
 
-    def _project(self, feats: Tensor, semantics: Tensor, proj: nn.Conv2d) -> Tensor:
-        h = torch.cat([feats, semantics], dim=1) if self.concat_semantics else feats
-        return normalize_features(proj(self.trunk(h)))
+# -- cycle confidence -------------------------------------------------------------------------
 
-    def input_features(self, semantics: Tensor) -> tuple[Tensor, Tensor]:
-        """Semantics B×S×h×w (latent resolution) -> (encoder features, normalised matching features)."""
-        enc = self.seg_enc(semantics)
-        return enc, self._project(enc, semantics, self.theta)
+CYCLE_MODES = ("official", "forward_backward")
 
-    def image_features(self, latents: Tensor, semantics: Tensor) -> tuple[Tensor, Tensor]:
-        """Latents B×c×h×w and their semantics -> (encoder features, normalised matching features)."""
-        enc = self.real_enc(latents)
-        return enc, self._project(enc, semantics, self.phi)
 
-    def iteration_features(self, x0: Tensor, input_enc: Tensor) -> Tensor:
-        """The current x0 prediction, modulated by the input's encoder features -> normalised features."""
-        return normalize_features(self.iter_enc(x0, input_enc))
+def cycle_error(map_fw: Tensor, flow_fw: Tensor, flow_bw: Tensor, mode: str = "official") -> Tensor:
+    """Cycle error B×h×w from the soft maps/flows of :func:`soft_flows` (all B×2×h×w)."""
+    if mode not in CYCLE_MODES:
+        raise ValueError(f"cycle mode must be one of {CYCLE_MODES}, got {mode!r}")
+    back = flow_fw if mode == "official" else flow_bw
+    grid = map_fw.permute(0, 2, 3, 1)  # B×h×w×2 sampling positions
+    sampled = F.grid_sample(back, grid, mode="bilinear", align_corners=True)  # B×2×h×w
+    return (sampled + flow_fw).pow(2).sum(dim=1).sqrt()
+
+
+def confidence_mask(error: Tensor, threshold: float = 0.5, pool: int = 2) -> Tensor:
+    """Binary B×1×h×w mask: consistent (error < threshold), pooled ``pool``×``pool``, majority > 0.5, up-sampled."""
+    consistent = (error < threshold).float()[:, None]
+    pooled = F.avg_pool2d(consistent, pool, ceil_mode=True)
+    return (F.interpolate(pooled, size=error.shape[-2:], mode="nearest") > 0.5).float()
+
+
+def blend(new: Tensor, old: Tensor, mask: Tensor | None) -> Tensor:
+    """Confident positions take ``new``; ``mask=None`` (no confidence masking) takes ``new`` everywhere.
+
+    ``torch.where`` on the binary mask (not ``lerp``) so latents of different dtypes under autocast mix."""
+    return new if mask is None else torch.where(mask > 0.5, new, old)

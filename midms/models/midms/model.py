@@ -37,11 +37,17 @@ from torch import Tensor
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import TranslationModel, plain
-from midms.models.midms.confidence import blend, confidence_mask, cycle_error
-from midms.models.midms.matching import MatchingNetwork
+from midms.models.midms.encoders import MatchingNetwork
+from midms.models.midms.matching import (
+    TEMPERATURE,
+    blend,
+    confidence_mask,
+    cycle_error,
+    soft_flows,
+    soft_warp_chunked,
+)
 from midms.models.midms.prior import build_prior
 from midms.models.midms.sampler import InterleavedSampler, InterleaveSchedule, add_noise, ddim_step, reinject
-from midms.models.midms.warp import TEMPERATURE, soft_flows, soft_warp_chunked
 from midms.nn.blocks import l2_normalize
 from midms.nn.correspondence import normalize_features
 
@@ -166,8 +172,9 @@ class MIDMs(TranslationModel):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def W(self, query: Tensor, key: Tensor, values: Tensor) -> Tensor:
-        """Soft-warp key-aligned values onto the query grid (chunked, memory-linear)."""
+    def soft_warp(self, query: Tensor, key: Tensor, values: Tensor) -> Tensor:
+        """Warp key-aligned ``values`` onto the query grid through the correlation of the two feature maps
+        (:func:`~midms.models.midms.matching.soft_warp_chunked`, memory-linear)."""
         return soft_warp_chunked(query, key, values, self.temperature, self.chunk)
 
     @property
@@ -207,7 +214,7 @@ class MIDMs(TranslationModel):
         """Re-match an x0 prediction to the exemplar: (re-warped latent, confidence mask, iteration features)."""
         q = self.net.iteration_features(x0, trg_enc)
         k = normalize_features(key_enc)
-        new = self.W(q, k, key_z)
+        new = self.soft_warp(q, k, key_z)
         with torch.no_grad():
             map_fw, _, flow_fw, flow_bw = soft_flows(q.detach(), k.detach(), self.temperature, self.chunk)
             mask = confidence_mask(cycle_error(map_fw, flow_fw, flow_bw, self.cycle_mode), self.cycle_threshold)
@@ -218,7 +225,7 @@ class MIDMs(TranslationModel):
     @torch.no_grad()
     def translate(self, batch: dict) -> Tensor:
         m = self.match(batch)
-        x0 = self.W(m["trg_out"], m["ref_out"], m["ref_z"])  # B×c×h×w warped exemplar latent
+        x0 = self.soft_warp(m["trg_out"], m["ref_out"], m["ref_z"])  # B×c×h×w warped exemplar latent
         sampler = InterleavedSampler(self.schedule, self.prior.scheduler(), self.prior.scheduler())
 
         def rematch(x0_pred: Tensor, _i: int) -> tuple[Tensor, Tensor]:
@@ -234,7 +241,7 @@ class MIDMs(TranslationModel):
         values = batch["exemplar_semantics"] if values is None else values
         m = self.match(batch)
         small = F.interpolate(values.float(), size=m["ref_z"].shape[2:], mode="nearest")
-        warped = self.W(m["trg_out"], m["ref_out"], small)
+        warped = self.soft_warp(m["trg_out"], m["ref_out"], small)
         return F.interpolate(warped, size=values.shape[2:], mode="bilinear", align_corners=False)
 
     # -- training -----------------------------------------------------------------------------------
@@ -309,14 +316,14 @@ class MIDMs(TranslationModel):
         src_z = self.prior.encode(batch["image"]).detach()
         src_enc, src_out = self.net.image_features(src_z, m["sem"])
         ref_z, trg_out, ref_out = m["ref_z"], m["trg_out"], m["ref_out"]
-        warped_src = self.W(trg_out, src_out, src_z)
-        warped_ref = self.W(trg_out, ref_out, ref_z)
+        warped_src = self.soft_warp(trg_out, src_out, src_z)
+        warped_ref = self.soft_warp(trg_out, ref_out, ref_z)
         losses: dict[str, Tensor] = {}
         # warping cycle consistency: forward warp of the exemplar latent, then back
-        losses["fb"] = F.l1_loss(self.W(ref_out, trg_out, warped_ref), ref_z)
+        losses["fb"] = F.l1_loss(self.soft_warp(ref_out, trg_out, warped_ref), ref_z)
         if phase == "warmup":
             pred_ref, pred_src = warped_ref, warped_src
-            iter_seg = self.W(trg_out, ref_out, m["ref_sem"]) if self.seg_weight > 0 else None
+            iter_seg = self.soft_warp(trg_out, ref_out, m["ref_sem"]) if self.seg_weight > 0 else None
             losses["diffusion"] = F.mse_loss(warped_src, src_z)
             losses["fb_iter"] = losses["fb"]  # the model-side copy of the cycle loss during warm-up
         else:
@@ -359,9 +366,9 @@ class MIDMs(TranslationModel):
             if i in schedule.rematch_at:
                 new_ref, mask, q = self.rematch(pred_ref, m["trg_enc"], m["ref_enc"], ref_z)
                 q_src = self.net.iteration_features(pred_src, m["trg_enc"])
-                new_src = self.W(q_src, src_k, src_z)
-                fb_iter = fb_iter + F.l1_loss(self.W(ref_k, q, new_ref), ref_z)
-                fb_iter = fb_iter + F.l1_loss(self.W(src_k, q_src, new_src), src_z)
+                new_src = self.soft_warp(q_src, src_k, src_z)
+                fb_iter = fb_iter + F.l1_loss(self.soft_warp(ref_k, q, new_ref), ref_z)
+                fb_iter = fb_iter + F.l1_loss(self.soft_warp(src_k, q_src, new_src), src_z)
                 mixed = blend(new_ref, pred_ref, mask if self.schedule.confidence else None)
                 x_ref = reinject(sched, x_ref, pred_ref, mixed, grid[i])
                 pred_ref = mixed

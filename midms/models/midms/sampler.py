@@ -27,7 +27,7 @@ import torch
 from diffusers import DDIMScheduler
 from torch import Tensor
 
-from midms.models.midms.confidence import blend
+from midms.models.midms.matching import blend
 
 log = logging.getLogger(__name__)
 
