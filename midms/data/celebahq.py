@@ -189,49 +189,15 @@ class CelebAHQEdges(ExemplarPairs):
     Args:
         root: the folder of the layout above.
         split: ``train`` or ``val`` (``test`` = ``val``).
-        crop_size: the sample size (the papers: 256).
-        load_size: the training resize before the random crop (the papers: 286); evaluation resizes to
-            ``crop_size``.
-        flip: random horizontal flips in training.
-        pairs: ``auto`` (the official pairing list in the root when present, else seeded), ``seeded``, or a path.
-        real_reference_probability, hard_reference_probability: CoCosNet's training rule (0.7, 0.2).
-        seed: the data's own seed (the seeded pairing).
         cache_dir: where to keep computed edge tensors (None: compute every time).
-        strict: raise on an unreadable image instead of skipping and counting it.
-        verify_images: scan the photos on construction: ``eval`` (evaluation splits), ``all`` or ``none``.
+        options: the loading and pairing options of :class:`midms.data.images.ExemplarPairs`.
     """
 
     name = "celebahq"
     input_kind = "CoCosNet 15-channel edges (edges+canny, 13 part distance maps, part edges)"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        crop_size: int = 256,
-        load_size: int = 286,
-        flip: bool = True,
-        pairs: str | None = "auto",
-        real_reference_probability: float = 0.7,
-        hard_reference_probability: float = 0.2,
-        seed: int = 0,
-        cache_dir: str | Path | None = None,
-        strict: bool = False,
-        verify_images: str = "eval",
-    ) -> None:
-        super().__init__(
-            root,
-            split,
-            crop_size,
-            load_size,
-            flip,
-            pairs,
-            real_reference_probability,
-            hard_reference_probability,
-            seed,
-            strict,
-            verify_images,
-        )
+    def __init__(self, root: str | Path, split: str = "train", cache_dir: str | Path | None = None, **options) -> None:
+        super().__init__(root, split, **options)
         self.image_dir = self.root / "CelebA-HQ-img"
         self.mask_dir = self.root / "CelebAMask-HQ-mask-anno"
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None

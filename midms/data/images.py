@@ -248,6 +248,19 @@ class ExemplarPairs(Dataset):
     A subclass validates its layout, sets ``self.ids`` (the split's sample ids, in evaluation order) and then
     calls :meth:`_finish_setup`; it implements :meth:`files`, :meth:`_load`, :meth:`_semantics_tensor`,
     :meth:`_ref_to_id` and :attr:`spec`.
+
+    Args:
+        root: the dataset's folder.
+        split: ``train`` or ``val`` (``test`` = ``val``).
+        crop_size: the sample size (the papers: 256).
+        load_size: the training resize before the random crop (the papers: 286); evaluation resizes to
+            ``crop_size``.
+        flip: random horizontal flips in training.
+        pairs: ``auto`` (the official pairing list in the root when present, else seeded), ``seeded``, or a path.
+        real_reference_probability, hard_reference_probability: CoCosNet's training rule (0.7, 0.2).
+        seed: the data's own seed (the seeded pairing).
+        strict: raise on an unreadable image instead of skipping and counting it.
+        verify_images: scan the photos on construction: ``eval`` (evaluation splits), ``all`` or ``none``.
     """
 
     name = ""
@@ -256,16 +269,16 @@ class ExemplarPairs(Dataset):
     def __init__(
         self,
         root: str | Path,
-        split: str,
-        crop_size: int,
-        load_size: int,
-        flip: bool,
-        pairs: str | None,
-        real_reference_probability: float,
-        hard_reference_probability: float,
-        seed: int,
-        strict: bool,
-        verify_images: str,
+        split: str = "train",
+        crop_size: int = 256,
+        load_size: int = 286,
+        flip: bool = True,
+        pairs: str | None = "auto",
+        real_reference_probability: float = 0.7,
+        hard_reference_probability: float = 0.2,
+        seed: int = 0,
+        strict: bool = False,
+        verify_images: str = "eval",
     ) -> None:
         if split not in SPLITS:
             raise UserError(

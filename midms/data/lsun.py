@@ -82,39 +82,15 @@ github.com/cvlab-kaist/MIDMs (data/)."""
 class LSUNChurch(ExemplarPairs):
     """One split of LSUN-Churches segmentation-to-image; samples follow the data contract of DESIGN.md.
 
-    Args: as :class:`midms.data.celebahq.CelebAHQEdges` (without ``cache_dir``: one-hot is cheap).
+    Args: ``root`` (the folder of the layout above), ``split`` (``train`` or ``val``) and the loading and pairing
+    options of :class:`midms.data.images.ExemplarPairs` (no edge cache: one-hot is cheap).
     """
 
     name = "lsun_church"
     input_kind = "one-hot ADE20K labels (151 channels)"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        crop_size: int = 256,
-        load_size: int = 286,
-        flip: bool = True,
-        pairs: str | None = "auto",
-        real_reference_probability: float = 0.7,
-        hard_reference_probability: float = 0.2,
-        seed: int = 0,
-        strict: bool = False,
-        verify_images: str = "eval",
-    ) -> None:
-        super().__init__(
-            root,
-            split,
-            crop_size,
-            load_size,
-            flip,
-            pairs,
-            real_reference_probability,
-            hard_reference_probability,
-            seed,
-            strict,
-            verify_images,
-        )
+    def __init__(self, root: str | Path, split: str = "train", **options) -> None:
+        super().__init__(root, split, **options)
         self.folder = self.root / FOLDERS[self.split]
         if not self.root.is_dir():
             raise DatasetRootMissing(

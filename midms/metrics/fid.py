@@ -471,31 +471,8 @@ class KID(_CleanFIDMetric):
     subsets are drawn with ``ctx.seed``. ``compute`` returns ``{name: kid}``; lower is better.
     """
 
-    def __init__(
-        self,
-        name: str | None = None,
-        mode: str = "clean",
-        weights: str | None = None,
-        batch_size: int = 32,
-        num_workers: int = 4,
-        num_reference: int | None = None,
-        progress: bool = True,
-        num_subsets: int = 100,
-        max_subset_size: int = 1000,
-        feature_extractor: FeatureFn | None = None,
-        feature_extractor_id: str | None = None,
-    ) -> None:
-        super().__init__(
-            name,
-            mode,
-            weights,
-            batch_size,
-            num_workers,
-            num_reference,
-            progress,
-            feature_extractor,
-            feature_extractor_id,
-        )
+    def __init__(self, *args: Any, num_subsets: int = 100, max_subset_size: int = 1000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.num_subsets = num_subsets
         self.max_subset_size = max_subset_size
 
