@@ -282,7 +282,8 @@ def run(cfg: DictConfig) -> float:
             record.eval_seconds = outcome.seconds
             record.files = {"samples": str(run_dir / "samples"), "reference": str(outcome.reference_dir)}
             outcome.per_image.to_csv(run_dir / "per_image.csv", index=False)
-            tracking.log_evaluation(loggers, outcome.metrics, outcome.per_image, outcome.grid, record.protocol)
+            tracking.log_evaluation(loggers, outcome.metrics, outcome.per_image, outcome.grid, record.protocol,
+                                    outcome.directions, run_dir / "samples")  # fmt: skip
             objective = outcome.metrics.get(cfg.objective, math.nan)
             if math.isnan(objective):
                 log.warning("objective metric %r was not computed (skipped or not configured)", cfg.objective)

@@ -11,7 +11,7 @@ from pathlib import Path
 from e2e import TINY
 
 from midms.record import RunRecord
-from midms.reporting.table import collect
+from midms.reporting import collect_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,5 +42,5 @@ def test_the_guide_builds_a_method_that_trains_evaluates_and_appears_in_the_repo
     assert record.train["global_step"] == 4  # one epoch: 16 training scenes in batches of 4
     assert record.model_protocol == {"model": "tinted_edges", "lr": 0.01}
     assert {"psnr", "ssim", "swd"} <= set(record.metrics) and "matching_accuracy" in record.skipped  # no warp
-    table = collect(run_dir)
+    table, _ = collect_jobs(run_dir)
     assert table["model"].tolist() == ["tinted_edges"] and table["status"].tolist() == ["completed"]

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from e2e import TINY
 
-from midms.benchmarking.__main__ import completed_hashes, job_hash
+from midms.benchmarking.__main__ import aggregate, completed_hashes, job_hash
 from midms.benchmarking.matrix import Job, Matrix, load_matrix
 from midms.errors import UserError
-from midms.reporting.benchmark_report import collect_jobs, published_comparison, summary_table, write_benchmark_report
+from midms.reporting import collect_jobs, published_comparison, summary_table
 
 
 def test_matrix_expands_and_leaves_out_ablations_of_other_models(tmp_path):
@@ -75,7 +75,7 @@ def test_summary_is_mean_and_std_over_seeds_with_directions(tmp_path):
     assert table.loc["cocosnet", "fid_std"] == pytest.approx(pd.Series([10.0, 14.0]).std())
     assert table.loc["cocosnet", "seeds"] == 2 and "midms" not in table.index
 
-    out = write_benchmark_report(tmp_path, tmp_path / "out", "t")
+    out, _, _ = aggregate(tmp_path, tmp_path / "out", "t")
     md = (out / "table.md").read_text()
     assert "fid ↓" in md and "psnr ↑" in md
     assert "**12 ± 2.8**" in md  # lowest FID is best
@@ -106,8 +106,6 @@ def test_published_numbers_are_compared_only_where_the_protocol_matches(tmp_path
 def test_a_rerun_job_counts_once_its_newest_run(tmp_path):
     import json
 
-    from midms.reporting.benchmark_report import collect_jobs
-
     for folder, started, psnr in (("old", "2026-01-01T10:00:00", 10.0), ("new", "2026-01-02T10:00:00", 12.0)):
         job = tmp_path / folder
         job.mkdir()
@@ -121,14 +119,12 @@ def test_a_rerun_job_counts_once_its_newest_run(tmp_path):
 def test_the_aggregate_keeps_only_the_jobs_of_the_matrix_as_it_is(tmp_path):
     import json
 
-    from midms.reporting.benchmark_report import write_benchmark_report
-
     for folder, config_hash, psnr in (("then", "old", 10.0), ("now", "new", 12.0)):
         job = tmp_path / "runs" / folder
         job.mkdir(parents=True)
         res = {"status": "completed", "model": "m", "dataset": "synthetic", "ablation": "none", "seed": 0,
                "config_hash": config_hash, "started": "2026", "metrics": {"psnr": psnr}}  # fmt: skip
         (job / "results.json").write_text(json.dumps(res))
-    out = write_benchmark_report(tmp_path / "runs", tmp_path / "out", "t", config_hashes={"new"})
+    out, _, _ = aggregate(tmp_path / "runs", tmp_path / "out", "t", config_hashes={"new"})
     rows = (out / "results.csv").read_text().splitlines()
     assert len(rows) == 2 and "12.0" in rows[1]

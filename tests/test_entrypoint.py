@@ -9,7 +9,7 @@ import pytest
 from e2e import TINY
 
 from midms.data.synthetic import SyntheticPairs
-from midms.reporting.table import collect
+from midms.reporting import collect_jobs
 
 # the runner's own paths, exercised with the trivial model (the quickstart's default is midms)
 BASE = [*TINY, "model=copy_exemplar"]
@@ -54,7 +54,7 @@ def test_multirun_basic_launcher_two_jobs_and_report(run_entry, tmp_path):
     # copy_exemplar ignores the input, and both jobs pair the same scenes: identical scores
     assert results[0]["metrics"]["psnr"] == results[1]["metrics"]["psnr"]
     assert all((Path(r["run_dir"]) / "csv" / "metrics.csv").exists() for r in results)
-    table = collect(sweep)
+    table, _ = collect_jobs(sweep)
     assert len(table) == 2 and set(table["status"]) == {"completed"}
 
 
@@ -76,7 +76,7 @@ def test_failed_job_is_recorded_and_sweep_goes_on(run_entry, tmp_path):
     by_status = {r["status"]: r for r in _results(sweep)}
     assert set(by_status) == {"failed", "completed"}
     assert "dataset.image_size=7" in by_status["failed"]["error"]
-    table = collect(sweep)
+    table, _ = collect_jobs(sweep)
     failed = table[table["status"] == "failed"].iloc[0]
     assert "image_size" in failed["error"] and len(table) == 2
 

@@ -19,8 +19,7 @@ from e2e import TINY
 from midms import files
 from midms.provenance import Heartbeat
 from midms.record import HEARTBEAT_FILE, STALE_AFTER_SECONDS, UNSTARTED_ERROR, RunRecord, effective_status, this_process
-from midms.reporting.benchmark_report import collect_jobs
-from midms.reporting.table import collect
+from midms.reporting import collect_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 MIDMS = [*TINY, "model=midms", "ablation=no_refine", "logger=csv"]
@@ -56,13 +55,12 @@ def test_a_killed_job_is_reported_interrupted_not_running(isolated_env, tmp_path
         while time.time() < deadline and not (run_dir / "checkpoints").exists():
             time.sleep(0.2)  # training has started: the record says running
         assert RunRecord.read(run_dir / "results.json").status == "running"
-        assert collect(run_dir)["status"].tolist() == ["running"]
+        assert collect_jobs(run_dir)[0]["status"].tolist() == ["running"]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     res = RunRecord.read(run_dir / "results.json")
     assert res.status == "running" and res.pid == proc.pid  # what the dead job left behind
-    assert collect(run_dir)["status"].tolist() == ["interrupted"]
     jobs, _ = collect_jobs(run_dir)
     assert jobs["status"].tolist() == ["interrupted"]
 
@@ -95,7 +93,7 @@ def test_the_report_lists_sweep_jobs_that_never_wrote_results(tmp_path):
     for job in ("0", "1"):
         (tmp_path / job / ".hydra").mkdir(parents=True)
     RunRecord(status="completed", model="a", metrics={"psnr": 1.0}).write(tmp_path / "0" / "results.json")
-    df = collect(tmp_path).set_index("job")
+    df = collect_jobs(tmp_path)[0].set_index("job")
     assert df.loc["0", "status"] == "completed"
     assert df.loc["1", "status"] == "failed" and df.loc["1", "error"] == UNSTARTED_ERROR
     jobs, _ = collect_jobs(tmp_path)
@@ -301,6 +299,7 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     assert b.wandb_id == first.wandb_id and a.config_hash == b.config_hash  # the same W&B run
 
 
+@pytest.mark.slow
 def test_a_model_with_nothing_to_train_resumed_after_a_kill_evaluates_again(isolated_env, tmp_path):
     """copy_exemplar has no checkpoint: a run killed while it evaluates is evaluated again from the start."""
     args = [sys.executable, str(ROOT / "run.py"), *TINY, "model=copy_exemplar", "logger=none"]

@@ -1,4 +1,4 @@
-"""The comparison notebook runs headless against a tiny benchmark's output, and is committed without outputs."""
+"""The comparison notebook runs headless on a folder of runs, through midms.reporting, committed without outputs."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def test_notebook_executes_on_a_benchmark_output(tmp_path, monkeypatch):
     from e2e import write_fake_runs
     from nbclient import NotebookClient
 
-    from midms.reporting.benchmark_report import write_benchmark_report
-
     runs = tmp_path / "runs"
     write_fake_runs(runs)
-    out = write_benchmark_report(runs, tmp_path / "bench" / "2026-01-01", "tiny")
-    monkeypatch.setenv("MIDMS_RESULTS", str(tmp_path / "bench"))
+    monkeypatch.setenv("MIDMS_RESULTS", str(runs))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "2 jobs: {'completed': 2}" in text and "1 plots shown" in text
-    assert (out / "plots" / "psnr.png").exists()
+    assert "2 jobs: {'completed': 2}" in text and "1 plots shown" in text  # psnr's bar chart
+    markdown = "\n".join(
+        str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert "psnr ↑" in markdown and "21 ± 1.4" in markdown  # the package's table: mean ± std of 20 and 22

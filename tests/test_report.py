@@ -1,40 +1,51 @@
-"""The report: one row per results.json, failed and unreadable jobs as rows, CSV and Markdown written."""
+"""midms-report: one report format for a sweep folder and a W&B project (mean ± std over seeds, directions,
+the jobs that did not complete), from the run records."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from midms.report import main
-from midms.reporting.table import collect
+from midms.record import RunRecord
+from midms.reporting import collect_jobs, collect_wandb
+from midms.reporting.cli import main
 
 
-def _job(root, name, **res):
-    (root / name).mkdir(parents=True)
-    (root / name / "results.json").write_text(json.dumps(res))
+def _job(root, name, **fields):
+    RunRecord(**fields).write(root / name / "results.json")
 
 
-def test_one_row_per_job_with_failures_as_rows(tmp_path, capsys):
-    _job(tmp_path, "0", status="completed", model="a", dataset="synthetic", ablation="none", metrics={"psnr": 20.5})
-    _job(tmp_path, "1", status="completed", model="b", dataset="synthetic", ablation="none", metrics={"psnr": 11.0},
-         skipped={"fid": "weights missing"})  # fmt: skip
-    _job(tmp_path, "2", status="failed", model="c", dataset="synthetic", ablation="none", error="UserError: bad\nmore")
-    (tmp_path / "3").mkdir()
-    (tmp_path / "3" / "results.json").write_text("{not json")
-    df = collect(tmp_path)
-    assert list(df["job"]) == ["0", "1", "2", "3"]
+def _sweep(root):
+    psnr = {"psnr": "higher"}
+    _job(root, "0", status="completed", model="a", dataset="synthetic", ablation="none", seed=0, config_hash="h0",
+         metrics={"psnr": 20.0}, directions=psnr)  # fmt: skip
+    _job(root, "1", status="completed", model="a", dataset="synthetic", ablation="none", seed=1, config_hash="h1",
+         metrics={"psnr": 22.0}, directions=psnr, skipped={"fid": "weights missing"})  # fmt: skip
+    _job(root, "2", status="failed", model="c", dataset="synthetic", ablation="none", seed=0, config_hash="h2",
+         error="UserError: bad\nmore")  # fmt: skip
+    (root / "3").mkdir()
+    (root / "3" / "results.json").write_text("{not json")
+
+
+def test_one_row_per_job_with_failures_as_rows(tmp_path):
+    _sweep(tmp_path)
+    df, directions = collect_jobs(tmp_path)
+    assert list(df["job"]) == ["0", "1", "2", "3"] and directions == {"psnr": "higher"}
     assert list(df["status"]) == ["completed", "completed", "failed", "failed"]
-    assert df.loc[0, "psnr"] == 20.5 and pd.isna(df.loc[2, "psnr"])
+    assert df.loc[0, "psnr"] == 20.0 and pd.isna(df.loc[2, "psnr"])
     assert df.loc[1, "skipped"] == "fid: weights missing"
     assert df.loc[2, "error"] == "UserError: bad" and "unreadable" in df.loc[3, "error"]
 
+
+def test_the_report_of_a_sweep_is_mean_and_std_over_seeds_with_the_failed_jobs(tmp_path, capsys):
+    _sweep(tmp_path)
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "20.5" in out and "failed" in out
-    written = pd.read_csv(tmp_path / "report.csv")
-    md = (tmp_path / "report.md").read_text()
-    assert len(written) == 4 and md.split("|")[1].strip() == "job" and md.count("\n") == 6  # header, rule, 4 rows
+    report = tmp_path / "report"
+    assert out == (report / "table.md").read_text()
+    assert "psnr ↑" in out and "**21 ± 1.4**" in out  # mean ± std of 20 and 22, the best of its column
+    assert "4 jobs: 2 completed, 2 failed, 0 interrupted" in out
+    assert "UserError: bad" in out and "unreadable" in out  # the jobs that did not complete, with their error
+    assert len(pd.read_csv(report / "results.csv")) == 4 and (report / "plots" / "psnr.png").exists()
 
 
 def test_empty_folder_is_an_error(tmp_path):
@@ -42,15 +53,13 @@ def test_empty_folder_is_an_error(tmp_path):
 
 
 class _FakeRun:
-    def __init__(self, rid, model, psnr, job_type="benchmark", group="g"):
-        self.id, self.job_type, self.group, self.state = rid, job_type, group, "finished"
-        self.config = {
-            "model": {"name": model},
-            "dataset": {"name": "synthetic"},
-            "ablation": {"name": "none"},
-            "seed": 0,
-        }
-        self.summary = {"eval/psnr": psnr, "status": "completed", "train/loss": 0.1}
+    def __init__(self, rid, model, psnr, seed=0, job_type="benchmark", group="g", state="finished", status="completed"):
+        self.id, self.job_type, self.group, self.state = rid, job_type, group, state
+        self.config = {"model": {"name": model}, "dataset": {"name": "synthetic"}, "ablation": {"name": "none"},
+                       "seed": seed}  # fmt: skip
+        self.summary = {"eval/psnr": psnr, "train/loss": 0.1, "eval_info/directions": {"psnr": "higher"}}
+        if status:
+            self.summary["status"] = status
 
 
 class _FakeApi:
@@ -62,21 +71,27 @@ class _FakeApi:
         return [r for r in self._runs if not filters or r.group == filters.get("group")]
 
 
-def test_wandb_project_gives_the_same_table():
-    from midms.reporting.table import collect_wandb
+def test_a_wandb_project_gives_the_same_rows_and_report(tmp_path, monkeypatch, capsys):
+    runs = [_FakeRun("r1", "a", 20.0), _FakeRun("r2", "a", 22.0, seed=1), _FakeRun("s", "a", 0, job_type="summary"),
+            _FakeRun("r3", "b", 11.0, state="crashed", status=None)]  # fmt: skip
+    api = _FakeApi(runs)
+    df, directions = collect_wandb("team/proj", group="g", api=api)
+    assert api.calls == [("team/proj", {"group": "g"})] and directions == {"psnr": "higher"}
+    assert list(df["model"]) == ["a", "a", "b"] and list(df["psnr"]) == [20.0, 22.0, 11.0]
+    assert list(df["status"]) == ["completed", "completed", "interrupted"] and "train/loss" not in df
+    import midms.reporting.cli as cli
 
-    api = _FakeApi([_FakeRun("r1", "a", 20.0), _FakeRun("r2", "b", 11.0), _FakeRun("s", "a", 0, job_type="summary")])
-    df = collect_wandb("team/proj", group="g", api=api)
-    assert api.calls == [("team/proj", {"group": "g"})]
-    assert list(df["model"]) == ["a", "b"] and list(df["psnr"]) == [20.0, 11.0]
-    assert set(df["status"]) == {"completed"} and "train/loss" not in df
+    monkeypatch.setattr(cli, "collect_wandb", lambda project, group: collect_wandb(project, group, api=api))
+    assert main(["--wandb", "team/proj", "--group", "g", "--out", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert "**21 ± 1.4**" in out and "interrupted" in out  # the same table format as a sweep folder's
 
 
 def test_wandb_unreachable_is_a_clear_error(monkeypatch, caplog):
-    import midms.report as report
+    import midms.reporting.cli as cli
 
     def offline(*a, **k):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(report, "collect_wandb", offline)
+    monkeypatch.setattr(cli, "collect_wandb", offline)
     assert main(["--wandb", "team/proj"]) == 2 and "cannot read team/proj: no network" in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from e2e import write_fake_runs
 
-from midms.reporting.benchmark_report import write_benchmark_report
+from midms.benchmarking.__main__ import aggregate
 from midms.tracking.summary import log_summary_run
 
 
@@ -16,7 +16,7 @@ def test_summary_run_logs_table_and_plots_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     runs = tmp_path / "runs"
     write_fake_runs(runs)
-    out = write_benchmark_report(runs, tmp_path / "agg", "tiny")
+    out, _, _ = aggregate(runs, tmp_path / "agg", "tiny")
     run_id = log_summary_run("tiny", out)
     (offline,) = (out / "wandb").glob("offline-run-*")
     assert run_id and run_id in offline.name and list(offline.glob("*.wandb"))

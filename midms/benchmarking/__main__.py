@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 from hydra import compose, initialize_config_dir
 
 from midms.benchmarking.matrix import CONF_DIR, Job, Matrix, load_matrix
@@ -35,6 +36,19 @@ def job_hash(job: Job, experiment: str) -> str:
 def completed_hashes(runs_dir: Path) -> set[str]:
     records = (rec for _, rec in iter_records(runs_dir) if isinstance(rec, RunRecord))
     return {rec.config_hash for rec in records if rec.status == "completed"}
+
+
+def aggregate(
+    runs_dir: Path, out_dir: Path, name: str, config_hashes: set[str] | None = None
+) -> tuple[Path, pd.DataFrame, dict[str, str]]:
+    """The report of a benchmark's runs; with ``config_hashes`` only the jobs of the matrix as it is now (runs
+    of an earlier version of the matrix stay on disk but are not averaged with the current ones)."""
+    from midms.reporting import collect_jobs, write_report
+
+    rows, directions = collect_jobs(runs_dir)
+    if config_hashes is not None and "config_hash" in rows:
+        rows = rows[rows["config_hash"].isin(config_hashes) | rows["config_hash"].isna()].reset_index(drop=True)
+    return write_report(rows, directions, out_dir, f"Benchmark `{name}`"), rows, directions
 
 
 def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None) -> int:
@@ -88,17 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         groups.setdefault(job.group, []).append(job)
     failed_groups = [g for g, js in groups.items() if run_group(js, matrix, runs_dir, args.launcher)]
 
-    from midms.reporting.benchmark_report import write_benchmark_report
-
     hashes = {job_hash(j, matrix.experiment) for j in jobs}
-    out_dir = write_benchmark_report(
-        runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name, config_hashes=hashes
-    )
+    out_dir, rows, directions = aggregate(runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name, hashes)
     log.info("aggregate written to %s", out_dir)
     if not args.no_wandb_summary:
+        from midms.reporting import summary_table
+        from midms.tracking.loggers import wandb_mode
         from midms.tracking.summary import log_summary_run
+        from midms.tracking.workspace import publish_workspace
 
         log_summary_run(matrix.name, out_dir)
+        table = summary_table(rows, directions)
+        metrics = {m: table.attrs["directions"][m] for m in table.attrs.get("metrics", [])}
+        publish_workspace(matrix.name, metrics, out_dir, online=wandb_mode(None) == "online")
     if failed_groups:
         log.warning("groups with failed jobs: %s (their rows carry the error)", failed_groups)
     return 1 if failed_groups else 0

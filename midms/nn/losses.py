@@ -87,6 +87,26 @@ def perceptual_loss(fake: Tensor, real: Tensor) -> Tensor:
     return F.mse_loss(fake, real.detach())
 
 
+def _best_affinity(x: Tensor, y: Tensor, h: float, eps: float, centering: str) -> Tensor:
+    """B×Nx: for each output position, its largest normalised affinity ``max_j A_ij`` (see :func:`contextual_loss`)."""
+    b, c = x.shape[:2]
+    if centering == "channel":
+        mu = y.mean(dim=1, keepdim=True)
+    elif centering == "spatial":
+        mu = y.flatten(2).mean(dim=-1)[..., None, None]
+    elif centering == "none":
+        mu = torch.zeros_like(y[:, :1])
+    else:
+        raise ValueError(f"centering must be channel, spatial or none, got {centering!r}")
+    x, y = x - mu, y - mu
+    x = x / (x.norm(dim=1, keepdim=True) + 1e-10)
+    y = y / (y.norm(dim=1, keepdim=True) + 1e-10)
+    d = 1.0 - torch.bmm(x.reshape(b, c, -1).transpose(1, 2), y.reshape(b, c, -1))  # B×Nx×Ny
+    d_rel = d / (d.min(dim=-1, keepdim=True).values + eps)
+    affinity = F.softmax((1.0 - d_rel) / h, dim=-1)  # = exp(.)/sum exp(.), stable
+    return affinity.max(dim=-1).values
+
+
 def contextual_loss(x: Tensor, y: Tensor, h: float = 0.1, eps: float = 1e-3, centering: str = "channel") -> Tensor:
     """The contextual loss of Mechrez et al. ("The Contextual Loss for Image Transformation with Non-Aligned
     Data", ECCV 2018) in the form CoCosNet trains with (``ContextualLoss_forward``). Returns the batch mean.
@@ -103,20 +123,18 @@ def contextual_loss(x: Tensor, y: Tensor, h: float = 0.1, eps: float = 1e-3, cen
     CoCosNet takes the maximum over the exemplar positions j for each output position i (and normalises
     over j), where the paper writes ``1/N sum_j max_i``; both are kept as CoCosNet has them.
     """
-    b, c = x.shape[:2]
-    if centering == "channel":
-        mu = y.mean(dim=1, keepdim=True)
-    elif centering == "spatial":
-        mu = y.flatten(2).mean(dim=-1)[..., None, None]
-    elif centering == "none":
-        mu = torch.zeros_like(y[:, :1])
-    else:
-        raise ValueError(f"centering must be channel, spatial or none, got {centering!r}")
-    x, y = x - mu, y - mu
-    x = x / (x.norm(dim=1, keepdim=True) + 1e-10)
-    y = y / (y.norm(dim=1, keepdim=True) + 1e-10)
-    d = 1.0 - torch.bmm(x.reshape(b, c, -1).transpose(1, 2), y.reshape(b, c, -1))  # B×Nx×Ny
-    d_rel = d / (d.min(dim=-1, keepdim=True).values + eps)
-    affinity = F.softmax((1.0 - d_rel) / h, dim=-1)  # = exp(.)/sum exp(.), stable
-    cx = affinity.max(dim=-1).values.mean(dim=1)  # B
+    cx = _best_affinity(x, y, h, eps, centering).mean(dim=1)  # B
     return -torch.log(cx).mean()
+
+
+def contextual_loss_midms(x: Tensor, y: Tensor, h: float = 0.1, eps: float = 1e-3, min_affinity: float = 0.3) -> Tensor:
+    """The contextual loss in the form MIDMs trains with (cvlab-kaist/MIDMs, ``models/ContextualLoss.py``,
+    ``ContextualLoss_forward``): the affinities of :func:`contextual_loss` (channel centring), but only the
+    output positions whose best affinity is at least ``min_affinity`` count, pooled over the whole batch:
+    ``-log(mean of those best affinities)``, and 0 (still in the graph) when no position qualifies.
+    """
+    best = _best_affinity(x, y, h, eps, "channel")
+    keep = best >= min_affinity
+    if not bool(keep.any()):
+        return best.sum() * 0.0
+    return -torch.log(best[keep].mean())

@@ -53,11 +53,11 @@ def build_loggers(cfg: DictConfig, group: str, tags: list[str], wandb_id: str | 
             extra = OmegaConf.to_container(conf, resolve=True)
             assert isinstance(extra, dict)
             mode = wandb_mode(extra.pop("mode", None))
-            extra.update(offline=mode == "offline", group=extra.get("group") or group, tags=tags)
+            # the mode goes to wandb.init (not Lightning's offline flag, which forbids log_model): an offline run
+            # keeps its checkpoint and sample artifacts locally until `wandb sync`
+            extra.update(mode=mode, group=extra.get("group") or group, tags=tags)
             if wandb_id:
                 extra.update(id=wandb_id, resume="allow")
-            if mode == "disabled":
-                extra["mode"] = "disabled"
             Path(extra["save_dir"]).mkdir(parents=True, exist_ok=True)
             logger = hydra.utils.instantiate(extra)
             log.info("W&B run (%s mode) in group %r, tags %s", mode, extra["group"], tags)
@@ -76,21 +76,39 @@ def log_evaluation(
     per_image: pd.DataFrame,
     grid: np.ndarray | None,
     summary: dict[str, Any],
+    directions: dict[str, str] | None = None,
+    samples_dir: str | Path | None = None,
 ) -> None:
-    """Send evaluation values (``eval/<metric>``), the sample grid and the per-image table to each logger."""
+    """Send evaluation values (``eval/<metric>``), the sample grid and the per-image table to each logger.
+
+    On W&B each ``eval/<metric>`` is declared with its direction (``define_metric``), so the run summary keeps
+    its best value (max or min) and dashboards sort the right way; the directions also go into the summary
+    (``eval_info/directions``) for :func:`midms.reporting.collect_wandb`. With ``log_model`` on, the sample
+    folder is logged as an artifact next to the checkpoints Lightning logs.
+    """
+    directions = directions or {}
     scalars = {f"eval/{k}": float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             import wandb
 
             run = logger.experiment
+            for key in scalars:
+                direction = directions.get(key.removeprefix("eval/"))
+                if direction in ("higher", "lower"):
+                    run.define_metric(key, summary="max" if direction == "higher" else "min")
             payload: dict[str, Any] = dict(scalars)
             if grid is not None:
                 payload["eval/samples"] = wandb.Image(grid, caption="input | exemplar | output | reference")
             if not per_image.empty:
                 payload["eval/per_image"] = wandb.Table(dataframe=per_image)
             run.log(payload)
-            run.summary.update({**scalars, **{f"eval_info/{k}": v for k, v in summary.items()}})
+            info = {f"eval_info/{k}": v for k, v in summary.items()}
+            run.summary.update({**scalars, **info, "eval_info/directions": dict(directions)})
+            if getattr(logger, "_log_model", False) and samples_dir is not None and Path(samples_dir).is_dir():
+                artifact = wandb.Artifact(f"samples-{run.id}", type="samples", metadata={"metrics": scalars})
+                artifact.add_dir(str(samples_dir))
+                run.log_artifact(artifact)
         elif isinstance(logger, CSVLogger):
             logger.log_metrics(scalars)
             logger.save()

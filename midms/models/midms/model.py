@@ -11,7 +11,8 @@ follows ``utils_training/optimize.py`` and the ``e2e_recurrent`` branch of ``mod
   source and the source over relu1_2 … relu5_2 (weights 1/32 … 1); perceptual L1 between the decoded
   warped exemplar and the source at one layer (edges: relu4_2 × 0.002, labels: relu5_2 × 0.05); the
   diffusion loss on the source latent; the iterative cycle losses; a contextual loss against the exemplar
-  after warm-up; for segmentation inputs the warped-label NLL (×100) during warm-up;
+  after warm-up (MIDMs' own form: only output positions with a best affinity of at least 0.3, pooled over
+  the batch; :func:`midms.nn.losses.contextual_loss_midms`); for segmentation inputs the warped-label NLL (×100) during warm-up;
 - during warm-up (``warmup_iter``) the diffusion UNet is frozen and no DDIM step runs (the official
   ``t_list = []``); the diffusion loss is then the MSE between the warped and the true source latent;
 - after warm-up: the interleaved DDIM steps on a ``4 × interleave_steps`` grid, with re-matching before the
@@ -395,7 +396,7 @@ class MIDMs(TranslationModel):
 
     @staticmethod
     def _contextual(f_out: Mapping[str, Tensor], f_ref: Mapping[str, Tensor]) -> Tensor:
-        from midms.nn.losses import contextual_loss
+        from midms.nn.losses import contextual_loss_midms
 
         terms: Sequence[tuple[str, int, float]] = (
             ("relu5_2", 1, 8.0),
@@ -408,5 +409,5 @@ class MIDMs(TranslationModel):
             a, b = f_out[layer], f_ref[layer]
             if pool > 1:
                 a, b = F.avg_pool2d(a, pool), F.avg_pool2d(b, pool)
-            total = total + w * contextual_loss(a, b)
+            total = total + w * contextual_loss_midms(a, b)
         return total

@@ -1,0 +1,149 @@
+"""The suite's tables: mean ± std over seeds per model × dataset × ablation, with each metric's direction,
+the jobs that did not complete, and the published numbers where our protocol matches theirs.
+
+:func:`write_report` writes them for any set of jobs (a sweep, a benchmark, a W&B project):
+
+- ``results.csv``: one row per job (:mod:`midms.reporting.collect`);
+- ``table.md``: the summary table (the best of each column per dataset in bold), then the jobs that failed or
+  were interrupted with their error, then the published numbers side by side;
+- ``summary.csv`` and ``published_comparison.csv``: the same as data;
+- ``plots/<metric>.png``: a bar chart per metric; ``plots/samples_<dataset>.png``: the same inputs across
+  models (:mod:`midms.reporting.plots`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from midms.files import atomic_write_text
+from midms.reporting.plots import bar_charts, sample_grid
+from midms.resources import bench_dir
+
+log = logging.getLogger(__name__)
+PUBLISHED = bench_dir() / "reference" / "published.csv"
+HEADLINE = ["fid", "kid", "swd", "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color",
+            "style_texture", "style_global", "matching_accuracy"]  # fmt: skip
+GROUP = ["model", "dataset", "ablation"]
+FID_IMPL = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
+
+
+def summary_table(jobs: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
+    """Mean and std over seeds of the headline metrics, per model × dataset × ablation (completed jobs)."""
+    done = jobs[jobs["status"] == "completed"] if "status" in jobs else jobs
+    metrics = [m for m in HEADLINE if m in done.columns and done[m].notna().any()]
+    if done.empty or not metrics:
+        return pd.DataFrame(columns=GROUP)
+    grouped = done.groupby(GROUP, dropna=False)[metrics]
+    table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
+    table["seeds"] = done.groupby(GROUP, dropna=False).size()
+    table.attrs["metrics"] = metrics
+    table.attrs["directions"] = {m: directions.get(m, "higher") for m in metrics}
+    return table.reset_index()
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    metrics = table.attrs.get("metrics", [])
+    if not metrics:
+        return "_no completed job with metric values_\n"
+    arrows = {"higher": "↑", "lower": "↓"}
+    header = [*GROUP, "seeds", *[f"{m} {arrows[table.attrs['directions'][m]]}" for m in metrics]]
+    best = {}
+    for m in metrics:  # best per dataset, by the metric's direction
+        col = table[f"{m}_mean"]
+        pick = col.groupby(table["dataset"]).transform("max" if table.attrs["directions"][m] == "higher" else "min")
+        best[m] = (col == pick) & col.notna()
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, r in table.iterrows():
+        cells = [str(r[g]) for g in GROUP] + [str(int(r["seeds"]))]
+        for m in metrics:
+            mean, std = r[f"{m}_mean"], r[f"{m}_std"]
+            text = "—" if pd.isna(mean) else f"{mean:.4g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
+            cells.append(f"**{text}**" if best[m].iloc[i] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def our_protocol(jobs: pd.DataFrame) -> dict[str, str]:
+    """The protocol fields that published rows state, as recorded by our jobs (first completed job)."""
+    row = jobs.iloc[0]
+    size = row.get("protocol.image_size")
+    return {
+        "fid_impl": FID_IMPL.get(str(row.get("protocol.metrics.fid.mode")), "unknown"),
+        "format": str(row.get("protocol.image_format")),
+        "size": str(int(size)) if pd.notna(size) else "unknown",  # a float column when some jobs failed
+    }
+
+
+def published_comparison(jobs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Our value, the published value and their difference where the protocol matches."""
+    rows = []
+    done = jobs[jobs["status"] == "completed"] if "status" in jobs else jobs
+    for _, pub in published.iterrows():
+        ours = done[(done["model"] == pub["method"]) & (done["dataset"] == pub["dataset"])]
+        ours = ours[ours["ablation"] == "none"] if "ablation" in ours else ours
+        value = ours[pub["metric"]].mean() if pub["metric"] in ours and not ours.empty else math.nan
+        stated = dict(kv.split("=", 1) for kv in str(pub["protocol"]).split(";") if "=" in kv)
+        if ours.empty or math.isnan(value):
+            verdict = "not run"
+        elif not stated:
+            verdict = "protocol unknown"
+        else:
+            mine = our_protocol(ours)
+            verdict = "protocol matches" if all(mine.get(k) == v for k, v in stated.items()) else "protocol differs"
+        diff = value - pub["value"] if verdict == "protocol matches" else math.nan
+        rows.append(
+            {
+                "method": pub["method"],
+                "dataset": pub["dataset"],
+                "metric": pub["metric"],
+                "ours": value,
+                "published": pub["value"],
+                "difference": diff,
+                "comparison": verdict,
+                "published protocol": pub["protocol"],
+                "source": pub["source"],
+                "verified": pub["verified"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_report(
+    jobs: pd.DataFrame, directions: dict[str, str], out_dir: str | Path, title: str, published: Path = PUBLISHED
+) -> Path:
+    """Write the tables and plots of ``jobs`` into ``out_dir``; returns it."""
+    out_dir = Path(out_dir)
+    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+    if jobs.empty:
+        atomic_write_text(out_dir / "table.md", f"# {title}\n\nNo job has results yet.\n")
+        return out_dir
+    atomic_write_text(out_dir / "results.csv", jobs.to_csv(index=False))
+    table = summary_table(jobs, directions)
+    comparison = published_comparison(jobs, pd.read_csv(published)) if published.exists() else pd.DataFrame()
+    status = jobs["status"].value_counts()
+    not_done = jobs[jobs["status"] != "completed"]
+    text = [
+        f"# {title}\n",
+        f"{len(jobs)} jobs: {status.get('completed', 0)} completed, {status.get('failed', 0)} failed, "
+        f"{status.get('interrupted', 0)} interrupted, {status.get('running', 0)} running. "
+        "Mean ± std over seeds; best per dataset in bold.\n",
+        format_summary(table),
+    ]
+    if not not_done.empty:
+        columns = [c for c in ("job", *GROUP, "seed", "status", "error") if c in not_done]
+        text += ["\n## Jobs not completed\n", not_done[columns].to_markdown(index=False) + "\n"]
+    if not comparison.empty:
+        text += ["\n## Published numbers\n", comparison.to_markdown(index=False, floatfmt=".4g") + "\n"]
+    atomic_write_text(out_dir / "table.md", "\n".join(text))
+    if not comparison.empty:
+        atomic_write_text(out_dir / "published_comparison.csv", comparison.to_csv(index=False))
+    if not table.empty:
+        atomic_write_text(out_dir / "summary.csv", table.to_csv(index=False))
+        bar_charts(table, out_dir / "plots")
+    if "files.samples" in jobs:
+        sample_grid(jobs, out_dir / "plots")
+    return out_dir

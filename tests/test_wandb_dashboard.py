@@ -1,0 +1,93 @@
+"""The W&B side of comparing results: metric directions in run summaries, sample folders as artifacts, and a
+saved workspace per benchmark (offline: its spec file)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from lightning.pytorch.loggers import WandbLogger
+from PIL import Image
+
+from midms.tracking.loggers import log_evaluation
+from midms.tracking.workspace import SPEC_FILE, build_workspace, publish_workspace, workspace_spec
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    for key in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+    def make(log_model: bool) -> WandbLogger:
+        return WandbLogger(project="p", save_dir=str(tmp_path), mode="offline", log_model=log_model)
+
+    return make
+
+
+def _samples(folder, n=2):
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"{i:05d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("log_model", [True, False])
+def test_eval_metrics_keep_their_best_value_and_samples_go_with_the_model(offline_wandb, tmp_path, log_model):
+    logger = offline_wandb(log_model)
+    run = logger.experiment
+    declared, artifacts = [], []
+    real_define, real_log_artifact = run.define_metric, run.log_artifact
+    run.define_metric = lambda key, **kw: declared.append((key, kw)) or real_define(key, **kw)
+    run.log_artifact = lambda artifact, *a, **kw: artifacts.append(artifact) or real_log_artifact(artifact, *a, **kw)
+    samples = _samples(tmp_path / "samples")
+    values, directions = {"psnr": 12.5, "swd": 100.0}, {"psnr": "higher", "swd": "lower"}
+    log_evaluation([logger], values, pd.DataFrame(), None, {"num_images": 2}, directions, samples)
+    assert declared == [("eval/psnr", {"summary": "max"}), ("eval/swd", {"summary": "min"})]
+    assert dict(run.summary["eval_info/directions"]) == directions and run.summary["eval/psnr"] == 12.5
+    if log_model:
+        (artifact,) = artifacts
+        assert artifact.type == "samples" and sorted(artifact.manifest.entries) == ["00000.png", "00001.png"]
+    else:
+        assert artifacts == []
+    run.finish()
+
+
+def test_the_benchmark_workspace_has_a_panel_per_metric_grouped_by_model_and_ablation():
+    spec = workspace_spec("default", {"psnr": "higher", "swd": "lower"}, "midms-bench", "team")
+    workspace = build_workspace(spec)
+    metrics, samples = workspace.sections
+    assert [p.title for p in metrics.panels] == ["psnr (higher is better)", "swd (lower is better)"]
+    assert [p.metrics for p in metrics.panels] == [["eval/psnr"], ["eval/swd"]]
+    assert all(p.groupby_aggfunc == "mean" and p.groupby_rangefunc == "stddev" for p in metrics.panels)
+    assert [g.name for g in workspace.runset_settings.groupby] == ["model.name", "ablation.name"]
+    assert samples.panels[0].media_keys == ["eval/samples"]
+    assert (workspace.entity, workspace.project, workspace.name) == ("team", "midms-bench", "benchmark default")
+
+
+def test_offline_the_workspace_is_a_spec_file_and_nothing_is_sent(tmp_path, monkeypatch):
+    import wandb_workspaces.workspaces as ws
+
+    def no_network(self):
+        raise AssertionError("tried to save a workspace offline")
+
+    monkeypatch.setattr(ws.Workspace, "save", no_network)
+    assert publish_workspace("default", {"psnr": "higher"}, tmp_path, online=False) is None
+    spec = json.loads((tmp_path / SPEC_FILE).read_text())
+    assert spec["group"] == "default" and [p["metric"] for p in spec["panels"]] == ["eval/psnr"]
+
+
+def test_a_run_with_log_model_completes_offline_through_the_entry_point(run_entry, tmp_path):
+    from e2e import TINY
+
+    from midms.record import RunRecord
+
+    model = ["model=copy_exemplar", "model.module._target_=tiny_models.TinyTrainable", "model.name=tiny"]
+    proc = run_entry(*TINY, *model, "logger.wandb.log_model=true", f"hydra.run.dir={tmp_path / 'job'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = RunRecord.read(tmp_path / "job" / "results.json")
+    assert record.status == "completed" and record.wandb_id
