@@ -8,7 +8,9 @@ of its README (per dataset in ``conf/model/cocosnet.yaml``):
 - ``gan``: hinge loss of the two-scale discriminator on ``cat(semantics, image)``, × ``weight_gan`` (10);
 - ``gan_feat``: discriminator feature matching, × ``lambda_feat`` (10);
 - ``fm``: VGG feature matching (L1 at relu1_2..relu5_2, weights 1/32..1) against the ground truth, only for
-  samples whose exemplar is their own photo (``exemplar_id == id``), × ``lambda_vgg · fm_ratio``;
+  samples whose exemplar is their own photo (``exemplar_id == id``), × ``lambda_vgg · fm_ratio``; the
+  released code averages it per GPU (a per-GPU batch of 4 on 8 GPUs), so it is scaled by
+  ``batch / fm_reference_batch`` (4) here: the same effective weight on any number of devices and batch;
 - ``perc``: MSE at relu4_2 or relu5_2 against the ground truth, × ``weight_perceptual``;
 - ``contextual``: contextual loss to the exemplar at relu5_2 (×8), relu4_2 (×4) and 2×-pooled relu3_2 (×2),
   × ``lambda_vgg · ctx_w``;
@@ -63,6 +65,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "which_perceptual": "relu5_2",
     "weight_perceptual": 0.01,
     "fm_ratio": 0.1,
+    # the per-GPU batch of the released runs (8 GPUs × 4): ``fm`` is scaled by (local batch / 4), so its weight
+    # does not depend on how a batch is split over devices
+    "fm_reference_batch": 4,
     "lambda_vgg": 10.0,
     "lambda_feat": 10.0,
     "ctx_w": 1.0,
@@ -269,7 +274,9 @@ class CoCosNet(TranslationModel):
         fake_feats, real_feats = self._vgg(fake), self._vgg(real)
         with torch.no_grad():
             ref_feats = self._vgg(batch["exemplar"])
-        weights = losses.paired_sample_weights(paired)
+        # CoCosNet's weighted L1 (flags / their sum, then a mean over the batch) is 1/batch of the paired mean on
+        # each GPU; scaled to the released runs' per-GPU batch, one device × 32 weighs it as 8 GPUs × 4 did
+        weights = losses.paired_sample_weights(paired) * (paired.numel() / s["fm_reference_batch"])
         terms["fm"] = (
             losses.vgg_feature_matching_loss(fake_feats, real_feats, weights) * s["lambda_vgg"] * s["fm_ratio"]
         )

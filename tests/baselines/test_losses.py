@@ -80,3 +80,39 @@ def test_contextual_loss_other_centrings_run():
     assert losses.contextual_loss(x, y, centering="none") >= 0
     with pytest.raises(ValueError, match="centering"):
         losses.contextual_loss(x, y, centering="bogus")
+
+
+def official_fm_on_one_gpu(fake, real, flags, layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)) -> float:
+    """CoCosNet's ``fm`` term on one GPU of the released run (microsoft/CoCosNet, models/pix2pix_model.py with
+    util.weighted_l1_loss): per-sample weights flags / (sum + 1e-5), then the mean over every element."""
+    total = 0.0
+    w = [f / (sum(flags) + 1e-5) for f in flags]
+    for lw, f, r in zip(layer_weights, fake, real, strict=True):
+        per_sample = [float((f[b] - r[b]).abs().mean()) * w[b] for b in range(len(flags))]
+        total += lw * sum(per_sample) / len(flags)
+    return total
+
+
+def test_the_fm_term_weighs_the_same_on_any_device_layout():
+    """The released runs: 8 GPUs × 4, each GPU's term averaged by DDP. One device with the 8 samples, or two
+    processes with 4 each, must give that value: the scale batch / 4 (4 = the released per-GPU batch)."""
+    from baselines.cocosnet.model import DEFAULT_SETTINGS
+
+    g = torch.Generator().manual_seed(0)
+    fake = [torch.randn(8, 2, 3, 3, generator=g, dtype=torch.float64) for _ in range(5)]
+    real = [torch.randn(8, 2, 3, 3, generator=g, dtype=torch.float64) for _ in range(5)]
+    flags = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]  # three paired samples in each half
+    gpus = [slice(0, 4), slice(4, 8)]
+    released = sum(official_fm_on_one_gpu([f[s] for f in fake], [r[s] for r in real], flags[s]) for s in gpus) / 2
+
+    def ours(part: slice) -> float:
+        paired = torch.tensor(flags[part], dtype=torch.float64)
+        scale = paired.numel() / DEFAULT_SETTINGS["fm_reference_batch"]
+        weights = losses.paired_sample_weights(paired) * scale
+        return losses.vgg_feature_matching_loss([f[part] for f in fake], [r[part] for r in real], weights).item()
+
+    assert DEFAULT_SETTINGS["fm_reference_batch"] == 4  # CoCosNet README: --batchSize 32 on 8 GPUs
+    one_device = ours(slice(0, 8))
+    two_processes = (ours(gpus[0]) + ours(gpus[1])) / 2  # DDP averages the two processes' gradients
+    # (the weights are float32, as CoCosNet computes them: agreement to float32 precision)
+    assert one_device == pytest.approx(released, rel=1e-5) and two_processes == pytest.approx(released, rel=1e-6)

@@ -12,7 +12,8 @@ follows ``utils_training/optimize.py`` and the ``e2e_recurrent`` branch of ``mod
   warped exemplar and the source at one layer (edges: relu4_2 × 0.002, labels: relu5_2 × 0.05); the
   diffusion loss on the source latent; the iterative cycle losses; a contextual loss against the exemplar
   after warm-up (MIDMs' own form: only output positions with a best affinity of at least 0.3, pooled over
-  the batch; :func:`midms.nn.losses.contextual_loss_midms`); for segmentation inputs the warped-label NLL (×100) during warm-up;
+  the batch; :func:`midms.nn.losses.contextual_loss_midms`); for segmentation inputs the warped-label NLL
+  (×100) during warm-up;
 - during warm-up (``warmup_iter``) the diffusion UNet is frozen and no DDIM step runs (the official
   ``t_list = []``); the diffusion loss is then the MSE between the warped and the true source latent;
 - after warm-up: the interleaved DDIM steps on a ``4 × interleave_steps`` grid, with re-matching before the
