@@ -276,7 +276,7 @@ class CoCosNet(TranslationModel):
             ref_feats = self._vgg(batch["exemplar"])
         # CoCosNet's weighted L1 (flags / their sum, then a mean over the batch) is 1/batch of the paired mean on
         # each GPU; scaled to the released runs' per-GPU batch, one device × 32 weighs it as 8 GPUs × 4 did
-        weights = losses.paired_sample_weights(paired) * (paired.numel() / s["fm_reference_batch"])
+        weights = losses.paired_sample_weights(paired, reference_batch=s["fm_reference_batch"])
         terms["fm"] = (
             losses.vgg_feature_matching_loss(fake_feats, real_feats, weights) * s["lambda_vgg"] * s["fm_ratio"]
         )

@@ -76,10 +76,15 @@ def vgg_feature_matching_loss(
     return total
 
 
-def paired_sample_weights(paired: Tensor, eps: float = 1e-5) -> Tensor:
-    """CoCosNet's per-sample weights of the paired-only losses: the 0/1 flags divided by their sum (+eps)."""
+def paired_sample_weights(paired: Tensor, eps: float = 1e-5, reference_batch: int | None = None) -> Tensor:
+    """CoCosNet's per-sample weights of the paired-only losses: the 0/1 flags divided by their sum (+eps).
+
+    The released code computes them per GPU, so the term is 1/batch of the paired mean on each GPU. With
+    ``reference_batch`` (the per-GPU batch of the run to match) the weights are scaled by
+    ``batch / reference_batch``: the same effective weight whatever the number of devices and the batch."""
     paired = paired.float()
-    return paired / (paired.sum() + eps)
+    weights = paired / (paired.sum() + eps)
+    return weights if reference_batch is None else weights * (paired.numel() / reference_batch)
 
 
 def perceptual_loss(fake: Tensor, real: Tensor) -> Tensor:

@@ -247,3 +247,15 @@ def test_checkpoint_loads_with_weights_only_and_training_resumes_from_its_step(t
     resumed = _model(ds, seed=6)
     trainer = _fit(resumed, ds, epochs=2, batches=1, ckpt_path=ckpt)
     assert trainer.global_step == 4 and trainer.current_epoch == 2
+
+
+def test_the_fm_weights_are_scaled_to_the_released_per_gpu_batch(monkeypatch):
+    from midms.nn import losses
+
+    seen = []
+    real = losses.paired_sample_weights
+    monkeypatch.setattr(losses, "paired_sample_weights", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    ds = _data(n=2)
+    with torch.no_grad():
+        _model(ds, seed=0).generator_losses(_batch(ds))
+    assert seen == [{"reference_batch": 4}]  # the released runs: 8 GPUs × 4 (CoCosNet README, --batchSize 32)

@@ -107,11 +107,10 @@ def test_the_fm_term_weighs_the_same_on_any_device_layout():
 
     def ours(part: slice) -> float:
         paired = torch.tensor(flags[part], dtype=torch.float64)
-        scale = paired.numel() / DEFAULT_SETTINGS["fm_reference_batch"]
-        weights = losses.paired_sample_weights(paired) * scale
+        weights = losses.paired_sample_weights(paired, reference_batch=4)  # CoCosNet README: --batchSize 32, 8 GPUs
         return losses.vgg_feature_matching_loss([f[part] for f in fake], [r[part] for r in real], weights).item()
 
-    assert DEFAULT_SETTINGS["fm_reference_batch"] == 4  # CoCosNet README: --batchSize 32 on 8 GPUs
+    assert DEFAULT_SETTINGS["fm_reference_batch"] == 4  # what the model passes as reference_batch
     one_device = ours(slice(0, 8))
     two_processes = (ours(gpus[0]) + ours(gpus[1])) / 2  # DDP averages the two processes' gradients
     # (the weights are float32, as CoCosNet computes them: agreement to float32 precision)

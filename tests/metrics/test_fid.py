@@ -227,12 +227,14 @@ def test_inception_weights_are_identified_by_their_sha256(tmp_path: Path) -> Non
     assert file_sha256(a) == hashlib.sha256(b"x" * 1000).hexdigest() != file_sha256(b)
 
 
-def test_image_format_is_recorded(tmp_path: Path) -> None:
+def test_image_format_is_recorded_and_its_comparability_warned(tmp_path: Path, caplog) -> None:
     fake = write_images(tmp_path / "samples", 6, seed=1, fmt="jpg")
     write_images(tmp_path / "reference" / "image", 6, seed=2)
     ctx = make_ctx(tmp_path, fake, image_format="jpg")
     m = metric()
-    m.setup(ctx)
+    with caplog.at_level("WARNING", logger="midms.metrics.fid"):
+        m.setup(ctx)
+    assert "outputs saved as .jpg: FID not comparable with numbers measured on .png outputs" in caplog.text
     assert m.compute(ctx)["fid"] >= 0
     assert m.protocol["image_format"] == "jpg" and "image_format_found" not in m.protocol
     m.compute(make_ctx(tmp_path, fake, image_format="png"))
