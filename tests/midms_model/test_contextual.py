@@ -13,30 +13,15 @@ import math
 
 import pytest
 import torch
+from contextual_loops import best_affinities
 
 from midms.nn.losses import contextual_loss_midms
 
 H, EPS, MIN_AFFINITY = 0.1, 1e-3, 0.3  # the official h, the d_norm epsilon and wta.ge(0.3)
 
 
-def best_affinities(x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """The best affinity of every output position of every sample, by loops."""
-    out = []
-    for b in range(x.shape[0]):
-        xs = [x[b, :, i, j] for i in range(x.shape[2]) for j in range(x.shape[3])]
-        ys = [y[b, :, i, j] for i in range(y.shape[2]) for j in range(y.shape[3])]
-        mus = [v.mean() for v in ys]
-        xs = [(v - mus[k]) / (v - mus[k]).norm() for k, v in enumerate(xs)]
-        ys = [(v - mus[k]) / (v - mus[k]).norm() for k, v in enumerate(ys)]
-        for xi in xs:
-            d = [1.0 - float(xi @ yj) for yj in ys]
-            w = [math.exp((1.0 - dj / (min(d) + EPS)) / H) for dj in d]
-            out.append(max(wj / sum(w) for wj in w))
-    return out
-
-
 def official_by_loops(x: torch.Tensor, y: torch.Tensor) -> float:
-    kept = [a for a in best_affinities(x, y) if a >= MIN_AFFINITY]
+    kept = [a for row in best_affinities(x, y, H, EPS) for a in row if a >= MIN_AFFINITY]
     return -math.log(sum(kept) / len(kept)) if kept else 0.0
 
 
@@ -46,7 +31,7 @@ def test_only_positions_with_a_confident_match_count_pooled_over_the_batch():
     for b, copies in enumerate((8, 4, 2)):  # a cluster of identical exemplar positions: near-ties, low affinity
         y[b].flatten(1)[:, :copies] = y[b, :, :1, :1].flatten(1)
     x = y + 0.05 * torch.randn(3, 6, 4, 4, generator=g, dtype=torch.float64)
-    affinities = best_affinities(x, y)
+    affinities = [a for row in best_affinities(x, y, H, EPS) for a in row]
     assert 0 < sum(a >= MIN_AFFINITY for a in affinities) < len(affinities)  # the mask really selects
     assert contextual_loss_midms(x, y).item() == pytest.approx(official_by_loops(x, y), rel=1e-9)
     # pooled over the batch, not a mean of per-sample losses
@@ -59,7 +44,7 @@ def test_no_confident_position_gives_zero_with_a_gradient_path():
     y = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64).view(1, 3, 1, 1).expand(1, 3, 2, 2).contiguous()
     x = torch.randn(1, 3, 2, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     x.requires_grad_(True)
-    assert max(best_affinities(x.detach(), y)) == pytest.approx(0.25) and MIN_AFFINITY > 0.25
+    assert max(best_affinities(x.detach(), y, H, EPS)[0]) == pytest.approx(0.25) and MIN_AFFINITY > 0.25
     loss = contextual_loss_midms(x, y)
     assert loss.item() == 0.0
     loss.backward()  # still part of the graph: a training step with no confident match does not break
