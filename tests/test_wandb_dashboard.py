@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from midms.tracking.loggers import log_evaluation
-from midms.tracking.workspace import SPEC_FILE, build_workspace, publish_workspace, workspace_spec
+from midms.tracking.workspace import build_workspace, publish_workspace, workspace_spec
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_offline_the_workspace_is_a_spec_file_and_nothing_is_sent(tmp_path, monk
 
     monkeypatch.setattr(ws.Workspace, "save", no_network)
     assert publish_workspace("default", {"psnr": "higher"}, tmp_path, online=False) is None
-    spec = json.loads((tmp_path / SPEC_FILE).read_text())
+    spec = json.loads((tmp_path / "wandb_workspace.json").read_text())  # the file the README names
     assert spec["group"] == "default" and [p["metric"] for p in spec["panels"]] == ["eval/psnr"]
 
 
