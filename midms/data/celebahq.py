@@ -294,7 +294,9 @@ class CelebAHQEdges(ExemplarPairs):
         if self.cache_dir is None:
             return None
         root_tag = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
-        name = f"{sample_id}-{source_fingerprint(self.files(sample_id))}.npz"
+        # one stat per file (a part a face lacks is fingerprinted as missing): this runs for every sample
+        sources = [self.photo_path(sample_id), *(self.mask_path(sample_id, part) for part in FACE_PARTS)]
+        name = f"{sample_id}-{source_fingerprint(sources)}.npz"
         return self.cache_dir / f"{CACHE_VERSION}-{self.load_size}px-{root_tag}" / name
 
     def _read_cache(self, path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
