@@ -29,6 +29,7 @@ from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.metric_set import MetricSet
 from midms.metrics.base import EvalContext
+from midms.presets import check_preset
 from midms.provenance import Heartbeat, config_hash, git_commit, package_versions
 from midms.record import RESULTS_FILE, RecordError, RunRecord, this_process
 from midms.tracking import loggers as tracking
@@ -79,9 +80,9 @@ def build_metrics(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[str, str]:
-    """Set the metrics up once before training, so that a metric that will be skipped (absent weights) or fail
-    (a wrong weight file) is known before hours of training, not after. Returns ``{metric: reason}``."""
+def metric_problems(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[str, str]:
+    """Set the metrics up (weights found and loaded, nothing computed): ``{metric: reason}`` for each that would be
+    skipped (absent weights) or fail (a wrong weight file)."""
     metric_set = MetricSet(build_metrics(cfg))
     metric_set.setup(
         EvalContext(
@@ -94,7 +95,13 @@ def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dic
             device=torch.device("cpu"),
         )
     )
-    problems = {**metric_set.skipped, **metric_set.errors}
+    return {**metric_set.skipped, **metric_set.errors}
+
+
+def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[str, str]:
+    """Check the metrics once before training, so that a metric that will be skipped or fail is known before hours
+    of training, not after; logged as one warning. Returns ``{metric: reason}``."""
+    problems = metric_problems(cfg, dataset_key, image_size)
     if problems:
         log.warning(
             "before training: %d metric(s) will not be computed at evaluation; fix them now or drop them "
@@ -222,6 +229,7 @@ def run(cfg: DictConfig) -> float:
     try:
         record.config_hash = resolved_hash(cfg)
         check_config(cfg)
+        check_preset(cfg, lambda: metric_problems(cfg, f"preflight-{cfg.dataset.name}", int(cfg.dataset.image_size)))
         L.seed_everything(cfg.seed, workers=True)
 
         datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
@@ -235,6 +243,8 @@ def run(cfg: DictConfig) -> float:
         _write(run_dir, record)  # the W&B id is known now: a resumed run reuses it
 
         record.model_protocol = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
+        if cfg.get("preset"):  # which published settings the run composed
+            record.model_protocol["preset"] = str(cfg.preset.name)
         if cfg.train and model.trains:
             if cfg.evaluate:
                 spec = datamodule.spec

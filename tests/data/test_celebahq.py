@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from midms.data import celebahq
-from midms.data.celebahq import FACE_PARTS, INNER_PARTS, CelebAHQEdges, part_boundaries
+from midms.data.celebahq import CelebAHQEdges, part_boundaries
 from midms.data.contract import validate_sample
 from midms.data.datamodule import TranslationDataModule
 from midms.data.images import CropFlip, crop_flip, photo_array
@@ -20,6 +20,19 @@ from midms.errors import UserError
 from midms.testing.fake_celebahq import write_fake_layout
 
 SMALL = {"crop_size": 48, "load_size": 64}
+
+
+# the 13 distance channels in order: inner_parts of CelebAHQEdgeDataset.get_label_tensor
+# (cvlab-kaist/MIDMs data/celebahqedge_dataset.py, as microsoft/CoCosNet's); "hair" last (it also masks Canny)
+INNER_PARTS = (
+    "skin", "l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear", "nose", "u_lip", "mouth", "l_lip", "eye_g", "hair",
+)  # fmt: skip
+# CelebAMask-HQ's part order, label k + 1 for part k, later parts painted over earlier ones
+# (switchablenorms/CelebAMask-HQ face_parsing/Data_preprocessing/g_mask.py, label_list)
+FACE_PARTS = (
+    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth", "u_lip", "l_lip",
+    "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+)  # fmt: skip
 
 
 @pytest.fixture

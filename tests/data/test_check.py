@@ -94,7 +94,7 @@ def test_paper_experiments_compose(experiment: str, dataset: str, nc: int, data_
         cfg = compose(config_name="config", overrides=overrides)
     assert cfg.name == experiment and cfg.dataset.name == dataset and cfg.trainer.accelerator == "gpu"
     assert cfg.dataset.image_size == 256 and cfg.dataset.load_size == 286
-    assert cfg.dataset.datamodule.batch_size == 32 and cfg.model.name == "copy_exemplar"
+    assert cfg.model.name == "copy_exemplar" and cfg.get("preset") is None  # the training batch is a preset's
     dm = hydra.utils.instantiate(cfg.dataset.datamodule)
     assert dm.spec.semantic_nc == nc and dm.spec.image_size == 256
     validate_sample(dm.eval_dataset[0], dm.spec)

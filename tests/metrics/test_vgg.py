@@ -13,7 +13,7 @@ from midms.errors import MetricSkipped, UserError
 from midms.metrics.base import EvalContext
 from midms.metrics.semantic import SemanticConsistency
 from midms.nn import vgg
-from midms.nn.vgg import CONV_NAMES, VGG19Features, WeightsUnavailable
+from midms.nn.vgg import VGG19Features, WeightsUnavailable
 
 TINY = (4, 8, 8, 16, 16)
 RELUS = [name for name in vgg.LAYER_NAMES if name.startswith("relu")]
@@ -31,6 +31,13 @@ def tiny_torchvision_features() -> torch.nn.Sequential:
     for width, depth in zip(TINY, vgg.VGG19_DEPTHS, strict=True):
         cfg += [width] * depth + ["M"]
     return torchvision.models.vgg.make_layers(cfg)
+
+
+# VGG19's 16 convolutions (Simonyan & Zisserman, configuration E: 2, 2, 4, 4, 4 per block), named as in
+# CoCosNet's vgg19_conv.pth (models/networks/correspondence.py, VGG19_feature_color_torchversion)
+CONV_NAMES = tuple(
+    f"conv{block}_{i}" for block, depth in enumerate((2, 2, 4, 4, 4), start=1) for i in range(1, depth + 1)
+)
 
 
 def caffe_state(widths=TINY) -> dict[str, torch.Tensor]:

@@ -1,0 +1,250 @@
+"""The papers' settings, as a table: every (entry point, model) pair composes the official values.
+
+Each expected value is written here with the official file it comes from; none is read from the module under
+test. Sources: cvlab-kaist/MIDMs (``train.py``, ``inference.py``, ``utils_training/optimize.py``, ``util/util.py``,
+``models/midms.py``, ``data/*_dataset.py``), microsoft/CoCosNet (README training commands, ``options/``,
+``models/networks/``), tkarras/progressive_growing_of_gans (``metrics/sliced_wasserstein.py``) and
+switchablenorms/CelebAMask-HQ (``face_parsing/Data_preprocessing/g_mask.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from midms.data.contract import DataSpec
+from midms.errors import UserError
+from midms.presets import check_preset, missing_requirements
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+# the two ways to ask for a paper's run: the headline sweep's `dataset=...`, and the experiment preset
+ENTRY_POINTS = {
+    "celebahq": (["dataset=celebahq"], ["experiment=paper_celebahq"]),
+    "lsun_church": (["dataset=lsun_church"], ["experiment=paper_lsun_church"]),
+}
+CAFFE_VGG = "vgg19_conv.pth"  # CoCosNet README, Training: the VGG both official codes load (MIDMs train.py too)
+
+COMMON = {  # both models, both datasets
+    "model.size": "paper",
+    "dataset.image_size": 256,  # --crop_size 256 (celebahqedge_dataset.py, lsun_church_dataset.py)
+    "dataset.load_size": 286,  # load_size 286 when is_train (the same files)
+    "dataset.real_reference_probability": 0.7,  # --real_reference_probability (CoCosNet train_options.py, MIDMs)
+    "dataset.hard_reference_probability": 0.2,  # --hard_reference_probability
+    "trainer.precision": "32-true",  # MIDMs --amp False; CoCosNet trains without AMP
+    "trainer.accelerator": "gpu",
+    "evaluation.image_format": "jpg",  # MIDMs inference.py saves <id>.jpg; CoCosNet FID 14.3 is on .jpg outputs
+    "metrics.fid.mode": "legacy_pytorch",  # pytorch-fid (microsoft/CoCosNet#19)
+    "metrics.kid.mode": "legacy_pytorch",
+}
+
+MIDMS = {  # cvlab-kaist/MIDMs train.py argparse defaults
+    "model.module.training.lr": 3e-6,  # --lr
+    "model.module.training.lr_diffusion": 3e-6,  # --lr_diff_backbone
+    "model.module.training.weight_decay": 0.05,  # --weight-decay
+    "model.module.training.lr_milestones": [10, 12, 14, 24],  # --step (MultiStepLR)
+    "model.module.training.lr_gamma": 0.3,  # --step_gamma
+    "model.module.training.warmup_iter": 10000,  # --warmup_iter
+    "model.module.training.interleave_steps": 4,  # --diffusion_iteratiom_num
+    "model.module.training.domain_weight": 10.0,  # utils_training/optimize.py: loss_domain * 10
+    "model.module.temperature": 0.005,  # util/util.py: soft_warp(alpha=0.005), get_flow(temp=0.005)
+    "model.module.cycle_threshold": 0.5,  # models/midms.py: fb_mask = (fbcheck(...) < 0.5), in grid units
+    "model.module.sampler.confidence": True,  # --confidence_masking True
+    "trainer.max_epochs": 4,  # --epochs 4
+    "dataset.datamodule.batch_size": 8,  # --batch-size 1 per process on the README's 8 GPUs
+}
+MIDMS_LOSSES = {  # utils_training/optimize.py
+    "celebahq": {"perc_layer": "relu4_2", "perc_weight": 0.002, "seg_weight": 0.0},  # edges: weight_perceptual 0.002
+    "lsun_church": {"perc_layer": "relu5_2", "perc_weight": 0.05, "seg_weight": 100.0},  # labels: 0.05, weight_mask 100
+}
+MIDMS_FEATURE_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # optimize.py: weights of loss_feat, relu1_2 .. relu5_2
+
+COCOSNET = {  # microsoft/CoCosNet options/ and models/networks/
+    "model.module.ngf": 64,  # base_options.py --ngf 64
+    "model.module.ndf": 64,  # --ndf 64
+    "model.module.spade_hidden": 128,  # normalization.py: SPADE nhidden = 128
+    "model.module.lr": 2e-4,  # train_options.py --lr 0.0002 (TTUR: G at lr/2, D at 2 lr)
+    "model.module.temperature": 0.01,  # networks/correspondence.py: temperature=0.01
+    "dataset.datamodule.batch_size": 32,  # README: --batchSize 32 over 8 GPUs
+}
+COCOSNET_SETTINGS = {  # the README's training commands; options/train_options.py for the rest
+    "celebahq": {  # celebahqedge: --niter 30 --niter_decay 30 --which_perceptual 4_2 --weight_perceptual 0.001
+        "which_perceptual": "relu4_2",  # --use_attention --maskmix --PONO --PONO_C --vgg_normal_correct
+        "weight_perceptual": 0.001,  # --fm_ratio 1.0 --warp_bilinear --warp_cycle_w 1 --batchSize 32
+        "fm_ratio": 1.0,
+        "warp_bilinear": True,
+        "warp_cycle_w": 1.0,
+        "maskmix": True,
+        "adaptor_kernel": 4,  # the README's celebahqedge test command: --adaptor_kernel 4
+        "warp_mask_losstype": "none",
+        "weight_mask": 0.0,
+        "niter": 30,
+        "niter_decay": 30,
+    },
+    "lsun_church": {  # the ADE20K command: --niter 100 --niter_decay 100 --use_attention --maskmix
+        "which_perceptual": "relu5_2",  # --warp_mask_losstype direct --weight_mask 100.0 --PONO --PONO_C
+        "weight_perceptual": 0.01,  # train_options.py defaults: --which_perceptual 5_2 --weight_perceptual 0.01
+        "fm_ratio": 0.1,  # --fm_ratio 0.1
+        "warp_bilinear": False,
+        "warp_cycle_w": 0.0,
+        "maskmix": True,
+        "adaptor_kernel": 3,  # base_options.py --adaptor_kernel 3
+        "warp_mask_losstype": "direct",
+        "weight_mask": 100.0,
+        "niter": 100,
+        "niter_decay": 100,
+    },
+}
+COCOSNET_LOSS_WEIGHTS = {  # train_options.py defaults, the same for every command
+    "lambda_vgg": 10.0,  # --lambda_vgg
+    "lambda_feat": 10.0,  # --lambda_feat
+    "ctx_w": 1.0,  # --ctx_w
+    "weight_gan": 10.0,  # --weight_gan
+    "novgg_featpair": 10.0,  # --novgg_featpair (domain alignment)
+    "fm_reference_batch": 4,  # the README's 32 over 8 GPUs: the per-GPU batch its feature-matching mean sees
+}
+COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200}  # niter + niter_decay
+COCOSNET_BETAS = (0.0, 0.9)  # train_options.py: TTUR (no_TTUR unset) sets beta1 = 0, beta2 = 0.9
+
+SPEC = {  # the data contract at a small size (the settings do not depend on it)
+    "celebahq": DataSpec(semantic_nc=15, image_size=64, num_classes=19, has_target=False),
+    "lsun_church": DataSpec(semantic_nc=151, image_size=64, num_classes=151, has_target=False),
+}
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["paths.output_dir=/tmp/unused", *overrides])
+
+
+def _cases():
+    for dataset, entries in ENTRY_POINTS.items():
+        for entry in entries:
+            for model in ("midms", "cocosnet"):
+                yield pytest.param(dataset, model, entry, id=f"{entry[0]}-{model}")
+
+
+def _check(cfg, expected: dict) -> None:
+    for key, value in expected.items():
+        got = OmegaConf.select(cfg, key, throw_on_missing=True)
+        assert got == (pytest.approx(value) if isinstance(value, float) else value), key
+
+
+@pytest.mark.parametrize(("dataset", "model", "entry"), list(_cases()))
+def test_every_entry_point_composes_the_papers_settings(dataset, model, entry):
+    cfg = _compose(*entry, f"model={model}")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == f"{dataset}_{model}"
+    _check(cfg, COMMON)
+    _check(cfg, MIDMS if model == "midms" else COCOSNET)
+    if model == "midms":
+        assert Path(cfg.model.module.vgg.weights).name == CAFFE_VGG
+    else:
+        assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG
+        assert cfg.trainer.max_epochs == COCOSNET_EPOCHS[dataset]
+        settings = cfg.model.module.settings
+        for key, value in COCOSNET_SETTINGS[dataset].items():
+            assert settings[key] == value, key
+    for metric in ("semantic", "style"):  # the papers' VGG metrics use the Caffe VGG19 too
+        assert Path(cfg.metrics[metric].weights).name == CAFFE_VGG
+
+
+@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
+def test_the_midms_module_built_from_a_preset_uses_the_official_loss_weights(dataset):
+    cfg = _compose(f"dataset={dataset}", "model=midms")
+    tiny = _compose("model=midms").model.sizes.tiny  # small networks: the loss settings are the paper preset's
+    module_cfg = OmegaConf.merge(cfg.model.module, {"prior": tiny.prior, "matching": tiny.matching, "vgg": tiny.vgg})
+    model = hydra.utils.instantiate(module_cfg, data_spec=SPEC[dataset])
+    for key, value in MIDMS_LOSSES[dataset].items():
+        assert getattr(model, key) == (pytest.approx(value) if isinstance(value, float) else value), key
+    from midms.models.midms.model import FEAT_WEIGHTS
+
+    assert pytest.approx(MIDMS_FEATURE_WEIGHTS) == FEAT_WEIGHTS
+    assert model.cfg["warmup_iter"] == 10000 and model.temperature == 0.005
+
+
+@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
+def test_the_cocosnet_module_built_from_a_preset_uses_the_official_weights_and_optimisers(dataset):
+    cfg = _compose(f"dataset={dataset}", "model=cocosnet")
+    small = {"ngf": 8, "ndf": 8, "match_channels": 16, "spade_hidden": 8, "vgg_weights": "random"}
+    model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC[dataset])
+    for key, value in {**COCOSNET_SETTINGS[dataset], **COCOSNET_LOSS_WEIGHTS}.items():
+        assert model.settings[key] == value, key
+    (opt_g, opt_d), _ = model.configure_optimizers()
+    assert all(g["lr"] == pytest.approx(1e-4) for g in opt_g.param_groups)  # generator + correspondence: lr / 2
+    assert all(g["lr"] == pytest.approx(4e-4) for g in opt_d.param_groups)  # discriminator: lr * 2
+    assert all(g["betas"] == COCOSNET_BETAS for opt in (opt_g, opt_d) for g in opt.param_groups)
+
+
+def test_the_swd_metric_has_progressive_gans_constants():
+    swd = hydra.utils.instantiate(_compose("dataset=celebahq", "model=midms").metrics.swd)
+    # sliced_wasserstein.py API: nhood_size 7, nhoods_per_image 128, dir_repeats 4, dirs_per_repeat 128,
+    # and the Laplacian pyramid down to 16 px
+    assert (swd.patch_size, swd.patches_per_image, swd.repeats, swd.directions) == (7, 128, 4, 128)
+    assert swd.min_resolution == 16
+
+
+def test_the_synthetic_quickstart_has_no_preset_and_a_preset_can_be_dropped():
+    quick = _compose()
+    assert quick.get("preset") is None and quick.model.size == "tiny" and quick.trainer.accelerator == "cpu"
+    dropped = _compose("dataset=celebahq", "model=midms", "~preset")
+    assert dropped.get("preset") is None and dropped.model.size == "tiny"
+    assert _compose("dataset=celebahq", "model=copy_exemplar").get("preset") is None  # nothing to set
+
+
+def _create_everything_named(cfg) -> None:
+    """Every file and folder the preset names, empty, as a complete installation would have them."""
+    for item in cfg.preset.requires.values():
+        path = Path(item.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix:
+            path.touch()
+        else:
+            path.mkdir(exist_ok=True)
+
+
+@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
+@pytest.mark.parametrize("model", ["midms", "cocosnet"])
+def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch, dataset, model):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    paths = [f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    cfg = _compose(f"dataset={dataset}", f"model={model}", *paths)
+    problems = {"fid": "Inception weights missing: put it there", "lpips": "AlexNet missing"}
+    with pytest.raises(UserError) as info:
+        check_preset(cfg, lambda: problems)
+    message = str(info.value)
+    assert "a CUDA GPU" in message and f"conf/preset/{dataset}_{model}.yaml" in message and "~preset" in message
+    for item in cfg.preset.requires.values():
+        assert str(item.path) in message
+    assert CAFFE_VGG in message and "for the metric(s) fid: Inception weights missing" in message
+    assert "lpips" not in message  # not one of the papers' metrics: it does not stop the run
+    assert "\n" not in message  # one paragraph
+
+    _create_everything_named(cfg)
+    (only,) = missing_requirements(cfg, dict)
+    assert only.startswith("a CUDA GPU")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert missing_requirements(cfg, dict) == []
+    check_preset(cfg, dict)  # everything here: nothing raised
+    cpu = _compose(f"dataset={dataset}", f"model={model}", *paths, "trainer.accelerator=cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert missing_requirements(cpu, dict) == []  # a deliberate CPU run does not need a GPU
+
+
+def test_the_headline_sweep_on_a_cpu_stops_before_training_with_the_list(run_entry, tmp_path):
+    proc = run_entry("-m", "model=midms,cocosnet", "dataset=celebahq", "logger=none", timeout=300)
+    from midms.record import RunRecord
+
+    records = [RunRecord.read(p) for p in sorted((tmp_path / "logs").rglob("results.json"))]
+    assert len(records) == 2 and proc.returncode == 1
+    for record in records:
+        assert record.status == "failed" and record.train is None
+        assert "a CUDA GPU" in record.error and CAFFE_VGG in record.error and "celebahq_ref_test.txt" in record.error
+        assert not (Path(record.run_dir) / "checkpoints").exists()
+    midms_error = next(r.error for r in records if r.model == "midms")
+    assert "ldm-celebahq-256" in midms_error
