@@ -5,7 +5,8 @@ schedule, precision, VGG weights, evaluation format); ``conf/config.yaml`` selec
 with or without an ``experiment``, and ``~preset`` drops it. Its ``preset`` block says what the run needs:
 
 - ``gpu``: a CUDA device, unless the accelerator was set to the CPU on purpose (``trainer.accelerator=cpu``);
-- ``requires``: files and folders, each with what it is and where it comes from (a null path is not in use);
+- ``requires``: files and folders, each with what it is and where it comes from (a null path is not in use;
+  ``train_only: true`` marks what only training reads, such as the training pairing list);
 - ``required_metrics``: the metrics the paper reports, whose weights must be present (not skipped).
 
 :func:`check_preset` gathers every missing piece into one paragraph, so that a run on a laptop, or with one
@@ -40,6 +41,8 @@ def missing_requirements(cfg: DictConfig, metric_problems: Callable[[], Mapping[
     listed: dict[str, int] = {}  # path -> index in ``missing``
     for item in (preset.get("requires") or {}).values():
         path = item.get("path")
+        if item.get("train_only") and not cfg.get("train", True):
+            continue
         if path in (None, "", "random", "torchvision") or Path(str(path)).expanduser().exists():
             continue
         listed[str(path)] = len(missing)

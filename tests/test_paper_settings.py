@@ -200,6 +200,8 @@ def test_the_synthetic_quickstart_has_no_preset_and_a_preset_can_be_dropped():
 def _create_everything_named(cfg) -> None:
     """Every file and folder the preset names, empty, as a complete installation would have them."""
     for item in cfg.preset.requires.values():
+        if item.path is None:  # not in use (e.g. no released model to load)
+            continue
         path = Path(item.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix:
@@ -220,7 +222,7 @@ def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch,
     message = str(info.value)
     assert "a CUDA GPU" in message and f"conf/preset/{dataset}_{model}.yaml" in message and "~preset" in message
     for item in cfg.preset.requires.values():
-        assert str(item.path) in message
+        assert item.path is None or str(item.path) in message
     assert CAFFE_VGG in message and "for the metric(s) fid: Inception weights missing" in message
     assert "lpips" not in message  # not one of the papers' metrics: it does not stop the run
     assert "\n" not in message  # one paragraph
@@ -234,6 +236,20 @@ def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch,
     cpu = _compose(f"dataset={dataset}", f"model={model}", *paths, "trainer.accelerator=cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert missing_requirements(cpu, dict) == []  # a deliberate CPU run does not need a GPU
+
+
+def test_an_evaluation_only_run_does_not_need_the_training_list(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    paths = [f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    cfg = _compose("dataset=celebahq", "model=cocosnet", *paths)
+    _create_everything_named(cfg)
+    (tmp_path / "data" / "celebahq" / "celebahq_ref.txt").unlink()
+    (only,) = missing_requirements(cfg)
+    assert "celebahq_ref.txt" in only
+    assert missing_requirements(_compose("dataset=celebahq", "model=cocosnet", *paths, "train=false")) == []
+    released = _compose("dataset=celebahq", "model=cocosnet", *paths, "train=false", f"model.pretrained={tmp_path}/r")
+    (only,) = missing_requirements(released)
+    assert "released model's folder" in only and f"{tmp_path}/r" in only
 
 
 def test_the_headline_sweep_on_a_cpu_stops_before_training_with_the_list(run_entry, tmp_path):

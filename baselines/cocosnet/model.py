@@ -93,6 +93,8 @@ class CoCosNet(TranslationModel):
             it is logged as a warning and recorded in :attr:`protocol` (``warning``).
         lr: the base rate of the released code (2e-4); generator and correspondence train at lr/2, D at 2·lr.
         temperature: of the correlation softmax (0.01).
+        pretrained: a folder with the released ``latest_net_Corr.pth`` and ``latest_net_G.pth``, loaded strictly
+            into the correspondence and the generator (:mod:`.released`); their SHA-256 go into :attr:`protocol`.
     """
 
     can_warp = True
@@ -113,6 +115,7 @@ class CoCosNet(TranslationModel):
         use_attention: bool = True,
         pono: bool = True,
         init_gain: float = 0.02,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__(data_spec)
         size = data_spec.image_size
@@ -162,6 +165,13 @@ class CoCosNet(TranslationModel):
         }
         if self.vgg.weights_id == "random":
             self.protocol["warning"] = "VGG19 losses use RANDOM weights (vgg_weights=random): not the published method"
+        if pretrained:
+            from baselines.cocosnet.released import load_released
+
+            self.protocol["pretrained"] = {
+                "folder": str(pretrained),
+                **load_released(self.corr, self.generator, pretrained),
+            }
 
     # -- construction -------------------------------------------------------------------------------
 
