@@ -4,13 +4,15 @@ CoCosNet (Zhang et al., "Cross-domain Correspondence Learning for Exemplar-based
 CVPR 2020, https://github.com/microsoft/CoCosNet) measures how well an output keeps the input's semantics
 with the high-level VGG19 features ``relu3_2``, ``relu4_2`` and ``relu5_2`` of the output and of the real
 image the input was made from: a cosine similarity per layer, averaged over the layers. MIDMs (Seo et al.,
-AAAI 2023, https://github.com/cvlab-kaist/MIDMs) reports the same number. Neither repository ships the
-evaluation script, so the details below are this suite's, stated in :attr:`SemanticConsistency.protocol`
-and recorded in ``results.json``:
+AAAI 2023, https://github.com/cvlab-kaist/MIDMs) reports the same number. CoCosNet's repository ships no
+metric code; its authors' script survives in follow-up repositories, identical in both: fnzhan/UNITE
+``util/sc_vgg_metric.py`` and AiArt-Gao/MATEBIT ``evaluation/sc_vgg_metric.py``. This module follows it
+(the rules are stated in :attr:`SemanticConsistency.protocol` and recorded in ``results.json``):
 
-- features are resized (bilinear) to the image size; for every class of the input label map the mean
-  feature vector of that region is taken in both images and the two are compared by cosine similarity;
-  the per-image value is the area-weighted mean over classes (weights = the class's pixel share);
+- each feature map is up-sampled to the image size by **nearest** neighbour; for every class of the real
+  image's label map (the input's; label 0 included) the mean feature vector of that region is taken in
+  both images and the two are compared by cosine similarity; the per-image value is the mean over classes
+  weighted by the class's pixel share;
 - without region labels the whole image is one region (cosine of the spatially averaged features), and
   ``protocol["regions"]`` says ``"whole-image"``;
 - the reported value is the mean over images of the per-image values, per layer
@@ -42,13 +44,15 @@ NO_LABELS = "the dataset has no region labels (set regions: whole-image to compa
 # -- region pooling ---------------------------------------------------------------------------------
 
 
-def upsample_matrix(n_in: int, n_out: int, device: torch.device | None = None, dtype=torch.float32) -> Tensor:
-    """The n_out×n_in matrix of 1-D linear resizing as ``F.interpolate(mode="linear", align_corners=False)``.
-
-    Bilinear resizing is separable, so ``up(f) = U_h f U_w^T`` with one such matrix per axis.
+def upsample_matrix(
+    n_in: int, n_out: int, device: torch.device | None = None, dtype=torch.float32, mode: str = "bilinear"
+) -> Tensor:
+    """The n_out×n_in matrix of 1-D resizing as ``F.interpolate`` (``nearest``, or ``bilinear``: linear with
+    ``align_corners=False``). Both 2-D resizings are separable, so ``up(f) = U_h f U_w^T`` with one matrix per axis.
     """
     eye = torch.eye(n_in, device=device, dtype=dtype).unsqueeze(1)  # n_in signals of length n_in
-    return F.interpolate(eye, size=n_out, mode="linear", align_corners=False).squeeze(1).T
+    kwargs = {"mode": "nearest"} if mode == "nearest" else {"mode": "linear", "align_corners": False}
+    return F.interpolate(eye, size=n_out, **kwargs).squeeze(1).T
 
 
 def label_masks(labels: Tensor, classes: Tensor) -> Tensor:
@@ -63,12 +67,13 @@ def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
-def region_means(features: Tensor, masks: Tensor) -> Tensor:
-    """Mean feature vector of each region, after bilinearly resizing the features to the masks' size.
+def region_means(features: Tensor, masks: Tensor, upsample: str = "nearest") -> Tensor:
+    """Mean feature vector of each region, after resizing the features to the masks' size.
 
     Args:
         features: B×C×h×w feature maps.
         masks: B×K×H×W region masks (0/1) at image resolution.
+        upsample: how the features are resized: ``nearest`` (the metric scripts) or ``bilinear``.
 
     Returns:
         B×K×C means; an empty region gives a zero vector. The resize is never materialised: the masks are
@@ -80,8 +85,8 @@ def region_means(features: Tensor, masks: Tensor) -> Tensor:
     if (h, w) == (big_h, big_w):
         pulled = masks
     else:
-        u_h = upsample_matrix(h, big_h, features.device)  # H×h
-        u_w = upsample_matrix(w, big_w, features.device)  # W×w
+        u_h = upsample_matrix(h, big_h, features.device, mode=upsample)  # H×h
+        u_w = upsample_matrix(w, big_w, features.device, mode=upsample)  # W×w
         pulled = torch.einsum("yi,bkyx,xj->bkij", u_h, masks, u_w)  # B×K×h×w
     sums = torch.einsum("bkij,bcij->bkc", pulled, features)
     counts = masks.sum(dim=(-2, -1)).clamp_min(1.0)
@@ -96,28 +101,37 @@ def weighted_cosine(a: Tensor, b: Tensor, weights: Tensor) -> Tensor:
     return torch.where(total > 0, value, torch.full_like(value, float("nan")))
 
 
-def class_region_cosine(features_a: Tensor, features_b: Tensor, labels_a: Tensor, labels_b: Tensor) -> Tensor:
+def class_region_cosine(
+    features_a: Tensor,
+    features_b: Tensor,
+    labels_a: Tensor,
+    labels_b: Tensor,
+    ignore_label: int | None = None,
+    upsample: str = "nearest",
+) -> Tensor:
     """Per image, the class-region cosine similarity of two feature maps, weighted by class area in ``a``.
 
     Args:
-        features_a, features_b: B×C×h×w feature maps of the two images (any resolution; resized bilinearly
-            to their label maps' size).
+        features_a, features_b: B×C×h×w feature maps of the two images (any resolution; resized to their
+            label maps' size by ``upsample``).
         labels_a, labels_b: B×H×W label maps of the two images (negative = no class). A map of zeros makes
             the whole image one region.
+        ignore_label: a class left out (the style script's ``c > 0``), or None.
 
     Returns:
         B values: Σ_k w_k cos(mean_a(k), mean_b(k)) / Σ_k w_k over the classes k present in both maps, with
-        w_k the pixel count of k in ``labels_a``; NaN for an image without a shared class. Images are done
-        one at a time so that only their own classes take memory.
+        w_k the pixel count of k in ``labels_a`` and each mean over its own map's region; NaN for an image
+        without a shared class. Images are done one at a time so that only their own classes take memory.
     """
     out = []
     for i in range(features_a.shape[0]):
         la, lb = labels_a[i : i + 1], labels_b[i : i + 1]
         classes = torch.unique(la)
-        classes = classes[classes >= 0]
+        classes = classes[(classes >= 0) & (classes != (-1 if ignore_label is None else ignore_label))]
         masks_a, masks_b = label_masks(la, classes), label_masks(lb, classes)
         weights = masks_a.sum(dim=(-2, -1)) * (masks_b.sum(dim=(-2, -1)) > 0)
-        means_a, means_b = region_means(features_a[i : i + 1], masks_a), region_means(features_b[i : i + 1], masks_b)
+        means_a = region_means(features_a[i : i + 1], masks_a, upsample)
+        means_b = region_means(features_b[i : i + 1], masks_b, upsample)
         out.append(weighted_cosine(means_a, means_b, weights))
     return torch.cat(out)
 
@@ -267,7 +281,8 @@ class SemanticConsistency(VGGMetric):
             "layers": list(self.layers),
             "compared": "output vs the real image of the same input",
             "regions": self._region_mode() if self._region_modes else self.regions,
-            "features": "bilinearly resized to the image size; mean feature vector per class region",
-            "per_image": "area-weighted mean over the input's classes of the cosine similarity",
+            "features": "nearest-upsampled to the image size; mean feature vector per class region",
+            "per_image": "area-weighted mean over the input's classes (label 0 included) of the cosine similarity",
+            "script": "UNITE util/sc_vgg_metric.py = MATEBIT evaluation/sc_vgg_metric.py",
             "aggregation": f"mean over images per layer; {self.name} = mean over layers",
         }

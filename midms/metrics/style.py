@@ -4,23 +4,25 @@ CoCosNet (Zhang et al., "Cross-domain Correspondence Learning for Exemplar-based
 CVPR 2020, https://github.com/microsoft/CoCosNet) measures how faithfully an output takes the exemplar's
 appearance with low-level VGG19 features: ``relu1_2`` for colour and ``relu2_2`` for texture, compared
 between semantically corresponding parts of the output and the exemplar by cosine similarity. MIDMs
-(Seo et al., AAAI 2023, https://github.com/cvlab-kaist/MIDMs) reports the same two numbers. Neither
-repository ships the evaluation script, so the details below are this suite's, stated in
-:attr:`StyleRelevance.protocol` and recorded in ``results.json``:
+(Seo et al., AAAI 2023, https://github.com/cvlab-kaist/MIDMs) reports the same two numbers. CoCosNet's
+repository ships no metric code; its authors' scripts survive in follow-up repositories, and this module
+follows them (the rules are stated in :attr:`StyleRelevance.protocol` and recorded in ``results.json``):
 
-``style_color`` / ``style_texture`` (class-region variant)
-    features resized (bilinear) to the image size; for each class present in both the output's label
-    map (the input's, ``labels``) and the exemplar's (``exemplar_labels``), the cosine similarity of the
-    two regions' mean feature vectors; the per-image value is their mean weighted by the class's pixel
-    share in the output, normalised over the shared classes. An image with no shared class has no value
-    (NaN in the per-image table, left out of the mean; counted in ``protocol``). Without label maps the
-    whole image is one region and ``protocol["regions"]`` says ``"whole-image"``.
-``style_global_mean`` / ``style_global_var`` / ``style_global`` (whole-image variant)
-    cosine similarity of the channel-wise spatial mean, and of the channel-wise spatial (population)
-    variance, of the ``relu1_2`` maps of output and exemplar, and the average of the two. It needs no
-    label maps, so it is reported for every dataset. CoCosNet's code has no evaluation script and the
-    pooling it used is not stated in its code, so this variant is named apart from the class-region one
-    rather than presented as the paper's number.
+``style_color`` / ``style_texture`` (class-region: AiArt-Gao/MATEBIT ``evaluation/ref_vgg_metric.py``)
+    each feature map up-sampled to the image size by nearest neighbour; the classes are those above 0
+    present in both the output's label map (the input's, ``labels``) and the exemplar's
+    (``exemplar_labels``): label 0 (CelebA-HQ's background, ADE20K's "unknown") never counts; per class the
+    cosine similarity of the two regions' mean feature vectors (each over its own map's region); the
+    per-image value is their mean weighted by the class's pixel count in the output, normalised over the
+    shared classes. An image with no shared class scores 0 and counts in the mean, as in the script (the
+    number of such images is in ``protocol``). Without label maps the whole image is one region and
+    ``protocol["regions"]`` says ``"whole-image"``.
+``style_global_mean`` / ``style_global_var`` / ``style_global`` (whole-image: fnzhan/UNITE
+``util/vgg_style_relevance.py``)
+    cosine similarity of the channel-wise spatial mean, and of the channel-wise spatial variance (unbiased,
+    torch's default, as the script), of the ``relu1_2`` maps of output and exemplar, and (this suite's
+    summary) the average of the two. It needs no label maps, so it is reported for every dataset; it is
+    UNITE's variant, named apart from the class-region numbers the papers report.
 
 Every reported value is the mean over images of the per-image values. Higher is better.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -81,7 +84,8 @@ class StyleRelevance(VGGMetric):
 
     def setup(self, ctx: EvalContext) -> None:
         super().setup(ctx)
-        self._update_protocol({})
+        self._without_shared = 0
+        self._update_protocol()
 
     def check_batch(self, batch: EvalBatch) -> None:
         if batch.exemplar is None:
@@ -91,59 +95,61 @@ class StyleRelevance(VGGMetric):
 
     def update(self, batch: EvalBatch) -> dict[str, Tensor]:
         fake, exemplar = self.features(batch.fake), self.features(batch.exemplar)
-        labels, ex_labels = self._label_maps(batch)
+        labels, ex_labels, ignore = self._label_maps(batch)
         values: dict[str, Tensor] = {}
         for key, layer in (("color", self.color_layer), ("texture", self.texture_layer)):
-            values[f"{self.name}_{key}"] = class_region_cosine(fake[layer], exemplar[layer], labels, ex_labels)
+            value = class_region_cosine(fake[layer], exemplar[layer], labels, ex_labels, ignore_label=ignore)
+            if key == "color":
+                self._without_shared += int(torch.isnan(value).sum())
+            values[f"{self.name}_{key}"] = torch.nan_to_num(value, nan=0.0)  # no shared class: 0, and it counts
         g_fake, g_ex = fake[self.global_layer].float().flatten(2), exemplar[self.global_layer].float().flatten(2)
-        mean_cos = F.cosine_similarity(g_fake.mean(-1), g_ex.mean(-1), dim=-1, eps=1e-8)
-        var_cos = F.cosine_similarity(g_fake.var(-1, unbiased=False), g_ex.var(-1, unbiased=False), dim=-1, eps=1e-8)
+        mean_cos = F.cosine_similarity(g_fake.mean(-1), g_ex.mean(-1), dim=-1, eps=1e-6)  # CosineSimilarity(eps=1e-6)
+        var_cos = F.cosine_similarity(g_fake.var(-1), g_ex.var(-1), dim=-1, eps=1e-6)
         values[f"{self.name}_global_mean"] = mean_cos
         values[f"{self.name}_global_var"] = var_cos
         values[f"{self.name}_global"] = (mean_cos + var_cos) / 2
         return self._record(values)
 
-    def _label_maps(self, batch: EvalBatch) -> tuple[Tensor, Tensor]:
-        """Label maps of output (the input's) and exemplar at their image sizes, or one region each."""
+    def _label_maps(self, batch: EvalBatch) -> tuple[Tensor, Tensor, int | None]:
+        """Label maps of output (the input's) and exemplar at their image sizes, and the class left out (0, as
+        the script); without label maps, one region each and nothing left out."""
         if batch.labels is None or batch.exemplar_labels is None or self.regions == "whole-image":
             self._region_modes.add("whole-image")
-            return one_region(batch.fake), one_region(batch.exemplar)
+            return one_region(batch.fake), one_region(batch.exemplar), None
         self._region_modes.add("labels")
         device = batch.fake.device
         return (
             resize_labels(batch.labels.to(device), tuple(batch.fake.shape[-2:])),
             resize_labels(batch.exemplar_labels.to(device), tuple(batch.exemplar.shape[-2:])),
+            0,
         )
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         means = self._means()
         if not means:
             raise MetricSkipped("no images were evaluated")
-        out: dict[str, float] = {}
-        without_shared: dict[str, int] = {}
-        for key, (value, n_nan) in means.items():
-            if n_nan:
-                without_shared[key] = n_nan
-            if value == value:  # not NaN
-                out[key] = value
-            else:
-                log.warning(
-                    "%s: no image has a class shared by output and exemplar; %s is not reported", self.name, key
-                )
-        self._update_protocol(without_shared)
-        return out
+        if self._without_shared:
+            log.warning(
+                "%s: %d image(s) share no class above 0 with their exemplar; they score 0 (as the script)",
+                self.name,
+                self._without_shared,
+            )
+        self._update_protocol()
+        return {key: value for key, (value, _) in means.items()}
 
-    def _update_protocol(self, without_shared: dict[str, int]) -> None:
+    def _update_protocol(self) -> None:
         self.protocol = {
             "weights": self.weights_id,
             "layers": {"color": self.color_layer, "texture": self.texture_layer, "global": self.global_layer},
             "compared": "output vs exemplar",
             "regions": self._region_mode() if self._region_modes else self.regions,
             "per_image": (
-                "color/texture: cosine of class-region mean features (bilinearly resized to the image size) for "
-                "classes present in both label maps, weighted by the class's pixel share in the output; "
-                "global: cosine of channel-wise mean and of channel-wise variance, and their average"
+                "color/texture: cosine of class-region mean features (nearest-upsampled to the image size) for "
+                "the classes above 0 present in both label maps, weighted by the class's pixel count in the "
+                "output; 0 for an image without such a class (MATEBIT evaluation/ref_vgg_metric.py); global: "
+                "cosine of channel-wise mean and of channel-wise (unbiased) variance, and their average (UNITE "
+                "util/vgg_style_relevance.py)"
             ),
             "aggregation": "mean over images of the per-image values",
-            "images_without_shared_classes": max(without_shared.values(), default=0),
+            "images_without_shared_classes": self._without_shared,
         }

@@ -1,4 +1,11 @@
-"""Semantic consistency and style relevance against plain numpy loops on tiny examples."""
+"""Semantic consistency and style relevance against plain numpy loops and hand-computed values.
+
+The rules are those of the authors' scripts (fnzhan/UNITE util/sc_vgg_metric.py = AiArt-Gao/MATEBIT
+evaluation/sc_vgg_metric.py; MATEBIT evaluation/ref_vgg_metric.py; UNITE util/vgg_style_relevance.py): features
+up-sampled by nearest neighbour; semantic consistency over every class of the real image's label map (0 included),
+weighted by its area; style relevance over the classes above 0 present in both maps, weighted by the output's
+areas, 0 for an image without such a class (and it counts in the mean).
+"""
 
 from __future__ import annotations
 
@@ -53,16 +60,17 @@ def np_cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-8))
 
 
-def np_region_score(fa: np.ndarray, fb: np.ndarray, la: np.ndarray, lb: np.ndarray) -> float:
-    """C×H×W features and H×W labels of two images: Σ_c share_a(c)·cos(mean_a(c), mean_b(c)) over shared c."""
+def np_region_score(fa: np.ndarray, fb: np.ndarray, la: np.ndarray, lb: np.ndarray, style: bool = False) -> float:
+    """C×H×W features and H×W labels of two images: Σ_c share_a(c)·cos(mean_a(c), mean_b(c)) over shared c;
+    ``style``: classes above 0 only, and 0 when none is shared."""
     total, score = 0.0, 0.0
     for c in np.unique(la):
-        if c < 0 or not (lb == c).any():
+        if c < 0 or (style and c == 0) or not (lb == c).any():
             continue
         w = (la == c).mean()
         score += w * np_cos(fa[:, la == c].mean(axis=1), fb[:, lb == c].mean(axis=1))
         total += w
-    return score / total if total else float("nan")
+    return score / total if total else (0.0 if style else float("nan"))
 
 
 def run(metric, tmp_path: Path, batch: EvalBatch) -> tuple[dict, dict]:
@@ -111,19 +119,29 @@ def test_semantic_upsampled_features_match_explicit_resize(tmp_path: Path) -> No
     with torch.no_grad():
         ff, fr = extractor(fake), extractor(image)
     for layer in SEM_LAYERS:
-        up_f = F.interpolate(ff[layer], size=(32, 32), mode="bilinear", align_corners=False).numpy()
-        up_r = F.interpolate(fr[layer], size=(32, 32), mode="bilinear", align_corners=False).numpy()
+        up_f = F.interpolate(ff[layer], size=(32, 32), mode="nearest").numpy()
+        up_r = F.interpolate(fr[layer], size=(32, 32), mode="nearest").numpy()
         expected = [np_region_score(up_f[i], up_r[i], labels[i].numpy(), labels[i].numpy()) for i in range(2)]
         np.testing.assert_allclose(per_image[f"semantic_{layer}"].numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
-def test_region_means_equal_explicit_resize() -> None:
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_region_means_equal_explicit_resize(mode) -> None:
     torch.manual_seed(3)
     feats = torch.rand(2, 5, 4, 6)
     masks = (torch.rand(2, 3, 16, 24) > 0.5).float()
-    up = F.interpolate(feats, size=(16, 24), mode="bilinear", align_corners=False)
+    kwargs = {"align_corners": False} if mode == "bilinear" else {}
+    up = F.interpolate(feats, size=(16, 24), mode=mode, **kwargs)
     expected = torch.einsum("bkyx,bcyx->bkc", masks, up) / masks.sum((-2, -1)).unsqueeze(-1)
-    torch.testing.assert_close(region_means(feats, masks), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(region_means(feats, masks, mode), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_features_are_upsampled_by_nearest_neighbour_by_hand() -> None:
+    feats = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)  # each value covers a 2×2 block at 4×4
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[0, 0, :2, :2] = 1  # the whole block of 1
+    mask[0, 0, 0, 2] = 1  # and one pixel of the block of 2
+    assert float(region_means(feats, mask)) == pytest.approx((4 * 1.0 + 2.0) / 5)  # bilinear would blend
 
 
 def test_semantic_single_class_is_whole_image_cosine(tmp_path: Path) -> None:
@@ -177,14 +195,15 @@ def test_style_class_weighted_value_matches_numpy_loop(tmp_path: Path) -> None:
     metric = StyleRelevance(extractor=PixelFeatures(STYLE_LAYERS))
     per_image, values = run(metric, tmp_path, batch)
     f, e = fake.numpy(), exemplar.numpy()
-    expected = [np_region_score(f[i], e[i], labels[i].numpy(), ex_labels[i].numpy()) for i in range(2)]
+    expected = [np_region_score(f[i], e[i], labels[i].numpy(), ex_labels[i].numpy(), style=True) for i in range(2)]
     np.testing.assert_allclose(per_image["style_color"].numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(per_image["style_texture"].numpy(), expected, rtol=1e-5)
     assert values["style_color"] == pytest.approx(np.mean(expected), rel=1e-5)
 
-    # whole-image variant: cosine of channel means and of channel variances (population), then their mean
+    # whole-image variant: cosine of channel means and of channel variances (unbiased, as UNITE's script), then
+    # their mean
     means = [np_cos(f[i].mean((1, 2)), e[i].mean((1, 2))) for i in range(2)]
-    variances = [np_cos(f[i].var((1, 2)), e[i].var((1, 2))) for i in range(2)]
+    variances = [np_cos(f[i].var((1, 2), ddof=1), e[i].var((1, 2), ddof=1)) for i in range(2)]
     assert values["style_global_mean"] == pytest.approx(np.mean(means), rel=1e-5)
     assert values["style_global_var"] == pytest.approx(np.mean(variances), rel=1e-5)
     assert values["style_global"] == pytest.approx((np.mean(means) + np.mean(variances)) / 2, rel=1e-5)
@@ -195,8 +214,8 @@ def test_style_single_class_is_whole_image_cosine(tmp_path: Path) -> None:
     torch.manual_seed(8)
     fake, exemplar = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     batch = EvalBatch(fake=fake, image=fake, exemplar=exemplar, names=["a", "b"])
-    batch.labels = torch.zeros(2, 8, 8, dtype=torch.long)
-    batch.exemplar_labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    batch.labels = torch.full((2, 8, 8), 3, dtype=torch.long)
+    batch.exemplar_labels = torch.full((2, 8, 8), 3, dtype=torch.long)
     _, values = run(StyleRelevance(extractor=PixelFeatures(STYLE_LAYERS)), tmp_path, batch)
     assert values["style_color"] == pytest.approx(values["style_global_mean"], rel=1e-6)
     no_labels = StyleRelevance(extractor=PixelFeatures(STYLE_LAYERS))
@@ -205,15 +224,50 @@ def test_style_single_class_is_whole_image_cosine(tmp_path: Path) -> None:
     assert no_labels.protocol["regions"] == "whole-image"
 
 
-def test_style_image_without_shared_class_is_left_out(tmp_path: Path) -> None:
+def test_style_image_without_shared_class_scores_zero_and_counts(tmp_path: Path) -> None:
     torch.manual_seed(9)
     fake, exemplar = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
-    labels = torch.stack([torch.zeros(8, 8), torch.ones(8, 8)]).long()
+    labels = torch.stack([torch.full((8, 8), 2), torch.ones(8, 8)]).long()
     ex_labels = torch.full((2, 8, 8), 1, dtype=torch.long)  # image 0 shares nothing with its exemplar
     batch = EvalBatch(fake=fake, image=fake, exemplar=exemplar, names=["a", "b"])
     batch.labels, batch.exemplar_labels = labels, ex_labels
     metric = StyleRelevance(extractor=PixelFeatures(STYLE_LAYERS))
     per_image, values = run(metric, tmp_path, batch)
-    assert torch.isnan(per_image["style_color"][0]) and not torch.isnan(per_image["style_color"][1])
-    assert values["style_color"] == pytest.approx(float(per_image["style_color"][1]), rel=1e-6)
+    assert float(per_image["style_color"][0]) == 0.0 and float(per_image["style_color"][1]) > 0
+    assert values["style_color"] == pytest.approx(float(per_image["style_color"][1]) / 2, rel=1e-6)
     assert metric.protocol["images_without_shared_classes"] == 1
+
+
+def _two_class_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels 8×8: class 0 on the top 6 rows (48 px), class 1 on the bottom 2 rows (16 px)."""
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[:, 6:] = 1
+    return labels, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def test_label_zero_counts_in_semantic_consistency_but_not_in_style_relevance(tmp_path: Path) -> None:
+    labels, (red, green) = _two_class_images()
+    fake = torch.zeros(1, 3, 8, 8)
+    fake[0, :, :6] = red.view(3, 1, 1)
+    fake[0, :, 6:] = green.view(3, 1, 1)
+    other = fake.clone()
+    other[0, :, :6] = torch.tensor([0.0, 0.0, 1.0]).view(3, 1, 1)  # class 0 in another, orthogonal colour
+    batch = EvalBatch(fake=fake, image=other, exemplar=other, names=["a"], labels=labels, exemplar_labels=labels)
+    _, semantic = run(SemanticConsistency(extractor=PixelFeatures(SEM_LAYERS)), tmp_path, batch)
+    assert semantic["semantic"] == pytest.approx(16 / 64)  # class 0: cos 0 on 48 px, class 1: cos 1 on 16 px
+    _, style = run(StyleRelevance(extractor=PixelFeatures(STYLE_LAYERS)), tmp_path, batch)
+    assert style["style_color"] == pytest.approx(1.0)  # only class 1 counts
+
+
+def test_style_classes_are_weighted_by_the_outputs_areas(tmp_path: Path) -> None:
+    labels = torch.ones(1, 8, 8, dtype=torch.long)
+    labels[:, 6:] = 2  # output: class 1 on 48 px, class 2 on 16 px
+    ex_labels = torch.ones(1, 8, 8, dtype=torch.long)
+    ex_labels[:, 2:] = 2  # exemplar: class 1 on 16 px, class 2 on 48 px
+    fake, exemplar = torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    fake[0, 0], exemplar[0, 0] = 1.0, 1.0  # class 1: the same colour in both (cos 1)
+    fake[0, :, 6:], exemplar[0, :, 2:] = 0.0, 0.0
+    fake[0, 1, 6:], exemplar[0, 2, 2:] = 1.0, 1.0  # class 2: orthogonal colours (cos 0)
+    batch = EvalBatch(fake=fake, image=fake, exemplar=exemplar, names=["a"], labels=labels, exemplar_labels=ex_labels)
+    _, style = run(StyleRelevance(extractor=PixelFeatures(STYLE_LAYERS)), tmp_path, batch)
+    assert style["style_color"] == pytest.approx(48 / 64)  # the exemplar's areas would give 16 / 64
