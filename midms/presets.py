@@ -6,7 +6,8 @@ with or without an ``experiment``, and ``~preset`` drops it. Its ``preset`` bloc
 
 - ``gpu``: a CUDA device, unless the accelerator was set to the CPU on purpose (``trainer.accelerator=cpu``);
 - ``requires``: files and folders, each with what it is and where it comes from (a null path is not in use;
-  ``train_only: true`` marks what only training reads, such as the training pairing list);
+  ``train_only: true`` marks what only training reads, such as the training pairing list; ``unless_set: <key>``
+  what another setting replaces, such as the LDM a released MIDMs model brings);
 - ``required_metrics``: the metrics the paper reports, whose weights must be present (not skipped).
 
 :func:`check_preset` gathers every missing piece into one paragraph, so that a run on a laptop, or with one
@@ -42,6 +43,8 @@ def missing_requirements(cfg: DictConfig, metric_problems: Callable[[], Mapping[
     for item in (preset.get("requires") or {}).values():
         path = item.get("path")
         if item.get("train_only") and not cfg.get("train", True):
+            continue
+        if item.get("unless_set") and OmegaConf.select(cfg, item.unless_set) not in (None, ""):
             continue
         if path in (None, "", "random", "torchvision") or Path(str(path)).expanduser().exists():
             continue

@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from baselines.cocosnet.released import convert_correspondence, convert_generator, load_strict
+from baselines.cocosnet.released import FIX, convert_correspondence, convert_generator, load_strict
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 
@@ -115,7 +115,7 @@ def test_a_corrupted_release_is_an_error_naming_the_tensor(released, fault):
     else:
         state[name] = torch.zeros(7, 7)
     with pytest.raises(UserError) as info:
-        load_strict(model.generator, convert_generator(state), "latest_net_G.pth")
+        load_strict(model.generator, convert_generator(state), "latest_net_G.pth", FIX)
     message = str(info.value)
     wanted = {"missing": "missing from the file", "extra": "does not have", "shape": "another shape"}[fault]
     assert wanted in message and "up_2.conv_" in message and "latest_net_G.pth" in message
@@ -127,7 +127,7 @@ def test_a_release_of_another_dataset_does_not_load(released):
     layout, _, model = released
     other = next(name for name in LAYOUTS if name not in (layout, "_source"))
     with pytest.raises(UserError, match="another shape"):
-        load_strict(model.corr, convert_correspondence(official_state(other, "Corr")), "latest_net_Corr.pth")
+        load_strict(model.corr, convert_correspondence(official_state(other, "Corr")), "latest_net_Corr.pth", FIX)
 
 
 def test_a_missing_or_unreadable_file_is_named(tmp_path):
@@ -138,5 +138,5 @@ def test_a_missing_or_unreadable_file_is_named(tmp_path):
     assert "microsoft/CoCosNet" in str(info.value)
     (tmp_path / "latest_net_Corr.pth").write_bytes(b"not a checkpoint")
     (tmp_path / "latest_net_G.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception, match="not a readable PyTorch state dict"):
+    with pytest.raises(Exception, match="not a readable PyTorch checkpoint"):
         hydra.utils.instantiate(cfg.model.module, data_spec=spec)

@@ -104,6 +104,9 @@ class MIDMs(TranslationModel):
         temperature, chunk: softmax temperature and query-row block of the chunked correlation.
         cycle_mode, cycle_threshold: see :mod:`.confidence`.
         seed: seed of the sampling noise in ``translate``.
+        pretrained: MIDMs' released checkpoint (``midms_celebA_finetuned.pth``): its fine-tuned LDM becomes the
+            prior (``prior`` is then not built) and its matching networks are loaded strictly (:mod:`.released`).
+        pretrained_ldm_config: the release's LDM ``config.yaml`` (default: ``pretrained/config.yaml`` next to it).
     """
 
     can_warp = True
@@ -121,6 +124,8 @@ class MIDMs(TranslationModel):
         cycle_mode: str = "official",
         cycle_threshold: float = 0.5,
         seed: int = 0,
+        pretrained: str | None = None,
+        pretrained_ldm_config: str | None = None,
     ) -> None:
         super().__init__(data_spec)
         # plain containers: the hyper-parameters go into checkpoints that torch.load(weights_only=True) reads
@@ -128,14 +133,23 @@ class MIDMs(TranslationModel):
         self.save_hyperparameters(ignore=["data_spec"])
         self.automatic_optimization = False
         prior_cfg = dict(prior or {})
-        self.train_prior = bool(prior_cfg.pop("train", False))
-        self.prior = build_prior(**prior_cfg)
+        self.train_prior = bool(prior_cfg.pop("train", False)) and not pretrained
+        release = None
+        if pretrained:
+            from midms.models.midms.released import read_release
+
+            release = read_release(pretrained, pretrained_ldm_config)
+            self.prior = release.prior
+        else:
+            self.prior = build_prior(**prior_cfg)
         _check_image_size(data_spec.image_size, self.prior)
         # everything trainable in some phase requires grad at construction (DDP registers those parameters);
         # each training step then freezes what its phase does not train (see _set_trainable)
         self.prior.vae.requires_grad_(self.train_prior)
         self.prior.unet.requires_grad_(True)
         self.net = MatchingNetwork(data_spec.semantic_nc, self.prior.latent_channels, **dict(matching or {}))
+        if release is not None:
+            release.load_matching(self.net, str(pretrained))
         sampler = dict(sampler or {})
         sampler["rematch_at"] = tuple(sampler.get("rematch_at", (1, 2)))
         self.schedule = InterleaveSchedule(**sampler)
@@ -163,6 +177,9 @@ class MIDMs(TranslationModel):
             "prior": prior_cfg.get("source", "random") if not self.train_prior else "trained on the dataset",
             "vgg_weights": str(vgg.get("weights") or "random"),
         }
+        if release is not None:
+            self.protocol["prior"] = "the release's fine-tuned LDM"
+            self.protocol["pretrained"] = {"file": str(pretrained), **release.sha256}
         warnings = []
         if not vgg.get("weights"):
             warnings.append("VGG19 losses use RANDOM weights (vgg.weights=null): not the published method")

@@ -1,0 +1,106 @@
+"""MIDMs' released checkpoint (``midms_celebA_finetuned.pth``) loaded into this suite's model.
+
+The official release (README of https://github.com/cvlab-kaist/MIDMs, "Pretrained Models") is a ``train.py``
+snapshot: ``{"epoch", "state_dict", "optimizer", "scheduler", ...}`` whose ``state_dict`` is the whole
+``models/midms.py`` module:
+
+- ``diff_model.*``: the fine-tuned latent diffusion model (CompVis ``LatentDiffusion``: ``model.diffusion_model.*``
+  the UNet, ``first_stage_model.*`` the VQ-f4 autoencoder, schedule buffers), converted by
+  :mod:`.ldm_convert` with the LDM's ``config.yaml`` (the release's ``pretrained/config.yaml``);
+- ``seg_enc``, ``real_enc``, ``iter_enc`` (``models/generator.py`` ``ShallowAdaptiveFeatureGenerator*``: three
+  spectrally normalised convolutions and ``G_middle_1``, a SPADE residual block), the trunk ``layer`` and the
+  projections ``phi`` / ``theta``: this suite's :class:`~.encoders.MatchingNetwork` under other names
+  (:mod:`midms.nn.official_names`).
+
+Everything is loaded strictly: the LDM part replaces the model's prior (the release brings its own, fine-tuned
+end to end), the matching part must fill :class:`~.encoders.MatchingNetwork` exactly. The official
+``inference.py`` loads the same file with ``strict=False``; here a missing or extra tensor is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from midms.errors import UserError
+from midms.models.midms.ldm_convert import convert_checkpoint
+from midms.models.midms.prior import SCHEDULER_CONFIG, LatentPrior
+from midms.nn.official_names import (
+    SPADE_AND_SPECTRAL_NORM,
+    load_strict,
+    read_state,
+    rename,
+    strip_module,
+    tensors_only,
+    trunk_names,
+)
+from midms.weights import file_sha256
+
+LDM_PREFIX = "diff_model."
+#: the release's layout (README, "Pretrained Models"): weights/celeba/midms_celebA_finetuned.pth and
+#: weights/celeba/pretrained/config.yaml
+DEFAULT_LDM_CONFIG = Path("pretrained") / "config.yaml"
+_ENCODER_BLOCK = re.compile(r"^(seg_enc|real_enc|iter_enc)\.G_middle_1\.")
+FIX = (
+    "Check that the file is MIDMs' released checkpoint for this dataset and that model.size=paper (the matching "
+    "networks at the official widths, the dataset's input channels)."
+)
+
+
+def convert_matching(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The official matching networks' keys -> :class:`MatchingNetwork` keys (values untouched)."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        for name in trunk_names(key) or [_ENCODER_BLOCK.sub(r"\1.block.", key)]:
+            out[rename(name, SPADE_AND_SPECTRAL_NORM)] = value
+    return out
+
+
+def split_release(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(the LDM's CompVis state dict, the matching networks' official state dict)."""
+    state = strip_module(state)
+    ldm = {k[len(LDM_PREFIX) :]: v for k, v in state.items() if k.startswith(LDM_PREFIX)}
+    matching = {k: v for k, v in state.items() if not k.startswith(LDM_PREFIX)}
+    if not ldm:
+        raise UserError(
+            f"The checkpoint has no '{LDM_PREFIX}*' tensors: it is not a MIDMs train.py snapshot (its state_dict "
+            "holds the fine-tuned LDM under diff_model.)."
+        )
+    return ldm, matching
+
+
+@dataclass
+class Release:
+    """A read release: the LDM as this suite's prior, the matching networks' converted tensors, the files' hashes."""
+
+    prior: LatentPrior
+    matching: dict[str, Tensor]
+    sha256: dict[str, str]
+
+    def load_matching(self, net: nn.Module, source: str) -> None:
+        load_strict(net, self.matching, source, FIX)
+
+
+def read_release(path: str | Path, ldm_config: str | Path | None = None) -> Release:
+    """Read the release (``torch.load(weights_only=True)``) and its LDM config; convert both parts."""
+    path = Path(path).expanduser()
+    config = Path(ldm_config).expanduser() if ldm_config else path.parent / DEFAULT_LDM_CONFIG
+    for what, p in (("checkpoint", path), ("LDM config", config)):
+        if not p.is_file():
+            raise UserError(
+                f"MIDMs release: {what} not found at {p}. Put the released files as the README of "
+                f"https://github.com/cvlab-kaist/MIDMs lays them out (weights/celeba/midms_celebA_finetuned.pth, "
+                f"weights/celeba/pretrained/config.yaml) and set model.pretrained (and model.pretrained_ldm_config "
+                f"when the config lies elsewhere)."
+            )
+    raw = read_state(path)
+    ldm, matching = split_release(tensors_only(raw.get("state_dict", raw), path))
+    unet, vae, sched = convert_checkpoint(ldm, OmegaConf.to_container(OmegaConf.load(config), resolve=True))
+    scale = sched.pop("scale_factor")
+    prior = LatentPrior(vae.eval(), unet.eval(), scale, {**SCHEDULER_CONFIG, **sched})
+    return Release(prior, convert_matching(matching), {path.name: file_sha256(path), config.name: file_sha256(config)})

@@ -1,0 +1,99 @@
+"""Official CoCosNet and MIDMs checkpoints: their tensor names converted to this suite's, and a strict load.
+
+Both official codes build on CoCosNet's networks (https://github.com/microsoft/CoCosNet, ``models/networks/``;
+https://github.com/cvlab-kaist/MIDMs, ``models/generator.py``, ``models/midms.py``), with SPADE blocks whose MLP is
+``mlp_shared`` / ``mlp_gamma`` / ``mlp_beta``, spectral norm in the old hook form (``weight_orig``, ``weight_u``,
+``weight_v``) and matching trunks of residual blocks ``layer.i`` (``conv1``, ``prelu``, ``conv2``). The same layers
+exist here (:mod:`midms.nn.blocks`) with ``torch.nn.utils.parametrizations.spectral_norm`` (``original``, ``_u``,
+``_v``: the same tensors, the same forward in evaluation) and the trunk as ``trunk.i.body`` with its one PReLU also
+reachable as ``trunk.i.act``. The model-specific prefixes are in ``baselines/cocosnet/released.py`` and
+``midms/models/midms/released.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from midms.errors import UserError
+
+Rules = Iterable[tuple[re.Pattern, str]]
+
+#: SPADE's MLP and the old spectral-norm hook -> this suite's names
+SPADE_AND_SPECTRAL_NORM: tuple[tuple[re.Pattern, str], ...] = (
+    (re.compile(r"\.mlp_shared\."), ".shared."),
+    (re.compile(r"\.mlp_gamma\."), ".gamma."),
+    (re.compile(r"\.mlp_beta\."), ".beta."),
+    (re.compile(r"\.weight_orig$"), ".parametrizations.weight.original"),
+    (re.compile(r"\.weight_u$"), ".parametrizations.weight.0._u"),
+    (re.compile(r"\.weight_v$"), ".parametrizations.weight.0._v"),
+)
+_TRUNK = re.compile(r"^layer\.(\d+)\.(conv1|prelu|conv2)\.(.+)$")
+_TRUNK_PARTS = {"conv1": "body.1", "prelu": "body.3", "conv2": "body.5"}
+
+
+def rename(key: str, rules: Rules) -> str:
+    for pattern, replacement in rules:
+        key = pattern.sub(replacement, key)
+    return key
+
+
+def trunk_names(key: str) -> list[str] | None:
+    """``layer.i.{conv1,prelu,conv2}.x`` -> this suite's name(s) (two for the shared PReLU), else None."""
+    match = _TRUNK.match(key)
+    if not match:
+        return None
+    i, part, leaf = match.groups()
+    names = [f"trunk.{i}.{_TRUNK_PARTS[part]}.{leaf}"]
+    return [*names, f"trunk.{i}.act.{leaf}"] if part == "prelu" else names
+
+
+def strip_module(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop a ``module.`` prefix (a state dict saved from a DataParallel / DDP wrapper)."""
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def read_state(path: Path) -> dict:
+    """A checkpoint file read without unpickling code (``weights_only=True``)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or non-torch file
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}).") from e
+    if not isinstance(state, Mapping):
+        raise UserError(f"{path} holds {type(state).__name__}, not a state dict (a released checkpoint).")
+    return dict(state)
+
+
+def tensors_only(state: Mapping, path: Path) -> dict[str, Tensor]:
+    if not all(isinstance(v, Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a state dict of tensors (a released network file).")
+    return dict(state)
+
+
+def load_strict(module: nn.Module, state: Mapping[str, Tensor], source: str, fix: str) -> None:
+    """``module.load_state_dict(state, strict=True)``, shapes checked first; one error naming every misfit."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) missing from the file ({', '.join(missing[:6])})")
+        if extra:
+            parts.append(f"{len(extra)} tensor(s) the model does not have ({', '.join(extra[:6])})")
+        if shapes:
+            parts.append(f"{len(shapes)} tensor(s) of another shape ({'; '.join(shapes[:4])})")
+        raise UserError(
+            f"{source} does not fit the model: {'; '.join(parts)}. Names are after conversion from the official "
+            f"layout. {fix}"
+        )
+    module.load_state_dict(state, strict=True)
