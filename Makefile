@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 BENCH ?= default
+DATASET ?= celebahq
 
-.PHONY: install run test test-slow lint format perf benchmark data-check clean
+.PHONY: install run test test-slow lint format perf benchmark reproduce data-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
@@ -39,6 +40,9 @@ perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py)
 
 benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FORCE=1), then aggregate
 	$(PY) -m midms.benchmarking $(BENCH) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(FORCE),--force) $(ARGS)
+
+reproduce: $(STAMP)  ## evaluate the released models on the official test pairs: make reproduce DATASET=celebahq [ARGS=--dry-run]
+	$(PY) -m midms.benchmarking reproduce_$(DATASET) $(ARGS)
 
 data-check: $(STAMP)  ## verify a real dataset's layout: make data-check DATASET=celebahq
 	$(PY) -m midms.data.check dataset=$(DATASET) $(ARGS)

@@ -7,7 +7,8 @@ with or without an ``experiment``, and ``~preset`` drops it. Its ``preset`` bloc
 - ``gpu``: a CUDA device, unless the accelerator was set to the CPU on purpose (``trainer.accelerator=cpu``);
 - ``requires``: files and folders, each with what it is and where it comes from (a null path is not in use;
   ``train_only: true`` marks what only training reads, such as the training pairing list; ``unless_set: <key>``
-  what another setting replaces, such as the LDM a released MIDMs model brings);
+  what another setting replaces, such as the LDM a released MIDMs model brings; ``only_if_set: <key>`` what only
+  that setting uses, such as a released model's files);
 - ``required_metrics``: the metrics the paper reports, whose weights must be present (not skipped).
 
 :func:`check_preset` gathers every missing piece into one paragraph, so that a run on a laptop, or with one
@@ -17,6 +18,7 @@ file missing, stops at once with the whole list rather than one item per attempt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,29 +29,61 @@ from midms.errors import UserError
 GPU_ACCELERATORS = ("gpu", "cuda", "auto")
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """One file or folder a preset needs: what it is, where it goes, where it comes from, whether it is here."""
+
+    name: str
+    what: str
+    path: str
+    source: str
+    present: bool
+
+
+def requirements(cfg: DictConfig) -> list[Requirement]:
+    """The files and folders the selected preset needs for this run (those in use), present or not."""
+    preset = cfg.get("preset")
+    out: list[Requirement] = []
+    for name, item in ((preset.get("requires") or {}) if preset else {}).items():
+        path = item.get("path")
+        if item.get("train_only") and not cfg.get("train", True):
+            continue
+        if item.get("unless_set") and OmegaConf.select(cfg, item.unless_set) not in (None, ""):
+            continue
+        if item.get("only_if_set") and OmegaConf.select(cfg, item.only_if_set) in (None, ""):
+            continue
+        if path in (None, "", "random", "torchvision"):
+            continue
+        present = Path(str(path)).expanduser().exists()
+        out.append(
+            Requirement(name, item.get("what", "a file"), str(path), item.get("source", "see the preset"), present)
+        )
+    return out
+
+
+def needs_gpu(cfg: DictConfig) -> bool:
+    """Whether the preset runs on a CUDA device here (not when the accelerator was set to the CPU on purpose)."""
+    preset = cfg.get("preset")
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
+    return bool(preset and preset.get("gpu") and accelerator in GPU_ACCELERATORS)
+
+
 def missing_requirements(cfg: DictConfig, metric_problems: Callable[[], Mapping[str, str]] | None = None) -> list[str]:
     """Each thing the selected preset needs and this machine lacks, as ``what (where; how to get it)``."""
     preset = cfg.get("preset")
     if not preset:
         return []
     missing: list[str] = []
-    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
-    if preset.get("gpu") and accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
+    if needs_gpu(cfg) and not torch.cuda.is_available():
         missing.append(
             "a CUDA GPU (this machine has none; a deliberate CPU run sets trainer.accelerator=cpu, at 256 px and "
             "the paper's widths it takes days)"
         )
     listed: dict[str, int] = {}  # path -> index in ``missing``
-    for item in (preset.get("requires") or {}).values():
-        path = item.get("path")
-        if item.get("train_only") and not cfg.get("train", True):
-            continue
-        if item.get("unless_set") and OmegaConf.select(cfg, item.unless_set) not in (None, ""):
-            continue
-        if path in (None, "", "random", "torchvision") or Path(str(path)).expanduser().exists():
-            continue
-        listed[str(path)] = len(missing)
-        missing.append(f"{item.get('what', 'a file')} at {path} ({item.get('source', 'see the preset')})")
+    for req in requirements(cfg):
+        if not req.present:
+            listed[req.path] = len(missing)
+            missing.append(f"{req.what} at {req.path} ({req.source})")
     if metric_problems is not None:
         wanted = set(preset.get("required_metrics") or ())
         by_reason: dict[str, list[str]] = {}

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from midms.data.contract import DataSpec
 from midms.errors import UserError
-from midms.presets import check_preset, missing_requirements
+from midms.presets import check_preset, missing_requirements, requirements
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -199,10 +199,8 @@ def test_the_synthetic_quickstart_has_no_preset_and_a_preset_can_be_dropped():
 
 def _create_everything_named(cfg) -> None:
     """Every file and folder the preset names, empty, as a complete installation would have them."""
-    for item in cfg.preset.requires.values():
-        if item.path is None:  # not in use (e.g. no released model to load)
-            continue
-        path = Path(item.path)
+    for req in requirements(cfg):
+        path = Path(req.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix:
             path.touch()
@@ -221,8 +219,8 @@ def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch,
         check_preset(cfg, lambda: problems)
     message = str(info.value)
     assert "a CUDA GPU" in message and f"conf/preset/{dataset}_{model}.yaml" in message and "~preset" in message
-    for item in cfg.preset.requires.values():
-        assert item.path is None or str(item.path) in message
+    for req in requirements(cfg):
+        assert req.path in message and not req.present
     assert CAFFE_VGG in message and "for the metric(s) fid: Inception weights missing" in message
     assert "lpips" not in message  # not one of the papers' metrics: it does not stop the run
     assert "\n" not in message  # one paragraph
@@ -248,8 +246,10 @@ def test_an_evaluation_only_run_does_not_need_the_training_list(tmp_path, monkey
     assert "celebahq_ref.txt" in only
     assert missing_requirements(_compose("dataset=celebahq", "model=cocosnet", *paths, "train=false")) == []
     released = _compose("dataset=celebahq", "model=cocosnet", *paths, "train=false", f"model.pretrained={tmp_path}/r")
-    (only,) = missing_requirements(released)
-    assert "released model's folder" in only and f"{tmp_path}/r" in only
+    assert [m.split(" at ")[1].split(" (")[0] for m in missing_requirements(released)] == [
+        f"{tmp_path}/r/latest_net_Corr.pth",
+        f"{tmp_path}/r/latest_net_G.pth",
+    ]
 
 
 def test_the_headline_sweep_on_a_cpu_stops_before_training_with_the_list(run_entry, tmp_path):

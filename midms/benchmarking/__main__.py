@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="re-run jobs that already have results")
     p.add_argument("--results-dir", default="benchmarks/results", help="default: benchmarks/results")
     p.add_argument("--no-wandb-summary", action="store_true", help="do not log the summary run to W&B")
+    p.add_argument("--dry-run", action="store_true", help="list what the jobs need and what is missing; run nothing")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job (e.g. logger=csv)")
     args = p.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -92,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     bench_root = Path(args.results_dir) / matrix.name
     runs_dir = bench_root / "runs"
     jobs = matrix.jobs()
+    if args.dry_run:
+        from midms.benchmarking.dry_run import dry_run
+
+        report, complete = dry_run(matrix, jobs)
+        sys.stdout.write(report)
+        return 0 if complete else 1
     done = set() if args.force else completed_hashes(runs_dir)
     todo = [j for j in jobs if args.force or job_hash(j, matrix.experiment) not in done]
     log.info(
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     hashes = {job_hash(j, matrix.experiment) for j in jobs}
     out_dir, rows, directions = aggregate(runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name, hashes)
     log.info("aggregate written to %s", out_dir)
+    sys.stdout.write((out_dir / "table.md").read_text())
     if not args.no_wandb_summary:
         from midms.reporting import summary_table
         from midms.tracking.loggers import wandb_mode

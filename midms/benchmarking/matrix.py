@@ -8,6 +8,8 @@
     seeds: [0, 1]
     overrides: [dataset.sizes.test=64]          # applied to every job
     model_overrides: {midms: [model.size=tiny]}  # applied to one model's jobs
+    seconds_per_image: {midms: 1.2}              # optional: evaluation time estimates for --dry-run
+    expected_pairs: 2993                         # optional: evaluation pairs when the pairing list is absent
 
 An ablation that does not apply to a model (its ``applies_to``) is left out of that model's jobs.
 """
@@ -60,6 +62,8 @@ class Matrix:
     seeds: list[int] = field(default_factory=lambda: [0])
     overrides: list[str] = field(default_factory=list)
     model_overrides: dict[str, list[str]] = field(default_factory=dict)
+    seconds_per_image: dict[str, float] = field(default_factory=dict)
+    expected_pairs: int | None = None
 
     def jobs(self, conf_dir: Path = CONF_DIR) -> list[Job]:
         jobs = []

@@ -1,0 +1,112 @@
+"""`make reproduce`: the released models evaluated without training, its dry run, and a released model end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from midms.benchmarking.dry_run import dry_run
+from midms.benchmarking.matrix import load_matrix
+from midms.record import RunRecord
+from midms.testing.fake_celebahq import write_fake_layout
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYOUTS = json.loads((ROOT / "tests" / "support" / "cocosnet_released_layouts.json").read_text())
+PUBLISHED_TEST_PAIRS = 2993  # CoCosNet's celebahq_ref_test.txt: one line per CelebA-HQ val.txt face
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _released_cocosnet(folder: Path) -> None:
+    """The released celebahqedge files' layout at full size (values small and seeded)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    for net, file in (("Corr", "latest_net_Corr.pth"), ("G", "latest_net_G.pth")):
+        state = {}
+        for name, shape in LAYOUTS["celebahqedge"][net].items():
+            state[name] = torch.randn(shape, generator=g) * 0.02 + (1.0 if name.endswith("prelu.weight") else 0.0)
+        torch.save(state, folder / file)
+
+
+def test_the_dry_run_lists_every_missing_file_with_its_source_and_estimates_the_time(isolated_env, tmp_path):
+    cmd = [sys.executable, "-m", "midms.benchmarking", "reproduce_celebahq", "--dry-run"]
+    result = subprocess.run(cmd, cwd=ROOT, env=isolated_env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = result.stdout
+    weights = tmp_path / "cache" / "weights"
+    for path in (
+        weights / "cocosnet-celebahqedge" / "latest_net_Corr.pth",
+        weights / "cocosnet-celebahqedge" / "latest_net_G.pth",
+        weights / "midms-celebahq" / "midms_celebA_finetuned.pth",
+        weights / "midms-celebahq" / "pretrained" / "config.yaml",
+        weights / "vgg19_conv.pth",
+        tmp_path / "data" / "celebahq" / "celebahq_ref_test.txt",
+    ):
+        line = next(line for line in report.splitlines() if f"`{path}`" in line)
+        assert line.startswith("- MISSING"), line
+    assert "microsoft/CoCosNet" in report and "cvlab-kaist/MIDMs" in report and "pt_inception-2015-12-05" in report
+    assert f"{PUBLISHED_TEST_PAIRS} pairs" in report and "on one GPU" in report
+    assert "celebahq_ref.txt`" not in report  # the training list: evaluation only
+    assert "Some files are missing" in report
+
+
+def test_the_dry_run_with_everything_present_hashes_the_files_and_counts_the_pairs(tmp_path, monkeypatch):
+    cache, data = tmp_path / "cache", tmp_path / "data"
+    monkeypatch.setenv("MIDMS_CACHE", str(cache))
+    monkeypatch.setenv("MIDMS_DATA", str(data))
+    ids = write_fake_layout(data / "celebahq", pairing_lists=True)
+    weights = cache / "weights"
+    files = [
+        weights / "cocosnet-celebahqedge" / "latest_net_Corr.pth",
+        weights / "cocosnet-celebahqedge" / "latest_net_G.pth",
+        weights / "midms-celebahq" / "midms_celebA_finetuned.pth",
+        weights / "midms-celebahq" / "pretrained" / "config.yaml",
+        weights / "vgg19_conv.pth",
+    ]
+    for i, path in enumerate(files):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"file {i}".encode())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("midms.runner.metric_problems", lambda cfg, key, size: {})  # metric weights: tested elsewhere
+    matrix = load_matrix("reproduce_celebahq")
+    report, complete = dry_run(matrix, matrix.jobs())
+    assert complete and "MISSING" not in report and "Everything is here." in report
+    for path in files:
+        assert f"`{path}`" in report and f"sha256 {_sha256(path)}" in report
+    assert f"{len(ids['val'])} pairs × 0.05 s" in report  # the pairing list's lines, not the published count
+
+
+def test_a_released_cocosnet_is_evaluated_without_training(run_entry, tmp_path):
+    data = tmp_path / "data" / "celebahq"
+    write_fake_layout(data, pairing_lists=True)
+    release = tmp_path / "release"
+    _released_cocosnet(release)
+    proc = run_entry(
+        "dataset=celebahq",
+        "model=cocosnet",
+        f"model.pretrained={release}",
+        "train=false",
+        "~preset",  # no GPU, Caffe VGG or Inception here: the released weights, at 64 px, scored by SWD
+        "model.size=paper",
+        "model.vgg_weights=random",  # the training losses' VGG19: unused without training
+        "dataset.image_size=64",
+        "dataset.load_size=64",
+        "metrics=pixel",
+        "+metrics.swd._target_=midms.metrics.swd.SWD",
+        "trainer=cpu",
+        "logger=none",
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = (tmp_path / "logs").rglob("results.json")
+    record = RunRecord.read(path)
+    assert record.status == "completed" and record.train is None and "swd" in record.metrics
+    assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
+    assert record.model_protocol["pretrained"]["latest_net_Corr.pth"] == _sha256(release / "latest_net_Corr.pth")
