@@ -121,3 +121,86 @@ def test_diffusers_folder_loads_and_missing_hub_model_is_a_clear_error(tmp_path,
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(UserError, match="CompVis/ldm-celebahq-256.*not available locally.*unet/"):
         build_prior(source="diffusers", path="CompVis/ldm-celebahq-256")
+
+
+# the lsun_churches-ldm-kl-8 config of the latent-diffusion model zoo (CompVis/latent-diffusion,
+# models/ldm/lsun_churches256/config.yaml), the parts the converter reads
+LSUN_CONFIG = {
+    "model": {
+        "target": "ldm.models.diffusion.ddpm.LatentDiffusion",
+        "params": {
+            "linear_start": 0.0015,
+            "linear_end": 0.0155,
+            "timesteps": 1000,
+            "scale_by_std": True,
+            "unet_config": {
+                "params": {
+                    "image_size": 32,
+                    "in_channels": 4,
+                    "out_channels": 4,
+                    "model_channels": 192,
+                    "attention_resolutions": [1, 2, 4, 8],
+                    "num_res_blocks": 2,
+                    "channel_mult": [1, 2, 2, 4, 4],
+                    "num_heads": 8,
+                    "use_scale_shift_norm": True,
+                    "resblock_updown": True,
+                }
+            },
+            "first_stage_config": {
+                "target": "ldm.models.autoencoder.AutoencoderKL",
+                "params": {
+                    "embed_dim": 4,
+                    "ddconfig": {
+                        "double_z": True,
+                        "z_channels": 4,
+                        "resolution": 256,
+                        "in_channels": 3,
+                        "out_ch": 3,
+                        "ch": 128,
+                        "ch_mult": [1, 2, 4, 4],
+                        "num_res_blocks": 2,
+                        "attn_resolutions": [],
+                        "dropout": 0.0,
+                    },
+                },
+            },
+        },
+    }
+}
+# parameter counts of the official modules built from that config (openaimodel.UNetModel; the first stage's
+# Encoder + Decoder + quant_conv + post_quant_conv), and their tensor counts
+LSUN_UNET_PARAMETERS, LSUN_UNET_TENSORS = 294_966_916, 520
+LSUN_VAE_PARAMETERS, LSUN_VAE_TENSORS = 83_653_863, 248
+LSUN_SCALE_FACTOR = 0.22765929  # the checkpoint's scale_factor buffer (scale_by_std), which MIDMs never applies
+
+
+def _lsun_checkpoint() -> dict:
+    unet = LSUN_CONFIG["model"]["params"]["unet_config"]["params"]
+    dd = LSUN_CONFIG["model"]["params"]["first_stage_config"]["params"]["ddconfig"]
+    sd = compvis_unet(192, tuple(unet["channel_mult"]), 2, (1, 2, 4, 8), 4, 4, scale_shift=True, updown=True)
+    sd.update(compvis_vq(dd["ch"], tuple(dd["ch_mult"]), 2, 4, kl=True))
+    sd.update({"betas": torch.rand(1000), "scale_factor": torch.tensor(LSUN_SCALE_FACTOR)})
+    return sd
+
+
+def test_the_lsun_churches_ldm_layout_converts_strictly_at_full_size(monkeypatch, tmp_path, caplog):
+    """The KL-f8 LDM of LSUN-Churches (num_heads, use_scale_shift_norm, resblock_updown, the scale_factor buffer)
+    generated at full size: every tensor mapped, the official parameter counts, the schedule from its config, and
+    no latent scaling, as the official MIDMs code (it encodes and decodes with the first stage directly)."""
+    monkeypatch.setattr(compvis_layout, "FILL", torch.empty)  # 380M values: layout only, no RNG time
+    sd = _lsun_checkpoint()
+    assert sum(k.startswith("model.diffusion_model.") for k in sd) == LSUN_UNET_TENSORS
+    assert sum(k.startswith("first_stage_model.") for k in sd) == LSUN_VAE_TENSORS
+    (tmp_path / "model.ckpt").touch()  # 1.5 GB not written to disk: torch.load hands the dict over
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: {"state_dict": sd})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(LSUN_CONFIG))
+    with caplog.at_level("INFO"):
+        prior = load_compvis(tmp_path / "model.ckpt")
+    assert _count(prior.unet) == LSUN_UNET_PARAMETERS and _count(prior.vae) == LSUN_VAE_PARAMETERS
+    assert prior.kind == "kl" and prior.latent_channels == 4 and prior.scale_factor == 1.0
+    assert "0.227659" in caplog.text  # the buffer's value is reported, not applied
+    sched = prior.scheduler().config
+    assert sched.beta_end == 0.0155 and sched.beta_start == 0.0015 and sched.beta_schedule == "scaled_linear"
+    heads = {m.heads for m in prior.unet.modules() if type(m).__name__ == "Attention"}
+    assert heads == {8}  # num_heads: eight heads at every level, whatever its width

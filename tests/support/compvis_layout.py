@@ -12,11 +12,12 @@ def _add(sd, key, *shape):
     sd[key] = FILL(*shape)
 
 
-def _resblock(sd, p, cin, cout, emb):
+def _resblock(sd, p, cin, cout, emb, scale_shift=False):
     for n, c in (("in_layers.0", cin), ("out_layers.0", cout)):
         _add(sd, f"{p}.{n}.weight", c), _add(sd, f"{p}.{n}.bias", c)
     _add(sd, f"{p}.in_layers.2.weight", cout, cin, 3, 3), _add(sd, f"{p}.in_layers.2.bias", cout)
-    _add(sd, f"{p}.emb_layers.1.weight", cout, emb), _add(sd, f"{p}.emb_layers.1.bias", cout)
+    e = 2 * cout if scale_shift else cout  # use_scale_shift_norm: the embedding gives a scale and a shift
+    _add(sd, f"{p}.emb_layers.1.weight", e, emb), _add(sd, f"{p}.emb_layers.1.bias", e)
     _add(sd, f"{p}.out_layers.3.weight", cout, cout, 3, 3), _add(sd, f"{p}.out_layers.3.bias", cout)
     if cin != cout:
         _add(sd, f"{p}.skip_connection.weight", cout, cin, 1, 1), _add(sd, f"{p}.skip_connection.bias", cout)
@@ -28,38 +29,53 @@ def _attn(sd, p, c):
     _add(sd, f"{p}.proj_out.weight", c, c, 1), _add(sd, f"{p}.proj_out.bias", c)
 
 
-def compvis_unet(ch=8, mult=(1, 2), nrb=1, attn=(2,), cin=3, cout=3, prefix="model.diffusion_model."):
+def compvis_unet(
+    ch=8, mult=(1, 2), nrb=1, attn=(2,), cin=3, cout=3, prefix="model.diffusion_model.", scale_shift=False, updown=False
+):
+    """openaimodel.UNetModel's state dict; ``scale_shift``: use_scale_shift_norm; ``updown``: resblock_updown
+    (the samplers are residual blocks, ``ResBlock(down=True)`` / ``ResBlock(up=True)``, instead of convolutions)."""
     sd: dict = {}
     emb = 4 * ch
+
+    def res(p, cin_, cout_):
+        _resblock(sd, p, cin_, cout_, emb, scale_shift)
+
     _add(sd, "time_embed.0.weight", emb, ch), _add(sd, "time_embed.0.bias", emb)
     _add(sd, "time_embed.2.weight", emb, emb), _add(sd, "time_embed.2.bias", emb)
     _add(sd, "input_blocks.0.0.weight", ch, cin, 3, 3), _add(sd, "input_blocks.0.0.bias", ch)
     cur, chans, ds, idx = ch, [ch], 1, 1
     for level, m in enumerate(mult):
         for _ in range(nrb):
-            _resblock(sd, f"input_blocks.{idx}.0", cur, m * ch, emb)
+            res(f"input_blocks.{idx}.0", cur, m * ch)
             cur = m * ch
             if ds in attn:
                 _attn(sd, f"input_blocks.{idx}.1", cur)
             chans.append(cur)
             idx += 1
         if level != len(mult) - 1:
-            _add(sd, f"input_blocks.{idx}.0.op.weight", cur, cur, 3, 3), _add(sd, f"input_blocks.{idx}.0.op.bias", cur)
+            if updown:
+                res(f"input_blocks.{idx}.0", cur, cur)
+            else:
+                _add(sd, f"input_blocks.{idx}.0.op.weight", cur, cur, 3, 3)
+                _add(sd, f"input_blocks.{idx}.0.op.bias", cur)
             chans.append(cur)
             ds, idx = ds * 2, idx + 1
-    _resblock(sd, "middle_block.0", cur, cur, emb), _attn(sd, "middle_block.1", cur)
-    _resblock(sd, "middle_block.2", cur, cur, emb)
+    res("middle_block.0", cur, cur), _attn(sd, "middle_block.1", cur)
+    res("middle_block.2", cur, cur)
     idx = 0
     for level, m in list(enumerate(mult))[::-1]:
         for i in range(nrb + 1):
-            _resblock(sd, f"output_blocks.{idx}.0", cur + chans.pop(), m * ch, emb)
+            res(f"output_blocks.{idx}.0", cur + chans.pop(), m * ch)
             cur, part = m * ch, 1
             if ds in attn:
                 _attn(sd, f"output_blocks.{idx}.1", cur)
                 part = 2
             if level and i == nrb:
-                _add(sd, f"output_blocks.{idx}.{part}.conv.weight", cur, cur, 3, 3)
-                _add(sd, f"output_blocks.{idx}.{part}.conv.bias", cur)
+                if updown:
+                    res(f"output_blocks.{idx}.{part}", cur, cur)
+                else:
+                    _add(sd, f"output_blocks.{idx}.{part}.conv.weight", cur, cur, 3, 3)
+                    _add(sd, f"output_blocks.{idx}.{part}.conv.bias", cur)
                 ds //= 2
             idx += 1
     _add(sd, "out.0.weight", ch), _add(sd, "out.0.bias", ch)
@@ -83,7 +99,8 @@ def _vmid(sd, p, c):
         _add(sd, f"{p}.attn_1.{n}.weight", c, c, 1, 1), _add(sd, f"{p}.attn_1.{n}.bias", c)
 
 
-def compvis_vq(ch=32, mult=(1, 2), nrb=1, z=3, n_embed=16, prefix="first_stage_model."):
+def compvis_vq(ch=32, mult=(1, 2), nrb=1, z=3, n_embed=16, prefix="first_stage_model.", kl=False):
+    """taming's VQModel (or, with ``kl``, ldm's AutoencoderKL: double_z, no codebook) state dict."""
     sd: dict = {}
     _add(sd, "encoder.conv_in.weight", ch, 3, 3, 3), _add(sd, "encoder.conv_in.bias", ch)
     cur = ch
@@ -96,9 +113,11 @@ def compvis_vq(ch=32, mult=(1, 2), nrb=1, z=3, n_embed=16, prefix="first_stage_m
             _add(sd, f"encoder.down.{lvl}.downsample.conv.bias", cur)
     _vmid(sd, "encoder.mid", cur)
     _add(sd, "encoder.norm_out.weight", cur), _add(sd, "encoder.norm_out.bias", cur)
-    _add(sd, "encoder.conv_out.weight", z, cur, 3, 3), _add(sd, "encoder.conv_out.bias", z)
-    _add(sd, "quant_conv.weight", z, z, 1, 1), _add(sd, "quant_conv.bias", z)
-    _add(sd, "quantize.embedding.weight", n_embed, z)
+    moments = 2 * z if kl else z  # double_z: mean and log-variance
+    _add(sd, "encoder.conv_out.weight", moments, cur, 3, 3), _add(sd, "encoder.conv_out.bias", moments)
+    _add(sd, "quant_conv.weight", moments, moments, 1, 1), _add(sd, "quant_conv.bias", moments)
+    if not kl:
+        _add(sd, "quantize.embedding.weight", n_embed, z)
     _add(sd, "post_quant_conv.weight", z, z, 1, 1), _add(sd, "post_quant_conv.bias", z)
     _add(sd, "decoder.conv_in.weight", cur, z, 3, 3), _add(sd, "decoder.conv_in.bias", cur)
     _vmid(sd, "decoder.mid", cur)

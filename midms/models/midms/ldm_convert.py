@@ -17,7 +17,14 @@ Layout notes:
 - ``input_blocks`` 0 is ``conv_in``; then per level ``num_res_blocks`` blocks (``.0`` resnet, ``.1`` attention)
   and a down-sampler (``.0.op``) except at the last level; ``output_blocks`` hold ``num_res_blocks + 1`` blocks
   per level, deepest level first, the up-sampler (``.{1|2}.conv``) after the last one;
-- the first stage's ``decoder.up`` is indexed from the shallowest level, diffusers' ``up_blocks`` from the deepest.
+- the first stage's ``decoder.up`` is indexed from the shallowest level, diffusers' ``up_blocks`` from the deepest;
+- the LSUN-Churches LDM (``lsun_churches-ldm-kl-8``) has ``num_heads`` (eight heads at every level, set on the
+  attention modules after construction), ``use_scale_shift_norm`` (an embedding of twice the width: a scale and a
+  shift) and ``resblock_updown`` (residual blocks as samplers: ``input_blocks.i.0`` / ``output_blocks.i.{1|2}``
+  hold a resnet's keys); its ``scale_factor`` buffer is reported and not applied, because the official MIDMs code
+  encodes and decodes with the first stage directly (``models/midms.py``), so the prior's scale stays the config's
+  (1.0). Checked against the official ``openaimodel.UNetModel`` and first stage (cvlab-kaist/MIDMs
+  ``models/diffusionmodules/``) with the same random weights: outputs within 3e-7.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DModel, VQModel
+from diffusers.models.attention_processor import Attention
 from omegaconf import OmegaConf
 from torch import Tensor
 
@@ -43,7 +51,7 @@ VAE_PREFIX = "first_stage_model."
 #: checkpoint entries with no counterpart in diffusers modules (schedule buffers, EMA weights, empty conditioner)
 IGNORED = re.compile(
     r"^(betas|alphas_cumprod|alphas_cumprod_prev|sqrt_.*|log_one_minus_alphas_cumprod|posterior_.*|logvar|"
-    r"model_ema\..*|cond_stage_model\..*|first_stage_model\.loss\..*)$"
+    r"model_ema\..*|cond_stage_model\..*|first_stage_model\.loss\..*|scale_factor)$"
 )
 
 _RES = {
@@ -62,27 +70,61 @@ _VAE_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_
 
 
 def unet_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``unet_config.params`` of a CompVis config -> :class:`UNet2DModel` kwargs."""
+    """``unet_config.params`` of a CompVis config -> :class:`UNet2DModel` kwargs (see :func:`build_unet`).
+
+    Attention heads come as ``num_head_channels`` (channels per head: the CelebA-HQ LDM) or ``num_heads`` (a
+    fixed head count at every level: the LSUN-Churches LDM), which ``UNet2DModel`` cannot express for levels of
+    different widths; it is kept as ``num_heads`` and set on the attention modules by :func:`build_unet`.
+    ``use_scale_shift_norm`` is diffusers' ``scale_shift`` time conditioning; ``resblock_updown`` makes the
+    down- and up-samplers residual blocks (diffusers' ``resnet`` samplers, ``Resnet*sampleBlock2D`` at levels
+    without attention).
+    """
     mult = list(params["channel_mult"])
     ch = int(params["model_channels"])
     attn_ds = {int(a) for a in params.get("attention_resolutions", [])}
     levels_attn = [2**i in attn_ds for i in range(len(mult))]
     head_ch = params.get("num_head_channels", -1)
-    if head_ch in (None, -1):
-        raise UserError("CompVis UNet config without num_head_channels is not supported (set it in config.yaml).")
-    return {
+    num_heads = params.get("num_heads", -1)
+    if head_ch in (None, -1) and num_heads in (None, -1):
+        raise UserError("CompVis UNet config with neither num_head_channels nor num_heads (set one in config.yaml).")
+    updown = bool(params.get("resblock_updown", False))
+    plain_down, plain_up = (
+        ("ResnetDownsampleBlock2D", "ResnetUpsampleBlock2D") if updown else ("DownBlock2D", "UpBlock2D")
+    )
+    kwargs = {
         "sample_size": int(params.get("image_size", 64)),
         "in_channels": int(params["in_channels"]),
         "out_channels": int(params["out_channels"]),
         "block_out_channels": tuple(ch * m for m in mult),
         "layers_per_block": int(params["num_res_blocks"]),
-        "down_block_types": tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in levels_attn),
-        "up_block_types": tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels_attn)),
-        "attention_head_dim": int(head_ch),
+        "down_block_types": tuple("AttnDownBlock2D" if a else plain_down for a in levels_attn),
+        "up_block_types": tuple("AttnUpBlock2D" if a else plain_up for a in reversed(levels_attn)),
+        "attention_head_dim": int(head_ch) if head_ch not in (None, -1) else ch // int(num_heads),
         "norm_num_groups": 32,
         "flip_sin_to_cos": True,
         "freq_shift": 0,
     }
+    if params.get("use_scale_shift_norm"):
+        kwargs["resnet_time_scale_shift"] = "scale_shift"
+        kwargs["attn_norm_num_groups"] = 32  # diffusers drops the mid-block attention's GroupNorm otherwise
+    if updown:
+        kwargs["downsample_type"] = kwargs["upsample_type"] = "resnet"
+    if head_ch in (None, -1):
+        kwargs["num_heads"] = int(num_heads)
+    return kwargs
+
+
+def build_unet(kwargs: Mapping[str, Any]) -> UNet2DModel:
+    """``UNet2DModel(**kwargs)``, with a fixed head count (``num_heads``) set on every attention module."""
+    kwargs = dict(kwargs)
+    num_heads = kwargs.pop("num_heads", None)
+    unet = UNet2DModel(**kwargs)
+    if num_heads:
+        for module in unet.modules():
+            if isinstance(module, Attention):
+                module.heads = int(num_heads)
+                module.scale = (module.inner_dim // int(num_heads)) ** -0.5
+    return unet
 
 
 def vae_kwargs(target: str, params: Mapping[str, Any]) -> tuple[type, dict[str, Any]]:
@@ -127,6 +169,7 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
     levels = len(kwargs["block_out_channels"])
     lpb = kwargs["layers_per_block"]
     head_dim = kwargs["attention_head_dim"]
+    num_heads = kwargs.get("num_heads")
     down: dict[int, str] = {}
     for lvl in range(levels):
         for j in range(lpb):
@@ -137,7 +180,7 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
     used: list[str] = []
 
     def put_attn(dst: str, sub: str, v: Tensor) -> None:
-        heads = v.shape[0] // (3 if sub.startswith("qkv") else 1) // head_dim
+        heads = num_heads or v.shape[0] // (3 if sub.startswith("qkv") else 1) // head_dim
         if sub.startswith("qkv"):
             for name, part in zip(("to_q", "to_k", "to_v"), _split_qkv(v, heads), strict=True):
                 out[f"{dst}.{name}.{sub.split('.')[-1]}"] = _squeeze(part)
@@ -163,6 +206,8 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
             tmpl = down[i]
             if sub.startswith("op."):
                 out[f"{tmpl}.conv.{sub[3:]}"] = v
+            elif part == 0 and tmpl.endswith("downsamplers.0"):  # resblock_updown: a residual down-sampler
+                put_res(tmpl, sub, v)
             elif part == 0:
                 put_res(tmpl.format(kind="resnets"), sub, v)
             else:
@@ -178,6 +223,8 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
             lvl, j = divmod(i, lpb + 1)
             if sub.startswith("conv.") and part > 0 and not sub.startswith("conv_"):
                 out[f"up_blocks.{lvl}.upsamplers.0.conv.{sub[5:]}"] = v
+            elif part > 0 and j == lpb and (part == 2 or not _is_attention(sub)):  # resblock_updown up-sampler
+                put_res(f"up_blocks.{lvl}.upsamplers.0", sub, v)
             elif part == 0:
                 put_res(f"up_blocks.{lvl}.resnets.{j}", sub, v)
             else:
@@ -187,6 +234,10 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
         else:
             used.pop()
     return out, used
+
+
+def _is_attention(sub: str) -> bool:
+    return sub.split(".")[0] in ("norm", "qkv", "proj_out")
 
 
 def convert_vae(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tuple[dict[str, Tensor], list[str]]:
@@ -236,7 +287,13 @@ def convert_checkpoint(
     leftover = [k for k in state if k not in used and not IGNORED.match(k)]
     if leftover:
         raise UserError(f"LDM checkpoint has {len(leftover)} tensors this converter does not know: {leftover[:8]}")
-    unet, vae = UNet2DModel(**ukw), vae_cls(**vkw)
+    if "scale_factor" in state:  # scale_by_std: a buffer set in training; MIDMs' code never applies it
+        log.info(
+            "the checkpoint's latent scale_factor %.6g is not applied: the official MIDMs code encodes and decodes "
+            "with the first stage directly (models/midms.py)",
+            float(state["scale_factor"]),
+        )
+    unet, vae = build_unet(ukw), vae_cls(**vkw)
     for name, module, sd in (("UNet", unet, unet_sd), ("autoencoder", vae, vae_sd)):
         expected = set(module.state_dict())
         if missing := sorted(expected - set(sd)):
