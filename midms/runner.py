@@ -245,6 +245,7 @@ def run(cfg: DictConfig) -> float:
         record.model_protocol = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
         if cfg.get("preset"):  # which published settings the run composed
             record.model_protocol["preset"] = str(cfg.preset.name)
+        shard, device = (0, 1), eval_device(cfg)
         if cfg.train and model.trains:
             if cfg.evaluate:
                 spec = datamodule.spec
@@ -255,9 +256,8 @@ def run(cfg: DictConfig) -> float:
             t0 = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             record.train = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
-            if trainer.global_rank != 0:  # DDP: only rank 0 evaluates and writes results
-                record.status = "completed"
-                return objective
+            if trainer.world_size > 1:  # DDP: every rank translates its share, rank zero scores and writes results
+                shard, device = (trainer.global_rank, trainer.world_size), trainer.strategy.root_device
         elif cfg.train:
             log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
 
@@ -272,10 +272,14 @@ def run(cfg: DictConfig) -> float:
                 dataset_key=dataset.dataset_key,
                 image_size=dataset.spec.image_size,
                 image_format=cfg.evaluation.image_format,
-                device=eval_device(cfg),
+                device=device,
                 seed=cfg.seed,
                 grid_rows=cfg.evaluation.grid_rows,
+                shard=shard,
             )
+            if outcome is None:  # a rank other than zero: its samples are written
+                record.status = "completed"
+                return objective
             record.metrics, record.directions = outcome.metrics, outcome.directions
             record.skipped, record.metric_errors = outcome.skipped, outcome.metric_errors
             record.protocol = {

@@ -4,6 +4,11 @@ Translate every evaluation pair, save the outputs under ``<run dir>/samples/<nam
 real-side images of the split once per dataset in a shared reference folder, then compute each
 configured metric on exactly the 8-bit images that were saved. A metric that cannot run is reported as
 skipped with its reason; one that crashes is reported under ``metric_errors`` and the others still count.
+
+Under DDP (``shard=(rank, world)``) every process translates its share of the batches (batch ``b`` goes to
+rank ``b % world``, so batches are composed as in one process) and writes its samples (and, for metrics that
+need it, the warped exemplar labels); after a barrier rank zero scores the complete folder, reading the outputs
+back exactly as one process would have measured them. The other ranks return None.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from midms.evaluation.images import image_grid, save_images, semantics_to_rgb, to_uint8
+from midms.evaluation.images import decode, image_grid, save_images, semantics_to_rgb, to_uint8
 from midms.evaluation.metric_set import MetricSet
 from midms.metrics.base import EvalBatch, EvalContext, Metric, sample_name
 from midms.models.base import TranslationModel
@@ -114,6 +119,41 @@ def _unit(x: Tensor) -> Tensor:
     return x.float() / 255.0
 
 
+def _translate(model: TranslationModel, batch: dict, needs_warp: bool) -> tuple[Tensor, Tensor | None]:
+    """The outputs, and the exemplar's one-hot labels warped onto the input when a metric needs them."""
+    with torch.no_grad():
+        fake = model.translate(batch)
+        warped = None
+        if needs_warp and model.can_warp and "exemplar_labels" in batch and model.data_spec.num_classes:
+            onehot = F.one_hot(batch["exemplar_labels"], model.data_spec.num_classes).permute(0, 3, 1, 2)
+            warped = model.warp(batch, onehot.float())
+    return fake, warped
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _translate_shard(
+    model: TranslationModel, dataloader, ctx: EvalContext, shard: tuple[int, int], needs_warp: bool, warp_dir: Path
+) -> None:
+    """This rank's batches: translated, saved as samples, warped labels kept in ``warp_dir`` by batch index."""
+    rank, world = shard
+    seen: set[str] = set()
+    for index, batch in enumerate(tqdm(dataloader, desc=f"translate (rank {rank} of {world})", unit="batch")):
+        batch.pop("skipped_pairs", None)
+        if "id" not in batch:
+            continue
+        names = sample_names(list(batch["id"]), list(batch["exemplar_id"]), seen)  # every rank: the same names
+        if index % world != rank:
+            continue
+        fake, warped = _translate(model, _to_device(batch, ctx.device), needs_warp)
+        save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, ctx.image_format)
+        if warped is not None:
+            torch.save(warped.cpu(), warp_dir / f"{index:06d}.pt")
+
+
 def evaluate(
     model: TranslationModel,
     dataloader: torch.utils.data.DataLoader,
@@ -126,8 +166,10 @@ def evaluate(
     device: str | torch.device = "cpu",
     seed: int = 0,
     grid_rows: int = 8,
-) -> EvalOutcome:
-    """Translate, save, measure. Returns values, skipped metrics with reasons and a per-image table."""
+    shard: tuple[int, int] = (0, 1),
+) -> EvalOutcome | None:
+    """Translate, save, measure. Returns values, skipped metrics with reasons and a per-image table (None on the
+    ranks other than zero of a sharded evaluation)."""
     start = time.perf_counter()
     device = torch.device(device)
     run_dir = Path(run_dir)
@@ -141,32 +183,47 @@ def evaluate(
         device=device,
         seed=seed,
     )
-    if ctx.samples_dir.exists():  # a re-run must not mix its outputs with an earlier attempt's
-        shutil.rmtree(ctx.samples_dir)
+    rank, world = shard
+    warp_dir = run_dir / ".warped"  # a sharded evaluation's warped labels, by batch, until rank zero has read them
+    if rank == 0:
+        for stale in (ctx.samples_dir, warp_dir):  # a re-run must not mix its outputs with an earlier attempt's
+            if stale.exists():
+                shutil.rmtree(stale)
+        if world > 1:
+            warp_dir.mkdir(parents=True)
+    model = model.to(device).eval()
+    if world > 1:
+        needs_warp = any(getattr(m, "needs_warp", False) for m in metrics.values())
+        _barrier()  # the folders are clean
+        _translate_shard(model, dataloader, ctx, shard, needs_warp, warp_dir)
+        _barrier()  # every sample is written
+        if rank != 0:
+            return None
     outcome = EvalOutcome()
     metric_set = MetricSet(metrics)
     metric_set.setup(ctx)
+    needs_warp = metric_set.needs_warp  # of the metrics that will run
 
     reference = _ReferenceWriter(Path(cache_dir) / "reference", dataset_key)
-    model = model.to(device).eval()
-    needs_warp = metric_set.needs_warp
     rows: list[dict[str, Any]] = []
     grid_columns: list[list[Tensor]] = []
     seen: set[str] = set()
     skipped_pairs: list[Any] = []
-    for batch in tqdm(dataloader, desc="translate + measure", unit="batch", leave=False):
+    desc = "translate + measure" if world == 1 else "measure"
+    for index, batch in enumerate(tqdm(dataloader, desc=desc, unit="batch", leave=False)):
         skipped_pairs += batch.pop("skipped_pairs", [])
         if "id" not in batch:  # every pair of this batch was unreadable
             continue
         batch = _to_device(batch, device)
-        with torch.no_grad():
-            fake = model.translate(batch)
-            warped = None
-            if needs_warp and model.can_warp and "exemplar_labels" in batch and model.data_spec.num_classes:
-                onehot = F.one_hot(batch["exemplar_labels"], model.data_spec.num_classes).permute(0, 3, 1, 2)
-                warped = model.warp(batch, onehot.float())
         names = sample_names(list(batch["id"]), list(batch["exemplar_id"]), seen)
-        fake_u8 = save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, image_format)
+        if world == 1:
+            fake, warped = _translate(model, batch, needs_warp)
+            fake_u8 = save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, image_format)
+        else:  # written by the rank that translated the batch; read back as they were saved
+            files = [ctx.samples_dir / f"{name}.{image_format}" for name in names]
+            fake_u8 = torch.stack([decode(path.read_bytes()) for path in files])
+            warp_file = warp_dir / f"{index:06d}.pt"
+            warped = torch.load(warp_file, weights_only=True).to(device) if warp_file.exists() else None
         real_u8 = {k: to_uint8(batch[k]).cpu() for k in REFERENCE_KINDS if k in batch}
         for kind, images in real_u8.items():
             # real photos by input id (one file per input, however many exemplars it is evaluated with)
@@ -204,6 +261,8 @@ def evaluate(
             ", ".join(p.id for p in skipped_pairs[:5]),
             len(rows),
         )
+    if warp_dir.exists():
+        shutil.rmtree(warp_dir)
     if not rows:
         raise ValueError("the evaluation split is empty: there is nothing to evaluate")
 
