@@ -150,6 +150,8 @@ def test_every_entry_point_composes_the_papers_settings(dataset, model, entry):
         settings = cfg.model.module.settings
         for key, value in COCOSNET_SETTINGS[dataset].items():
             assert settings[key] == value, key
+    if dataset == "celebahq":  # CoCosNet requirements.txt: scikit-image==0.14.2, whose Canny smooths in uint8
+        assert cfg.dataset.canny == "official"
     for metric in ("semantic", "style"):  # the papers' VGG metrics use the Caffe VGG19 too
         assert Path(cfg.metrics[metric].weights).name == CAFFE_VGG
 

@@ -24,7 +24,9 @@ load size (286 for training, 256 for evaluation), before the crop and flip:
 - a part's *boundary*: the pixels whose mask value differs from a 4-neighbour's, on both sides of the change;
 - channel 0: the union of the 13 boundaries, united with the Canny edges (scikit-image ``canny``, default
   parameters) of the grey photo (resized bilinearly) kept only outside the non-hair parts: a pixel of the
-  hair mask keeps its Canny edge even where another part overlaps it;
+  hair mask keeps its Canny edge even where another part overlaps it; by default (``canny=official``) the
+  Canny of scikit-image 0.14.2, the version CoCosNet pins, which smooths in uint8 (:mod:`midms.data.canny`);
+  ``canny=current`` uses today's;
 - channels 1-13: per part, in the order above, the L1 (city-block) distance to that part's boundary,
   ``min(floor(d / 3), 255) / 255`` (the official code divides by 3, stores uint8 and ``ToTensor`` divides by
   255: the maps saturate at 765 px, they do not clip at 3 px); a part without a mask file, or whose mask has
@@ -64,8 +66,8 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy import ndimage
-from skimage import feature
 
+from midms.data.canny import CANNY_MODES, canny_edges
 from midms.data.contract import DataSpec
 from midms.data.images import DatasetRootMissing, ExemplarPairs, Loaded, photo_array
 from midms.errors import UserError
@@ -144,12 +146,13 @@ def boundary_distance(boundary: np.ndarray) -> np.ndarray:
     return np.minimum(distance // 3, 255).astype(np.uint8)
 
 
-def edge_tensor(masks: Mapping[str, np.ndarray], grey: np.ndarray) -> np.ndarray:
+def edge_tensor(masks: Mapping[str, np.ndarray], grey: np.ndarray, canny: str = "official") -> np.ndarray:
     """CoCosNet's 15-channel edge tensor, ×255 as uint8 (15×H×W).
 
     Args:
         masks: part name -> H×W uint8 mask (255 inside) at the load size; absent parts are left out.
         grey: H×W uint8 grey photo at the load size (Canny's input).
+        canny: ``official`` (scikit-image 0.14.2, which CoCosNet pins) or ``current`` (:mod:`midms.data.canny`).
     """
     shape = grey.shape
     boundaries = np.zeros(shape, dtype=bool)
@@ -167,7 +170,7 @@ def edge_tensor(masks: Mapping[str, np.ndarray], grey: np.ndarray) -> np.ndarray
         boundaries |= boundary
         distances[k] = boundary_distance(boundary)
     out = np.empty((SEMANTIC_NC, *shape), dtype=np.uint8)
-    out[0] = (boundaries | (feature.canny(grey) & keep_canny)) * np.uint8(255)
+    out[0] = (boundaries | (canny_edges(grey, canny) & keep_canny)) * np.uint8(255)
     out[1:-1] = distances
     out[-1] = boundaries * np.uint8(255)
     return out
@@ -190,13 +193,25 @@ class CelebAHQEdges(ExemplarPairs):
         root: the folder of the layout above.
         split: ``train`` or ``val`` (``test`` = ``val``).
         cache_dir: where to keep computed edge tensors (None: compute every time).
+        canny: the Canny of channel 0: ``official`` (scikit-image 0.14.2, as the released models saw it) or
+            ``current`` (today's scikit-image).
         options: the loading and pairing options of :class:`midms.data.images.ExemplarPairs`.
     """
 
     name = "celebahq"
     input_kind = "CoCosNet 15-channel edges (edges+canny, 13 part distance maps, part edges)"
 
-    def __init__(self, root: str | Path, split: str = "train", cache_dir: str | Path | None = None, **options) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        cache_dir: str | Path | None = None,
+        canny: str = "official",
+        **options,
+    ) -> None:
+        if canny not in CANNY_MODES:
+            raise UserError(f"dataset.canny={canny!r} is not supported; use one of {', '.join(CANNY_MODES)}.")
+        self.canny = canny
         super().__init__(root, split, **options)
         self.image_dir = self.root / "CelebA-HQ-img"
         self.mask_dir = self.root / "CelebAMask-HQ-mask-anno"
@@ -297,7 +312,7 @@ class CelebAHQEdges(ExemplarPairs):
         # one stat per file (a part a face lacks is fingerprinted as missing): this runs for every sample
         sources = [self.photo_path(sample_id), *(self.mask_path(sample_id, part) for part in FACE_PARTS)]
         name = f"{sample_id}-{source_fingerprint(sources)}.npz"
-        return self.cache_dir / f"{CACHE_VERSION}-{self.load_size}px-{root_tag}" / name
+        return self.cache_dir / f"{CACHE_VERSION}-canny_{self.canny}-{self.load_size}px-{root_tag}" / name
 
     def _read_cache(self, path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
         if path is None or not path.is_file():
@@ -331,7 +346,7 @@ class CelebAHQEdges(ExemplarPairs):
         size = self.load_size
         masks = self.masks(sample_id, size)
         grey = np.asarray(photo.resize((size, size), Image.BILINEAR).convert("L"))
-        semantics, labels = edge_tensor(masks, grey), face_labels(masks, (size, size))
+        semantics, labels = edge_tensor(masks, grey, self.canny), face_labels(masks, (size, size))
         self._write_cache(cache, semantics, labels)
         return semantics, labels
 
@@ -344,7 +359,11 @@ class CelebAHQEdges(ExemplarPairs):
         return torch.from_numpy(semantics.astype(np.float32) / np.float32(255.0))
 
     def protocol(self) -> dict:
-        return {**super().protocol(), "cache": str(self.cache_dir) if self.cache_dir else None}
+        return {
+            **super().protocol(),
+            "canny": "scikit-image 0.14.2 (official)" if self.canny == "official" else "today's scikit-image",
+            "cache": str(self.cache_dir) if self.cache_dir else None,
+        }
 
 
 def source_fingerprint(paths: Sequence[Path]) -> str:

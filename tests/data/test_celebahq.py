@@ -200,7 +200,7 @@ def test_cache_stores_the_edge_tensor(root: Path, tmp_path: Path, monkeypatch: p
     first = CelebAHQEdges(root, split="val", cache_dir=cache, **SMALL)
     samples = [first[i] for i in range(len(first))]
     files = sorted(cache.rglob("*.npz"))
-    assert len(files) == 4 and all(f.parent.name.startswith("edges15-v1-48px-") for f in files)
+    assert len(files) == 4 and all(f.parent.name.startswith("edges15-v1-canny_official-48px-") for f in files)
 
     def no_edges(*args, **kwargs):
         raise AssertionError("the cache was not used")
@@ -212,6 +212,8 @@ def test_cache_stores_the_edge_tensor(root: Path, tmp_path: Path, monkeypatch: p
         assert torch.equal(again["semantics"], sample["semantics"]) and torch.equal(again["labels"], sample["labels"])
     with pytest.raises(AssertionError, match="cache was not used"):
         CelebAHQEdges(root, split="train", cache_dir=cache, **SMALL)[0]  # another load size: another cache
+    with pytest.raises(AssertionError, match="cache was not used"):
+        CelebAHQEdges(root, split="val", cache_dir=cache, canny="current", **SMALL)[0]  # another Canny: another cache
 
 
 def test_unreadable_images_are_skipped_and_counted(root: Path) -> None:
