@@ -54,13 +54,14 @@ def canny_uint8(grey: np.ndarray, sigma: float = 1.0) -> np.ndarray:
         (opposite_sign & steep, w_steep, ((-1, 0), (-1, 1)), ((1, 0), (1, -1))),
     )
     local_maxima = np.zeros(grey.shape, dtype=bool)
-    for in_sector, weight, plus, minus in sectors:
+    for in_sector, weight, plus, minus in sectors:  # (weights outside a sector may be inf or NaN: never read)
         pts = candidates & in_sector
         keep = np.ones(grey.shape, dtype=bool)
         for (axis_dr, axis_dc), (diag_dr, diag_dc) in (plus, minus):
-            interpolated = _neighbour(magnitude, diag_dr, diag_dc) * weight
-            interpolated = interpolated + _neighbour(magnitude, axis_dr, axis_dc) * (1 - weight)
-            keep &= interpolated <= magnitude
+            with np.errstate(invalid="ignore"):
+                interpolated = _neighbour(magnitude, diag_dr, diag_dc) * weight
+                interpolated = interpolated + _neighbour(magnitude, axis_dr, axis_dc) * (1 - weight)
+                keep &= interpolated <= magnitude
         local_maxima[pts] = keep[pts]
 
     high = local_maxima & (magnitude >= 0.2 * 255)
