@@ -324,8 +324,13 @@ def load_compvis(ckpt: str | Path, config: str | Path | None = None) -> LatentPr
     except Exception as e:
         raise UserError(f"Cannot read LDM checkpoint {ckpt} with weights_only=True ({type(e).__name__}: {e}).") from e
     state = raw.get("state_dict", raw) if isinstance(raw, Mapping) else raw
-    cfg = OmegaConf.to_container(OmegaConf.load(config), resolve=True)
-    unet, vae, sched = convert_checkpoint(state, cfg)
+    prior = prior_from_state(state, config)
+    log.info("converted CompVis LDM %s (%s + UNet2DModel, scale_factor %s)", ckpt, prior.kind, prior.scale_factor)
+    return prior
+
+
+def prior_from_state(state: Mapping[str, Tensor], config: str | Path) -> LatentPrior:
+    """A CompVis LDM state dict and the path of its ``config.yaml`` -> the prior (schedule from the config)."""
+    unet, vae, sched = convert_checkpoint(state, OmegaConf.to_container(OmegaConf.load(config), resolve=True))
     scale = sched.pop("scale_factor")
-    log.info("converted CompVis LDM %s (%s + UNet2DModel, scale_factor %s)", ckpt, type(vae).__name__, scale)
     return LatentPrior(vae.eval(), unet.eval(), scale, {**SCHEDULER_CONFIG, **sched})

@@ -24,12 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from midms.errors import UserError
-from midms.models.midms.ldm_convert import convert_checkpoint
-from midms.models.midms.prior import SCHEDULER_CONFIG, LatentPrior
+from midms.models.midms.ldm_convert import prior_from_state
+from midms.models.midms.prior import LatentPrior
 from midms.nn.official_names import (
     SPADE_AND_SPECTRAL_NORM,
     load_strict,
@@ -100,7 +99,5 @@ def read_release(path: str | Path, ldm_config: str | Path | None = None) -> Rele
             )
     raw = read_state(path)
     ldm, matching = split_release(tensors_only(raw.get("state_dict", raw), path))
-    unet, vae, sched = convert_checkpoint(ldm, OmegaConf.to_container(OmegaConf.load(config), resolve=True))
-    scale = sched.pop("scale_factor")
-    prior = LatentPrior(vae.eval(), unet.eval(), scale, {**SCHEDULER_CONFIG, **sched})
+    prior = prior_from_state(ldm, config)
     return Release(prior, convert_matching(matching), {path.name: file_sha256(path), config.name: file_sha256(config)})
