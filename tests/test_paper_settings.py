@@ -177,6 +177,7 @@ def test_the_cocosnet_module_built_from_a_preset_uses_the_official_weights_and_o
     model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC[dataset])
     for key, value in {**COCOSNET_SETTINGS[dataset], **COCOSNET_LOSS_WEIGHTS}.items():
         assert model.settings[key] == value, key
+    assert model.corr.match_kernel == 3  # base_options.py --match_kernel 3 (the unfold window of the matching)
     (opt_g, opt_d), _ = model.configure_optimizers()
     assert all(g["lr"] == pytest.approx(1e-4) for g in opt_g.param_groups)  # generator + correspondence: lr / 2
     assert all(g["lr"] == pytest.approx(4e-4) for g in opt_d.param_groups)  # discriminator: lr * 2
