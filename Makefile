@@ -7,7 +7,7 @@ ARGS ?=
 BENCH ?= default
 DATASET ?= celebahq
 
-.PHONY: install run test test-slow lint format perf benchmark reproduce data-check clean
+.PHONY: install run test test-slow lint format perf gpu-smoke benchmark reproduce data-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
@@ -37,6 +37,9 @@ format: $(STAMP)
 
 perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py)
 	$(PY) -m benchmarks.perf $(ARGS)
+
+gpu-smoke: $(STAMP)  ## on a CUDA machine: one paper-size training step and evaluation batch of each model, fp32 and bf16
+	$(PY) -m benchmarks.gpu_smoke $(ARGS)
 
 benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FORCE=1), then aggregate
 	$(PY) -m midms.benchmarking $(BENCH) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(FORCE),--force) $(ARGS)
