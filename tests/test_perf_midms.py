@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import perf, perf_midms
 
 
+@pytest.mark.slow  # runs the perf script's subprocesses; make perf is the benchmark itself
 def test_perf_midms_measures_loop_and_batched_and_correlation(tmp_path):
     out = tmp_path / "midms.json"
     argv = ["--size", "tiny", "--image-size", "32", "--schedule", "no_refine", "--batch", "2", "--corr-batch", "1", "2"]

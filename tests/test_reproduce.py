@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from midms.benchmarking.dry_run import dry_run
@@ -83,6 +84,7 @@ def test_the_dry_run_with_everything_present_hashes_the_files_and_counts_the_pai
     assert f"{len(ids['val'])} pairs × 0.05 s" in report  # the pairing list's lines, not the published count
 
 
+@pytest.mark.slow  # a paper-size CoCosNet through run.py (the loading: tests/baselines/test_cocosnet_released.py)
 def test_a_released_cocosnet_is_evaluated_without_training(run_entry, tmp_path):
     data = tmp_path / "data" / "celebahq"
     write_fake_layout(data, pairing_lists=True)
