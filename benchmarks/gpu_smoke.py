@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.memory import peak_rss_mib  # noqa: E402
+from benchmarks.memory import device_peak_mib, device_sync  # noqa: E402
 from midms.files import atomic_write_text  # noqa: E402
 
 log = logging.getLogger("gpu_smoke")
@@ -61,15 +61,6 @@ def _compose(model: str, size: str, image_size: int, batch: int):
         return compose("config", overrides=overrides)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _peak(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mib()
-
-
 def measure(model_name: str, precision: str, args: argparse.Namespace) -> dict:
     import hydra
     import lightning as L
@@ -89,11 +80,11 @@ def measure(model_name: str, precision: str, args: argparse.Namespace) -> dict:
             self.seconds: list[float] = []
 
         def on_train_batch_start(self, *args) -> None:
-            _sync(device)
+            device_sync(device)
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, *args) -> None:
-            _sync(device)
+            device_sync(device)
             self.seconds.append(time.perf_counter() - self.start)
 
     timer = BatchTimer()
@@ -111,17 +102,17 @@ def measure(model_name: str, precision: str, args: argparse.Namespace) -> dict:
     dtype = AUTOCAST[precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         model.translate(batch)  # warm-up
-        _sync(device)
+        device_sync(device)
         start = time.perf_counter()
         model.translate(batch)
-        _sync(device)
+        device_sync(device)
     translate_seconds = time.perf_counter() - start
     return {
         "model": model_name,
         "precision": precision,
         "train_images_per_s": args.batch / step_seconds,
         "translate_images_per_s": args.batch / translate_seconds,
-        "peak_mib": _peak(device),
+        "peak_mib": device_peak_mib(device),
     }
 
 

@@ -13,6 +13,8 @@ import resource
 import subprocess
 from pathlib import Path
 
+import torch
+
 
 def _status_mib(field: str, pid: int | str = "self") -> float | None:
     try:
@@ -28,6 +30,19 @@ def peak_rss_mib() -> float:
     """This process's peak RSS (VmHWM; ``ru_maxrss`` where there is no /proc, e.g. macOS, in bytes there)."""
     peak = _status_mib("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def device_peak_mib(device: torch.device) -> float:
+    """The peak memory of ``device``: CUDA's ``max_memory_allocated``, or this process's peak RSS on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return peak_rss_mib()
+
+
+def device_sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that a wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def current_rss_mib() -> float:

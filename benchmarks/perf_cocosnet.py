@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from benchmarks.memory import peak_rss_mib  # noqa: E402
+from benchmarks.memory import device_peak_mib, device_sync  # noqa: E402
 
 logger = logging.getLogger("perf_cocosnet")
 
@@ -37,11 +37,6 @@ SIZES = {
     "paper": {"ngf": 64, "ndf": 64, "match_channels": 256, "spade_hidden": 128, "vgg_widths": None},
 }
 SEMANTIC_NC = 15  # CelebA-HQ edge-to-face
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure_one(size: str, resolution: int, batch: int, steps: int, device: str) -> dict:
@@ -68,7 +63,7 @@ def measure_one(size: str, resolution: int, batch: int, steps: int, device: str)
         torch.cuda.reset_peak_memory_stats(dev)
 
     def step() -> float:
-        _sync(dev)
+        device_sync(dev)
         t0 = time.perf_counter()
         terms, out = model.generator_losses(data)
         opt_g.zero_grad()
@@ -80,7 +75,7 @@ def measure_one(size: str, resolution: int, batch: int, steps: int, device: str)
         torch.stack(list(d_terms.values())).sum().backward()
         opt_d.step()
         opt_d.zero_grad()
-        _sync(dev)
+        device_sync(dev)
         return time.perf_counter() - t0
 
     step()  # warm-up
@@ -88,12 +83,12 @@ def measure_one(size: str, resolution: int, batch: int, steps: int, device: str)
     model.eval()
     with torch.no_grad():
         model.translate(data)  # warm-up
-        _sync(dev)
+        device_sync(dev)
         t0 = time.perf_counter()
         model.translate(data)
-        _sync(dev)
+        device_sync(dev)
         infer = time.perf_counter() - t0
-    peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else peak_rss_mib()
+    peak_mib = device_peak_mib(dev)
     return {
         "size": size,
         "resolution": resolution,

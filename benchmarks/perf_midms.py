@@ -41,17 +41,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from benchmarks.memory import current_rss_mib, peak_rss_mib, reset_peak_rss  # noqa: E402
+from benchmarks.memory import current_rss_mib, device_peak_mib, peak_rss_mib, reset_peak_rss  # noqa: E402
 from midms.files import atomic_write_text  # noqa: E402
 
 logger = logging.getLogger("perf_midms")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _peak_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return peak_rss_mib()
 
 
 def _reset_peak(device: torch.device) -> float:
@@ -110,7 +104,7 @@ def worker_sampling(args) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
-    peak = _peak_mib(device)
+    peak = device_peak_mib(device)
     return {
         "seconds": seconds,
         "images_per_s": args.batch_size / seconds,
@@ -140,7 +134,7 @@ def worker_correlation(args) -> dict:
             soft_warp(correlation(q, k, normalize=False).clamp(min=0), v, 0.005)
         else:
             soft_warp_chunked(q, k, v, 0.005, chunk=args.chunk)
-    return {"seconds": time.perf_counter() - t0, "peak_mib": _peak_mib(device) - base}
+    return {"seconds": time.perf_counter() - t0, "peak_mib": device_peak_mib(device) - base}
 
 
 def _spawn(kind: str, args, channels_last: bool = False, **extra) -> dict:

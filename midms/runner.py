@@ -9,10 +9,12 @@ job of a sweep is a row in the report and the other jobs still run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +82,10 @@ def build_metrics(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def metric_problems(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[str, str]:
+def metric_problems(cfg: DictConfig) -> dict[str, str]:
     """Set the metrics up (weights found and loaded, nothing computed): ``{metric: reason}`` for each that would be
-    skipped (absent weights) or fail (a wrong weight file)."""
+    skipped (absent weights) or fail (a wrong weight file). No data is read, so the dataset's key is provisional."""
+    dataset_key, image_size = f"preflight-{cfg.dataset.name}", int(cfg.dataset.image_size)
     metric_set = MetricSet(build_metrics(cfg))
     metric_set.setup(
         EvalContext(
@@ -98,10 +101,9 @@ def metric_problems(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[
     return {**metric_set.skipped, **metric_set.errors}
 
 
-def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dict[str, str]:
-    """Check the metrics once before training, so that a metric that will be skipped or fail is known before hours
-    of training, not after; logged as one warning. Returns ``{metric: reason}``."""
-    problems = metric_problems(cfg, dataset_key, image_size)
+def preflight_metrics(problems: Mapping[str, str]) -> None:
+    """Announce before training the metrics that will be skipped or fail (:func:`metric_problems`), so that they
+    are known before hours of training, not after; logged as one warning."""
     if problems:
         log.warning(
             "before training: %d metric(s) will not be computed at evaluation; fix them now or drop them "
@@ -109,7 +111,6 @@ def preflight_metrics(cfg: DictConfig, dataset_key: str, image_size: int) -> dic
             len(problems),
             "\n".join(f"  {name}: {reason}" for name, reason in problems.items()),
         )
-    return problems
 
 
 def _write(run_dir: Path, record: RunRecord) -> None:
@@ -229,7 +230,8 @@ def run(cfg: DictConfig) -> float:
     try:
         record.config_hash = resolved_hash(cfg)
         check_config(cfg)
-        check_preset(cfg, lambda: metric_problems(cfg, f"preflight-{cfg.dataset.name}", int(cfg.dataset.image_size)))
+        metric_check = functools.cache(lambda: metric_problems(cfg))  # the weights are loaded once, not per check
+        check_preset(cfg, metric_check)
         L.seed_everything(cfg.seed, workers=True)
 
         datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
@@ -248,8 +250,7 @@ def run(cfg: DictConfig) -> float:
         shard, device = (0, 1), eval_device(cfg)
         if cfg.train and model.trains:
             if cfg.evaluate:
-                spec = datamodule.spec
-                preflight_metrics(cfg, datamodule.eval_dataset.dataset_key, spec.image_size)
+                preflight_metrics(metric_check())
             callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
             trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
             log.info("training %s on %s", cfg.model.name, cfg.dataset.name)

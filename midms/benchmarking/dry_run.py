@@ -39,7 +39,7 @@ def _metric_problems(cfg: DictConfig) -> dict[str, str]:
     from midms.runner import metric_problems
 
     wanted = set((cfg.get("preset") or {}).get("required_metrics") or ())
-    problems = metric_problems(cfg, f"dry-run-{cfg.dataset.name}", int(cfg.dataset.image_size))
+    problems = metric_problems(cfg)
     return {name: reason for name, reason in problems.items() if not wanted or name in wanted}
 
 
