@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.memory import device_peak_mib, device_sync  # noqa: E402
+from benchmarks.memory import device_peak_mib, device_sync, timed_second_call  # noqa: E402
 from midms.files import atomic_write_text  # noqa: E402
 
 log = logging.getLogger("gpu_smoke")
@@ -101,12 +101,7 @@ def measure(model_name: str, precision: str, args: argparse.Namespace) -> dict:
     model = model.to(device).eval()
     dtype = AUTOCAST[precision]
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        model.translate(batch)  # warm-up
-        device_sync(device)
-        start = time.perf_counter()
-        model.translate(batch)
-        device_sync(device)
-    translate_seconds = time.perf_counter() - start
+        translate_seconds = timed_second_call(lambda: model.translate(batch), device)
     return {
         "model": model_name,
         "precision": precision,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import resource
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -43,6 +44,16 @@ def device_sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA), so that a wall-clock time covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed_second_call(fn, device: torch.device) -> float:
+    """Seconds of ``fn()`` after one warm-up call, device synchronised."""
+    fn()
+    device_sync(device)
+    start = time.perf_counter()
+    fn()
+    device_sync(device)
+    return time.perf_counter() - start
 
 
 def current_rss_mib() -> float:

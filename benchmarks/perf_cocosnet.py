@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from benchmarks.memory import device_peak_mib, device_sync  # noqa: E402
+from benchmarks.memory import device_peak_mib, device_sync, timed_second_call  # noqa: E402
 
 logger = logging.getLogger("perf_cocosnet")
 
@@ -82,12 +82,7 @@ def measure_one(size: str, resolution: int, batch: int, steps: int, device: str)
     times = [step() for _ in range(steps)]
     model.eval()
     with torch.no_grad():
-        model.translate(data)  # warm-up
-        device_sync(dev)
-        t0 = time.perf_counter()
-        model.translate(data)
-        device_sync(dev)
-        infer = time.perf_counter() - t0
+        infer = timed_second_call(lambda: model.translate(data), dev)
     peak_mib = device_peak_mib(dev)
     return {
         "size": size,
