@@ -257,6 +257,7 @@ def run(cfg: DictConfig) -> float:
             t0 = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             record.train = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
+            record.model_protocol.update(getattr(model, "protocol", {}) or {})  # what training added (e.g. a prior)
             if trainer.world_size > 1:  # DDP: every rank translates its share, rank zero scores and writes results
                 shard, device = (trainer.global_rank, trainer.world_size), trainer.strategy.root_device
         elif cfg.train:

@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
-from e2e import TINY
+from e2e import MIDMS_TINY, TINY
 
 from midms import files
 from midms.provenance import Heartbeat
@@ -24,7 +24,7 @@ from midms.reporting import collect_jobs
 ROOT = Path(__file__).resolve().parents[1]
 HEARTBEAT_FILE = ".heartbeat"  # README: touched every 30 s while a job runs
 STALE_AFTER_SECONDS = 300  # README: a heartbeat older than 5 minutes means the job is gone
-MIDMS = [*TINY, "model=midms", "ablation=no_refine", "logger=csv"]
+MIDMS = [*TINY, "model=midms", *MIDMS_TINY, "ablation=no_refine", "logger=csv"]
 
 
 def _only_results(root: Path) -> RunRecord:
@@ -276,7 +276,7 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     """Killed with no chance to clean up, resumed from the last checkpoint: weights, optimisers, the data order
     and its position in the epoch, and the random generators (diffusion noise, timesteps) all continue as they
     were, so the metrics are the same floats as those of a run never interrupted."""
-    size = ["dataset.image_size=64"] if model == "cocosnet" else []
+    size = ["dataset.image_size=64"] if model == "cocosnet" else MIDMS_TINY
     common = [*TINY, *size, f"model={model}", "trainer.max_epochs=3",
               f"callbacks.step_checkpoint.every_n_train_steps={every}", f"dataset.datamodule.num_workers={workers}",
               "~metrics.swd"]  # fmt: skip

@@ -278,10 +278,18 @@ class VGG19Features(nn.Module):
         self.widths = tuple(int(w) for w in widths)
         convs: dict[str, nn.Conv2d] = {}
         in_ch = 3
-        for name in CONV_NAMES:
-            out_ch = self.widths[int(name[4]) - 1]
-            convs[name] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, device="meta" if empty else None)
-            in_ch = out_ch
+        # a random network is one fixed function (seed 0, drawn apart from the run's random stream): the same in
+        # every run and after a resume; He initialisation keeps each layer's activations at the input's scale
+        # (PyTorch's default shrinks them ~3x a layer: relu5_2 would be ~1e-5 and its losses would vanish)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for name in CONV_NAMES:
+                out_ch = self.widths[int(name[4]) - 1]
+                convs[name] = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, device="meta" if empty else None)
+                if not empty:
+                    nn.init.kaiming_normal_(convs[name].weight, nonlinearity="relu")
+                    nn.init.zeros_(convs[name].bias)
+                in_ch = out_ch
         self.convs = nn.ModuleDict(convs)
         last = max(LAYER_NAMES.index(name) for name in self.layers)
         self._plan = LAYER_PLAN[: last + 1]

@@ -140,3 +140,21 @@ def test_missing_torchvision_weights_raise_clear_error_without_network(hub_dir: 
 def test_missing_weights_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(WeightsUnavailable, match="vgg19_conv.pth"):
         VGG19Features(["relu1_2"], weights=tmp_path / "models" / "vgg19_conv.pth")
+
+
+def test_a_random_network_is_one_fixed_function_at_its_inputs_scale():
+    """The tiny size's random VGG19: the same weights in every run, drawn apart from the run's random stream
+    (a resumed run builds it again), and He-initialised so that deep features keep the input's magnitude."""
+    torch.manual_seed(1)
+    before = torch.random.get_rng_state()
+    a = VGG19Features(["relu1_2", "relu5_2"], weights=None, widths=TINY)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(2)
+    b = VGG19Features(["relu1_2", "relu5_2"], weights=None, widths=TINY)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    conv = a.convs["conv3_1"].weight  # He normal (fan_in, ReLU gain): std sqrt(2 / (9 * 8)) = 0.1667
+    assert conv.std().item() == pytest.approx((2 / (9 * 8)) ** 0.5, rel=0.1)
+    feats = a(torch.rand(4, 3, 64, 64))
+    # PyTorch's default initialisation shrinks activations about 3x a layer: relu5_2 would be ~1e-5
+    assert feats["relu5_2"].abs().mean() > 0.05 * feats["relu1_2"].abs().mean()

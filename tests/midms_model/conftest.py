@@ -12,11 +12,16 @@ from midms.data.synthetic import SyntheticPairs
 
 CONF = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf")
 
-#: an even smaller prior than model.size=tiny, so a test's UNet calls take milliseconds
+#: an even smaller prior than model.size=tiny, so a test's UNet calls take milliseconds; a prior stage of a few
+#: steps, not cached (the cache has its own tests)
 SMALL_PRIOR = [
     "model.sizes.tiny.prior.unet.block_out_channels=[8,16]",
     "model.sizes.tiny.prior.unet.attention_head_dim=4",
     "model.sizes.tiny.prior.unet.norm_num_groups=4",
+    "model.sizes.tiny.prior.vae.block_out_channels=[8,8,8]",
+    "model.sizes.tiny.prior_stage.ae_steps=3",
+    "model.sizes.tiny.prior_stage.unet_steps=3",
+    "model.module.cache_dir=null",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from e2e import TINY
+from e2e import MIDMS_TINY, TINY
 
 
 def _results(root):
@@ -13,7 +13,9 @@ def _results(root):
 
 
 def test_quickstart_trains_prior_and_midms_then_evaluates(run_entry, tmp_path):
-    proc = run_entry(*TINY, "model=midms", "ablation=no_refine", "logger=csv", "trainer.log_every_n_steps=1")
+    proc = run_entry(
+        *TINY, "model=midms", *MIDMS_TINY, "ablation=no_refine", "logger=csv", "trainer.log_every_n_steps=1"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "completed", res.get("error")
@@ -21,7 +23,10 @@ def test_quickstart_trains_prior_and_midms_then_evaluates(run_entry, tmp_path):
     assert 0 <= res["metrics"]["matching_accuracy"] <= 1 and res["metrics"]["psnr"] > 0
     metrics_csv = next((tmp_path / "logs" / "runs").rglob("metrics.csv")).read_text()
     # prior stage, MIDMs warm-up (domain loss) and end to end (contextual loss, only after warm-up) all ran
-    assert all(f"train/{k}" in metrics_csv for k in ("prior_rec", "domain", "contextual"))
+    assert "prior/autoencoder_psnr" in metrics_csv
+    assert all(f"train/{k}" in metrics_csv for k in ("domain", "contextual"))
+    stage = res["model_protocol"]["prior_stage"]
+    assert stage["scale_factor"] > 0 and stage["cache"].startswith(str(tmp_path))  # cached under paths.cache_dir
 
 
 @pytest.mark.slow
@@ -33,6 +38,7 @@ def test_two_process_ddp_on_cpu_runs_every_phase(run_entry, isolated_env, tmp_pa
     proc = run_entry(
         *TINY,
         "model=midms",
+        *MIDMS_TINY,
         "ablation=no_refine",
         *ddp,
         "trainer.max_epochs=4",
@@ -44,7 +50,7 @@ def test_two_process_ddp_on_cpu_runs_every_phase(run_entry, isolated_env, tmp_pa
     assert res["status"] == "completed", res.get("error")
     assert res["train"]["global_step"] == 4 * 2  # 16 scenes / (batch 4 × 2 ranks) a epoch
     metrics_csv = next((tmp_path / "logs" / "runs").rglob("metrics.csv")).read_text()
-    assert all(f"train/{k}" in metrics_csv for k in ("prior_rec", "domain", "contextual"))
+    assert all(f"train/{k}" in metrics_csv for k in ("domain", "contextual"))
     assert 0 <= res["metrics"]["matching_accuracy"] <= 1
 
 
@@ -55,7 +61,7 @@ def test_ablation_sweep_runs_every_midms_ablation(run_entry, tmp_path):
         + [f"interleave_steps_{k}" for k in (1, 2, 4)]
         + [f"ddim_steps_{n}" for n in (8, 16, 32)]
     )
-    proc = run_entry("-m", *TINY, "model=midms", f"ablation={names}", "logger=none", timeout=1800)
+    proc = run_entry("-m", *TINY, "model=midms", *MIDMS_TINY, f"ablation={names}", "logger=none", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = _results(tmp_path / "logs" / "multiruns")
     assert sorted(r["ablation"] for r in results) == sorted(names.split(","))

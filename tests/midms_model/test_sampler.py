@@ -135,8 +135,11 @@ def test_kl_autoencoder_prior_runs_the_same_sampler(build_model, batch_of):
     model, ds = build_model(
         "model.sizes.tiny.prior.kind=kl",
         "model.sizes.tiny.prior.scale_factor=0.22765929",
-        "~model.sizes.tiny.prior.vae.num_vq_embeddings",
-        "~model.sizes.tiny.prior.vae.vq_embed_dim",
+        "+model.sizes.tiny.prior.vae.down_block_types=[DownEncoderBlock2D,DownEncoderBlock2D,DownEncoderBlock2D]",
+        "+model.sizes.tiny.prior.vae.up_block_types=[UpDecoderBlock2D,UpDecoderBlock2D,UpDecoderBlock2D]",
+        "+model.sizes.tiny.prior.vae.layers_per_block=1",
+        "+model.sizes.tiny.prior.vae.norm_num_groups=4",
+        "model.sizes.tiny.prior.vae.block_out_channels=[8,16,16]",
         "model.sizes.tiny.prior.vae.latent_channels=4",
         "model.sizes.tiny.prior.unet.in_channels=4",
         "model.sizes.tiny.prior.unet.out_channels=4",

@@ -60,16 +60,23 @@ def test_finetuning_lowers_loss_improves_matching_and_is_reproducible(build_mode
     assert _fit(again, pairs, steps=3).losses == rec.losses[:3]  # same seed, same numbers
 
 
-def test_prior_then_warmup_then_end_to_end(build_model):
-    """Without a pretrained LDM the prior stage trains the autoencoder and UNet; then MIDMs warm-up, then e2e."""
-    model, ds = build_model("model.sizes.tiny.training.prior_iters=2", "model.sizes.tiny.training.warmup_iter=2")
+def test_prior_stage_then_warmup_then_end_to_end(build_model, tmp_path):
+    """Without a pretrained LDM the prior stage trains the autoencoder and UNet before the first MIDMs step;
+    then MIDMs warm-up, then end to end; a checkpoint keeps the trained prior and its latent scale."""
+    model, ds = build_model("model.sizes.tiny.training.warmup_iter=2")
     vae0 = [p.detach().clone() for p in model.prior.vae.parameters()]
-    unet0 = [p.detach().clone() for p in model.prior.unet.parameters()]
-    rec = _fit(model, Subset(ds, range(4)), steps=6, batch_size=2)
-    assert rec.phases == ["prior"] * 2 + ["warmup"] * 2 + ["e2e"] * 2
+    rec = _fit(model, Subset(ds, range(4)), steps=4, batch_size=2)
+    assert rec.phases == ["warmup"] * 2 + ["e2e"] * 2
     assert all(torch.isfinite(torch.tensor(rec.losses)))
     assert any(not torch.equal(a, b) for a, b in zip(vae0, model.prior.vae.parameters(), strict=True))
-    assert any(not torch.equal(a, b) for a, b in zip(unet0, model.prior.unet.parameters(), strict=True))
+    assert model.prior.scale_factor != 1.0 and model.protocol["prior_stage"]["cache"] is None
     assert model.phase() == "e2e"
     assert all(p.requires_grad is False for p in model.prior.vae.parameters())
     assert all(p.requires_grad for p in model.prior.unet.parameters())  # trained end to end after warm-up
+
+    ckpt: dict = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(ckpt)
+    again, _ = build_model("model.sizes.tiny.training.warmup_iter=2")
+    again.load_state_dict(ckpt["state_dict"])
+    again.on_load_checkpoint(ckpt)
+    assert again.prior.scale_factor == model.prior.scale_factor and again._prior_ready

@@ -9,6 +9,13 @@ TINY = [
     "evaluation.grid_rows=2",
 ]
 
+#: with model=midms: a narrower autoencoder and a prior stage of a few steps
+MIDMS_TINY = [
+    "model.sizes.tiny.prior.vae.block_out_channels=[8,8,8]",
+    "model.sizes.tiny.prior_stage.ae_steps=4",
+    "model.sizes.tiny.prior_stage.unet_steps=4",
+]
+
 
 def write_fake_runs(runs_dir, psnrs=(20.0, 22.0)) -> None:
     """Completed results.json files of one model over seeds, as a benchmark's runs folder holds them."""

@@ -20,9 +20,10 @@ follows ``utils_training/optimize.py`` and the ``e2e_recurrent`` branch of ``mod
   2nd and 3rd step (both exemplar and source paths), the x0-prediction loss of the UNet on the source latent
   at one random interleaved step, and the UNet trained end to end.
 
-Phases by optimiser step (``global_step``): an optional ``prior`` phase (no pretrained LDM: the autoencoder
-and the unconditional latent UNet are trained on the dataset's images), then the MIDMs warm-up, then
-end-to-end. ``prior_iters`` / ``warmup_iter`` are step counts, or fractions (< 1) of the whole run.
+Without a pretrained LDM (``prior.train``), the prior stage of :mod:`.prior_training` first trains the
+autoencoder and the latent UNet on the training images (once per dataset and settings; cached), as an LDM
+is trained before MIDMs starts from it. Phases by optimiser step (``global_step``): the MIDMs warm-up, then
+end-to-end; ``warmup_iter`` is a step count, or a fraction (< 1) of the whole run.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from midms.models.midms.matching import (
     soft_warp_chunked,
 )
 from midms.models.midms.prior import build_prior
+from midms.models.midms.prior_training import PriorStage, prepare_prior
 from midms.models.midms.sampler import InterleavedSampler, InterleaveSchedule, add_noise, ddim_step, reinject
 from midms.nn.blocks import l2_normalize
 from midms.nn.correspondence import normalize_features
@@ -67,8 +69,6 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "lr_milestones": [10, 12, 14, 24],
     "lr_gamma": 0.3,
     "warmup_iter": 10000,
-    "prior_iters": 0.5,
-    "prior_lr": 2e-4,
     "interleave_steps": 4,
     "rematch_at": [1, 2],
     "domain_weight": 10.0,
@@ -107,6 +107,8 @@ class MIDMs(TranslationModel):
         pretrained: MIDMs' released checkpoint (``midms_celebA_finetuned.pth``): its fine-tuned LDM becomes the
             prior (``prior`` is then not built) and its matching networks are loaded strictly (:mod:`.released`).
         pretrained_ldm_config: the release's LDM ``config.yaml`` (default: ``pretrained/config.yaml`` next to it).
+        prior_stage: budget of the prior stage (:class:`.prior_training.PriorStage`), used when ``prior.train``.
+        cache_dir: where trained priors are cached (``None``: not cached).
     """
 
     can_warp = True
@@ -126,14 +128,21 @@ class MIDMs(TranslationModel):
         seed: int = 0,
         pretrained: str | None = None,
         pretrained_ldm_config: str | None = None,
+        prior_stage: Mapping[str, Any] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(data_spec)
         # plain containers: the hyper-parameters go into checkpoints that torch.load(weights_only=True) reads
-        prior, matching, sampler, training, vgg = (plain(v) for v in (prior, matching, sampler, training, vgg))
+        prior, matching, sampler, training, vgg, prior_stage = (
+            plain(v) for v in (prior, matching, sampler, training, vgg, prior_stage)
+        )
         self.save_hyperparameters(ignore=["data_spec"])
         self.automatic_optimization = False
         prior_cfg = dict(prior or {})
         self.train_prior = bool(prior_cfg.pop("train", False)) and not pretrained
+        self._prior_cfg, self._cache_dir = prior_cfg, cache_dir
+        self.prior_stage = PriorStage(**dict(prior_stage or {}))
+        self._prior_ready = not self.train_prior  # set once the prior stage ran or a checkpoint brought the prior
         release = None
         if pretrained:
             from midms.models.midms.released import read_release
@@ -145,7 +154,7 @@ class MIDMs(TranslationModel):
         _check_image_size(data_spec.image_size, self.prior)
         # everything trainable in some phase requires grad at construction (DDP registers those parameters);
         # each training step then freezes what its phase does not train (see _set_trainable)
-        self.prior.vae.requires_grad_(self.train_prior)
+        self.prior.vae.requires_grad_(False)
         self.prior.unet.requires_grad_(True)
         self.net = MatchingNetwork(data_spec.semantic_nc, self.prior.latent_channels, **dict(matching or {}))
         if release is not None:
@@ -210,12 +219,42 @@ class MIDMs(TranslationModel):
         return int(value)
 
     def phase(self) -> str:
-        """``prior``, ``warmup`` or ``e2e`` at the current optimiser step."""
-        step = self.global_step
-        prior_iters = self._steps(self.cfg["prior_iters"]) if self.train_prior else 0
-        if step < prior_iters:
-            return "prior"
-        return "warmup" if step - prior_iters < self._steps(self.cfg["warmup_iter"]) else "e2e"
+        """``warmup`` or ``e2e`` at the current optimiser step."""
+        return "warmup" if self.global_step < self._steps(self.cfg["warmup_iter"]) else "e2e"
+
+    # -- the prior stage ---------------------------------------------------------------------------------
+
+    def on_train_start(self) -> None:
+        """Without a pretrained LDM, train the prior (or load it from the cache) before the MIDMs phases."""
+        if self._prior_ready:
+            return
+        from torch.utils.data import DataLoader
+
+        dataset = self.trainer.train_dataloader.dataset
+        loader = DataLoader(dataset, batch_size=64, shuffle=False)  # a fixed order: the cache's content is fixed
+        info = prepare_prior(
+            self.prior,
+            ({"image": b["image"]} for b in loader),
+            self.prior_stage,
+            self._cache_dir,
+            getattr(dataset, "dataset_key", None),
+            self._prior_cfg,
+        )
+        self.prior.to(self.device)
+        summary = {k: info[k] for k in ("autoencoder_psnr", "scale_factor", "seconds") if k in info}
+        self.protocol["prior_stage"] = {**summary, "cache": info.get("cache")}
+        for logger in self.loggers:  # the stage's outcome, before the first MIDMs step (its curves: prior.json)
+            logger.log_metrics({f"prior/{k}": float(v) for k, v in summary.items()}, step=0)
+        self._prior_ready = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["midms_prior"] = {"scale_factor": self.prior.scale_factor, "ready": self._prior_ready}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("midms_prior")
+        if saved:  # the checkpoint's state dict holds the trained prior; its latent scale is kept here
+            self.prior.scale_factor = float(saved["scale_factor"])
+            self._prior_ready = bool(saved["ready"])
 
     def match(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """First matching: latents, semantics at latent resolution and normalised matching features."""
@@ -275,32 +314,25 @@ class MIDMs(TranslationModel):
             weight_decay=cfg["weight_decay"],
         )
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg["lr_milestones"]), gamma=cfg["lr_gamma"])
-        opts = [opt]
-        if self.train_prior:
-            opts.append(torch.optim.AdamW(self.prior.parameters(), lr=cfg["prior_lr"], weight_decay=0.0))
-        return opts, [sched]
+        return [opt], [sched]
 
     def on_train_epoch_end(self) -> None:
-        if self.phase() != "prior":
-            self.lr_schedulers().step()
+        self.lr_schedulers().step()
 
     def _set_trainable(self, phase: str) -> None:
-        """Prior: autoencoder + UNet. Warm-up: matching networks (the iteration encoder is unused, the UNet
-        frozen). End to end: matching networks + UNet. The autoencoder stays frozen (and in eval mode) after
-        the prior stage. Under DDP use ``trainer.strategy=ddp_find_unused_parameters_true``."""
-        self.prior.vae.requires_grad_(phase == "prior")
-        self.prior.unet.requires_grad_(phase in ("prior", "e2e"))
-        self.net.requires_grad_(phase != "prior")
+        """Warm-up: matching networks (the iteration encoder is unused, the UNet frozen). End to end: matching
+        networks + UNet. The autoencoder stays frozen and in eval mode. Under DDP use
+        ``trainer.strategy=ddp_find_unused_parameters_true``."""
+        self.prior.unet.requires_grad_(phase == "e2e")
+        self.net.requires_grad_(True)
         self.net.iter_enc.requires_grad_(phase == "e2e")
-        self.prior.vae.train(phase == "prior")
+        self.prior.vae.eval()
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         phase = self.phase()
         self._set_trainable(phase)
-        opts = self.optimizers()
-        opts = opts if isinstance(opts, list) else [opts]
-        opt = opts[1] if phase == "prior" else opts[0]
-        losses = self.prior_losses(batch) if phase == "prior" else self.midms_losses(batch, phase)
+        opt = self.optimizers()
+        losses = self.midms_losses(batch, phase)
         loss = sum(losses.values())
         opt.zero_grad()
         self.manual_backward(loss)
@@ -309,26 +341,6 @@ class MIDMs(TranslationModel):
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=bs)
         return loss.detach()
-
-    def prior_losses(self, batch: dict) -> dict[str, Tensor]:
-        """Prior stage: autoencoder reconstruction (+ VQ commitment / KL) and the UNet's epsilon loss."""
-        x = torch.cat([batch["image"], batch["exemplar"]])
-        vae = self.prior.vae
-        if self.prior.kind == "vq":
-            h = vae.encode(x).latents
-            rec, commit = vae.decode(h, return_dict=False)
-            reg = commit.mean()
-        else:
-            dist = vae.encode(x).latent_dist
-            h = dist.sample()
-            rec = vae.decode(h).sample
-            reg = 1e-6 * dist.kl().mean()
-        z = (h * self.prior.scale_factor).detach()
-        sched = self.prior.scheduler()
-        t = torch.randint(0, sched.config.num_train_timesteps, (z.shape[0],), device=z.device)
-        noise = torch.randn_like(z)
-        eps = self.prior.unet(sched.add_noise(z, noise, t), t).sample
-        return {"prior_rec": F.l1_loss(rec, x), "prior_reg": reg, "prior_eps": F.mse_loss(eps, noise)}
 
     def midms_losses(self, batch: dict, phase: str) -> dict[str, Tensor]:
         m = self.match(batch)

@@ -30,6 +30,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel, VQModel
 from torch import Tensor, nn
 
 from midms.errors import UserError
+from midms.models.midms.conv_autoencoder import ConvAutoencoder
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,18 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
+#: the first stages, by ``kind``
+AUTOENCODERS: dict[str, type] = {"vq": VQModel, "kl": AutoencoderKL, "ae": ConvAutoencoder}
+
+
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
     """A DDIM scheduler that reproduces the CompVis LDM sampler (its ``make_ddim_timesteps`` 'uniform' grid)."""
     return DDIMScheduler(**{**SCHEDULER_CONFIG, **overrides})
 
 
 class LatentPrior(nn.Module):
-    """Autoencoder + latent UNet + DDIM scheduler config. ``kind`` is ``"vq"`` or ``"kl"``.
+    """Autoencoder + latent UNet + DDIM scheduler config. ``kind`` is ``"vq"``, ``"kl"`` or ``"ae"`` (the tiny
+    prior's :class:`~.conv_autoencoder.ConvAutoencoder`).
 
     ``scale_factor`` multiplies latents after encoding and divides them before decoding (the LDM's
     ``scale_factor``: 1.0 for the CelebA-HQ VQ-f4 model, 0.22765929 for LSUN-Churches KL-f8).
@@ -62,14 +68,14 @@ class LatentPrior(nn.Module):
 
     def __init__(
         self,
-        vae: VQModel | AutoencoderKL,
+        vae: VQModel | AutoencoderKL | ConvAutoencoder,
         unet: UNet2DModel,
         scale_factor: float = 1.0,
         scheduler_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.vae, self.unet = vae, unet
-        self.kind = "vq" if isinstance(vae, VQModel) else "kl"
+        self.kind = next(kind for kind, cls in AUTOENCODERS.items() if isinstance(vae, cls))
         self.scale_factor = float(scale_factor)
         self.scheduler_config = dict(scheduler_config or SCHEDULER_CONFIG)
 
@@ -82,7 +88,7 @@ class LatentPrior(nn.Module):
 
     def encode(self, images: Tensor, sample: bool = True) -> Tensor:
         """Images B×3×H×W in [-1, 1] -> latents B×c×H/f×W/f (VQ: before quantisation, as the official code)."""
-        if self.kind == "vq":
+        if self.kind in ("vq", "ae"):
             z = self.vae.encode(images).latents
         else:
             dist = self.vae.encode(images).latent_dist
@@ -152,8 +158,9 @@ def build_prior(
 ) -> LatentPrior:
     """Build the prior from a config: ``random`` (with diffusers kwargs), ``diffusers`` or ``compvis``."""
     if source == "random":
-        vae_cls = VQModel if kind == "vq" else AutoencoderKL
-        return LatentPrior(vae_cls(**dict(vae or {})), UNet2DModel(**dict(unet or {})), scale_factor)
+        if kind not in AUTOENCODERS:
+            raise UserError(f"model.prior.kind={kind!r} is not one of {', '.join(AUTOENCODERS)}.")
+        return LatentPrior(AUTOENCODERS[kind](**dict(vae or {})), UNet2DModel(**dict(unet or {})), scale_factor)
     if source == "diffusers":
         if not path:
             raise UserError("model.prior.source=diffusers needs model.prior.path (a folder or a hub id).")

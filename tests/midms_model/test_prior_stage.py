@@ -1,0 +1,181 @@
+"""The prior stage: the tiny autoencoder's shapes, the LDM scale factor, learning, and the shared cache."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from midms.data.synthetic import SyntheticPairs
+from midms.errors import UserError
+from midms.models.midms import prior_training
+from midms.models.midms.conv_autoencoder import ConvAutoencoder
+from midms.models.midms.prior import LatentPrior, build_prior
+from midms.models.midms.prior_training import PriorStage, cache_key, prepare_prior, reconstruction_psnr, train_prior
+
+UNET = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=["DownBlock2D", "AttnDownBlock2D"],
+    up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+    block_out_channels=[8, 16],
+    layers_per_block=1,
+    attention_head_dim=4,
+    norm_num_groups=4,
+)
+CFG = {"kind": "ae", "vae": {"block_out_channels": [8, 8, 8]}, "unet": UNET}
+
+
+def _prior(seed: int = 0) -> LatentPrior:
+    torch.manual_seed(seed)
+    return build_prior(kind="ae", vae={"block_out_channels": [8, 8, 8]}, unet=UNET)
+
+
+def _images(n: int = 32, size: int = 32) -> torch.Tensor:
+    ds = SyntheticPairs("train", size, sizes={"train": n})
+    return torch.stack([ds[i]["image"] for i in range(n)])
+
+
+def _batches(images: torch.Tensor, batch: int = 8):
+    return ({"image": images[i : i + batch]} for i in range(0, len(images), batch))
+
+
+def test_conv_autoencoder_downsamples_by_two_per_level_and_saves_like_a_diffusers_model(tmp_path):
+    ae = ConvAutoencoder(block_out_channels=(8, 16, 16), latent_channels=3)
+    z = ae.encode(torch.randn(2, 3, 64, 64)).latents
+    assert z.shape == (2, 3, 16, 16)  # f = 2^(levels - 1) = 4
+    assert ae.decode(z).sample.shape == (2, 3, 64, 64)
+    assert not any(isinstance(m, torch.nn.GroupNorm | torch.nn.BatchNorm2d) for m in ae.modules())
+    ae.save_pretrained(tmp_path / "ae")
+    again = ConvAutoencoder.from_pretrained(tmp_path / "ae")
+    assert list(again.config.block_out_channels) == [8, 16, 16]
+    assert all(torch.equal(a, b) for a, b in zip(ae.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+def test_unknown_autoencoder_kind_is_a_clear_error():
+    with pytest.raises(UserError, match="kind='vqgan'.*vq, kl, ae"):
+        build_prior(kind="vqgan", unet=UNET)
+
+
+def test_scale_factor_is_one_over_the_latent_std_and_the_autoencoder_learns():
+    images = _images()
+    prior = _prior()
+    before = reconstruction_psnr(prior, images)
+    stage = PriorStage(ae_steps=150, unet_steps=5, batch_size=8, max_images=32)
+    info = train_prior(prior, images, stage)
+    assert info["autoencoder_psnr"] > before + 3, (before, info["autoencoder_psnr"])
+    with torch.no_grad():
+        raw = torch.cat([prior.vae.encode(images[i : i + 8]).latents for i in range(0, 32, 8)])
+    # the LDM's scale_by_std: 1 / std of the first stage's latents; an independent computation of it
+    assert prior.scale_factor == pytest.approx(1.0 / raw.std().item(), rel=1e-5)
+    assert prior.encode(images[:8]).std().item() == pytest.approx(1.0, abs=0.25)
+    assert len(info["ae_curve"]) == 150 and len(info["unet_curve"]) == 5
+    assert sum(info["ae_curve"][-10:]) < 0.5 * sum(info["ae_curve"][:10])
+
+
+def test_the_unet_learns_to_predict_the_noise_of_the_scaled_latents():
+    images = _images()
+    prior = _prior()
+    info = train_prior(prior, images, PriorStage(ae_steps=30, unet_steps=120, batch_size=8, unet_lr=3e-3))
+    curve = info["unet_curve"]
+    # predicting zero noise costs 1.0 (unit-variance noise); a UNet that learnt something does better
+    assert sum(curve[-20:]) / 20 < 0.8 * sum(curve[:20]) / 20, (curve[:5], curve[-5:])
+
+
+def test_training_leaves_the_runs_random_stream_and_is_reproducible():
+    images = _images(16)
+    stage = PriorStage(ae_steps=3, unet_steps=3, batch_size=4)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = _prior(1)
+    torch.manual_seed(123)
+    train_prior(a, images, stage)
+    assert torch.equal(torch.rand(3), expected)  # the run's own generator is where it was
+    b = _prior(1)
+    train_prior(b, images, stage)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_the_cache_key_changes_with_the_data_the_sizes_and_the_budget():
+    stage = PriorStage()
+    key = cache_key("synthetic-a", CFG, stage)
+    assert key.startswith("synthetic-a-")
+    assert key == cache_key("synthetic-a", dict(CFG), PriorStage())
+    assert key != cache_key("synthetic-b", CFG, stage)
+    assert key != cache_key("synthetic-a", {**CFG, "vae": {"block_out_channels": [8, 8, 16]}}, stage)
+    assert key != cache_key("synthetic-a", CFG, PriorStage(ae_steps=stage.ae_steps + 1))
+
+
+def test_a_cached_prior_is_trained_once_and_loaded_identically(tmp_path, monkeypatch):
+    images = _images(16)
+    stage = PriorStage(ae_steps=4, unet_steps=4, batch_size=4)
+    first = _prior(0)
+    info = prepare_prior(first, _batches(images), stage, tmp_path, "synthetic-x", CFG)
+    folder = tmp_path / cache_key("synthetic-x", CFG, stage)
+    assert info["cache"] == str(folder) and (folder / "weights.safetensors").is_file()
+    assert json.loads((folder / "prior.json").read_text())["scale_factor"] == pytest.approx(first.scale_factor)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached prior must not be trained again")
+
+    monkeypatch.setattr(prior_training, "train_prior", no_training)
+    second = _prior(7)  # other initial weights: everything must come from the cache
+    prepare_prior(second, _batches(images), stage, tmp_path, "synthetic-x", CFG)
+    assert second.scale_factor == first.scale_factor
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_killed_write_leaves_no_cache_and_the_next_job_trains(tmp_path, monkeypatch):
+    images = _images(16)
+    stage = PriorStage(ae_steps=2, unet_steps=2, batch_size=4)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prior_training, "save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_prior(_prior(), _batches(images), stage, tmp_path, "synthetic-y", CFG)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+    monkeypatch.undo()
+    info = prepare_prior(_prior(), _batches(images), stage, tmp_path, "synthetic-y", CFG)
+    assert (tmp_path / cache_key("synthetic-y", CFG, stage) / "prior.json").is_file() and info["cache"]
+
+
+def test_two_jobs_started_together_train_the_prior_once(tmp_path, monkeypatch):
+    images = _images(16)
+    stage = PriorStage(ae_steps=2, unet_steps=2, batch_size=4)
+    calls, real = [], prior_training.train_prior
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prior_training, "train_prior", counted)
+    priors = [_prior(0), _prior(1)]
+    threads = [
+        threading.Thread(target=prepare_prior, args=(p, _batches(images), stage, tmp_path, "synthetic-z", CFG))
+        for p in priors
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert priors[0].scale_factor == priors[1].scale_factor
+
+
+def test_without_a_dataset_key_the_prior_is_trained_and_not_cached(tmp_path):
+    info = prepare_prior(_prior(), _batches(_images(8)), PriorStage(ae_steps=1, unet_steps=1), tmp_path, None, CFG)
+    assert info["cache"] is None and list(tmp_path.iterdir()) == []
+
+
+def test_bad_stage_settings_are_a_clear_error():
+    with pytest.raises(UserError, match="steps must be >= 0"):
+        PriorStage(ae_steps=-1)
+    with pytest.raises(UserError, match="at least two training images"):
+        prior_training.collect_images([{"image": torch.zeros(1, 3, 8, 8)}], 4)
