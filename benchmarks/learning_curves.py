@@ -65,9 +65,10 @@ class Probe(L.Callback):
         log.info("%s", row)
         model.train(was_training)
 
-    def on_train_start(self, trainer, model) -> None:
-        self.t0 = time.perf_counter()
-        self.measure(trainer, model)
+    def on_train_batch_start(self, trainer, model, batch, batch_idx) -> None:
+        if not self.rows:  # after the model's own on_train_start (e.g. MIDMs' prior stage): step 0 as trained on
+            self.measure(trainer, model)
+            self.t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every == 0:

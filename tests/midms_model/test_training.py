@@ -80,3 +80,13 @@ def test_prior_stage_then_warmup_then_end_to_end(build_model, tmp_path):
     again.load_state_dict(ckpt["state_dict"])
     again.on_load_checkpoint(ckpt)
     assert again.prior.scale_factor == model.prior.scale_factor and again._prior_ready
+
+
+def test_warmup_iter_is_a_step_count_or_a_fraction_of_the_run(build_model):
+    for value, expected in (
+        ("1.0", ["warmup"] * 4),
+        ("0.5", ["warmup"] * 2 + ["e2e"] * 2),
+        ("1", ["warmup"] + ["e2e"] * 3),
+    ):
+        model, ds = build_model("model.sizes.tiny.prior.train=false", f"model.sizes.tiny.training.warmup_iter={value}")
+        assert _fit(model, Subset(ds, range(4)), steps=4, batch_size=2).phases == expected, value

@@ -9,11 +9,12 @@ TINY = [
     "evaluation.grid_rows=2",
 ]
 
-#: with model=midms: a narrower autoencoder and a prior stage of a few steps
+#: with model=midms: a narrower autoencoder, a prior stage of a few steps, and both MIDMs phases (half each)
 MIDMS_TINY = [
     "model.sizes.tiny.prior.vae.block_out_channels=[8,8,8]",
     "model.sizes.tiny.prior_stage.ae_steps=4",
     "model.sizes.tiny.prior_stage.unet_steps=4",
+    "model.sizes.tiny.training.warmup_iter=0.5",
 ]
 
 

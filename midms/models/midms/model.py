@@ -23,7 +23,7 @@ follows ``utils_training/optimize.py`` and the ``e2e_recurrent`` branch of ``mod
 Without a pretrained LDM (``prior.train``), the prior stage of :mod:`.prior_training` first trains the
 autoencoder and the latent UNet on the training images (once per dataset and settings; cached), as an LDM
 is trained before MIDMs starts from it. Phases by optimiser step (``global_step``): the MIDMs warm-up, then
-end-to-end; ``warmup_iter`` is a step count, or a fraction (< 1) of the whole run.
+end-to-end; ``warmup_iter`` is a step count (an int), or a fraction (a float <= 1.0) of the whole run.
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ class MIDMs(TranslationModel):
         return self._vgg
 
     def _steps(self, value: float | int) -> int:
-        if isinstance(value, float) and value < 1:
+        """A step count: an int as it is, a float (at most 1.0) as that fraction of the run's steps."""
+        if isinstance(value, float) and value <= 1:
             return int(value * self.trainer.estimated_stepping_batches)
         return int(value)
 
