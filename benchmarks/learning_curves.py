@@ -50,6 +50,7 @@ class Probe(L.Callback):
         self.batch, self.num_classes, self.every = batch, num_classes, every
         self.rows: list[dict] = []
         self.t0 = time.perf_counter()
+        self.last_phase: str | None = "start"
 
     def measure(self, trainer, model) -> None:
         was_training = model.training
@@ -59,8 +60,8 @@ class Probe(L.Callback):
             if getattr(model, "can_warp", False):
                 row["matching_accuracy"] = accuracy(model, self.batch, self.num_classes)
             row["psnr"] = psnr(model.translate(self.batch), self.batch["target"])
-        if hasattr(model, "phase"):
-            row["phase"] = model.phase()
+        if hasattr(model, "phase"):  # the phase of the last step taken (MIDMs: warmup | e2e)
+            row["phase"] = self.last_phase
         self.rows.append(row)
         log.info("%s", row)
         model.train(was_training)
@@ -69,6 +70,7 @@ class Probe(L.Callback):
         if not self.rows:  # after the model's own on_train_start (e.g. MIDMs' prior stage): step 0 as trained on
             self.measure(trainer, model)
             self.t0 = time.perf_counter()
+        self.last_phase = model.phase() if hasattr(model, "phase") else None
 
     def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every == 0:
