@@ -58,6 +58,7 @@ def test_multirun_basic_launcher_two_jobs_and_report(run_entry, tmp_path):
     assert len(table) == 2 and set(table["status"]) == {"completed"}
 
 
+@pytest.mark.slow  # submitit's local executor spawns a process per job: half a minute
 def test_multirun_submitit_local_launcher(run_entry, tmp_path):
     proc = run_entry("-m", "hydra/launcher=submitit_local", *BASE, "dataset.input=edges,labels", "logger=none")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -276,7 +276,12 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     """Killed with no chance to clean up, resumed from the last checkpoint: weights, optimisers, the data order
     and its position in the epoch, and the random generators (diffusion noise, timesteps) all continue as they
     were, so the metrics are the same floats as those of a run never interrupted."""
-    size = ["dataset.image_size=64"] if model == "cocosnet" else MIDMS_TINY
+    # MIDMs: the end-to-end phase (diffusion noise, random timesteps) starts at step 9, after the resume point
+    size = (
+        ["dataset.image_size=64"]
+        if model == "cocosnet"
+        else [*MIDMS_TINY, "model.sizes.tiny.training.warmup_iter=0.75"]
+    )
     common = [*TINY, *size, f"model={model}", "trainer.max_epochs=3",
               f"callbacks.step_checkpoint.every_n_train_steps={every}", f"dataset.datamodule.num_workers={workers}",
               "~metrics.swd"]  # fmt: skip

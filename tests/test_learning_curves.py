@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 from e2e import MIDMS_TINY
 from torch.utils.data import default_collate
@@ -18,6 +19,7 @@ def test_psnr_is_the_per_image_mean_of_the_8_bit_convention():
     assert abs(learning_curves.psnr(a, b) - 30.0) < 1e-4
 
 
+@pytest.mark.slow  # a MIDMs fit with a prior stage: the benchmark script, not the method (its tests are fast)
 def test_a_short_midms_curve_is_measured_after_the_prior_stage(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MIDMS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "curve.csv"

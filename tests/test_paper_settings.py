@@ -160,7 +160,8 @@ def test_every_entry_point_composes_the_papers_settings(dataset, model, entry):
 def test_the_midms_module_built_from_a_preset_uses_the_official_loss_weights(dataset):
     cfg = _compose(f"dataset={dataset}", "model=midms")
     tiny = _compose("model=midms").model.sizes.tiny  # small networks: the loss settings are the paper preset's
-    module_cfg = OmegaConf.merge(cfg.model.module, {"prior": tiny.prior, "matching": tiny.matching, "vgg": tiny.vgg})
+    module_cfg = OmegaConf.merge(cfg.model.module, {"matching": tiny.matching, "vgg": tiny.vgg})
+    module_cfg.prior = tiny.prior  # replaced, not merged: the tiny autoencoder takes other arguments
     model = hydra.utils.instantiate(module_cfg, data_spec=SPEC[dataset])
     for key, value in MIDMS_LOSSES[dataset].items():
         assert getattr(model, key) == (pytest.approx(value) if isinstance(value, float) else value), key
