@@ -80,6 +80,7 @@ def test_prior_stage_then_warmup_then_end_to_end(build_model, tmp_path):
     again.load_state_dict(ckpt["state_dict"])
     again.on_load_checkpoint(ckpt)
     assert again.prior.scale_factor == model.prior.scale_factor and again._prior_ready
+    assert again.protocol["prior_stage"] == model.protocol["prior_stage"]  # the resumed run's record names it
 
 
 def test_warmup_iter_is_a_step_count_or_a_fraction_of_the_run(build_model):

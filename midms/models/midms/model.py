@@ -249,13 +249,19 @@ class MIDMs(TranslationModel):
         self._prior_ready = True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["midms_prior"] = {"scale_factor": self.prior.scale_factor, "ready": self._prior_ready}
+        checkpoint["midms_prior"] = {
+            "scale_factor": self.prior.scale_factor,
+            "ready": self._prior_ready,
+            "summary": self.protocol.get("prior_stage"),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("midms_prior")
-        if saved:  # the checkpoint's state dict holds the trained prior; its latent scale is kept here
+        if saved:  # the checkpoint's state dict holds the trained prior; its latent scale and record are kept here
             self.prior.scale_factor = float(saved["scale_factor"])
             self._prior_ready = bool(saved["ready"])
+            if saved.get("summary"):  # a resumed run reports the prior it continues with
+                self.protocol["prior_stage"] = dict(saved["summary"])
 
     def match(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """First matching: latents, semantics at latent resolution and normalised matching features."""
