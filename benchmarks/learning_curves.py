@@ -26,21 +26,22 @@ from hydra.utils import instantiate
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from midms.metrics.matching import matching_accuracy
+from midms.metrics.pixel import per_image_psnr
+
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("learning_curves")
 
 
 def psnr(fake: Tensor, target: Tensor) -> float:
     """Mean per-image PSNR (dB) of images in [-1, 1] (data range 2), as ``eval/psnr`` on [0, 1] images."""
-    mse = ((fake.clamp(-1, 1) - target) ** 2).flatten(1).mean(1) / 4
-    return float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
+    return float(per_image_psnr(fake, target).mean())
 
 
 def accuracy(model, batch: dict, num_classes: int) -> float:
-    """Matching accuracy of the model's warp (argmax of the warped one-hot exemplar labels vs input labels)."""
+    """Matching accuracy of the model's warp (:func:`midms.metrics.matching.matching_accuracy`, mean over images)."""
     onehot = F.one_hot(batch["exemplar_labels"], num_classes).permute(0, 3, 1, 2).float()
-    warped = F.interpolate(model.warp(batch, onehot), size=batch["labels"].shape[-2:], mode="bilinear")
-    return float((warped.argmax(1) == batch["labels"]).float().mean())
+    return float(matching_accuracy(model.warp(batch, onehot), batch["labels"]).mean())
 
 
 class Probe(L.Callback):

@@ -39,6 +39,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from midms.errors import UserError
+from midms.metrics.pixel import per_image_psnr
 from midms.models.midms.prior import LatentPrior
 
 log = logging.getLogger(__name__)
@@ -164,9 +165,7 @@ def reconstruction_psnr(prior: LatentPrior, images: Tensor, batch_size: int = 64
     values = []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(_device(prior))
-        rec = prior.decode(prior.encode(x, sample=False)).clamp(-1, 1)
-        mse = ((rec - x) ** 2).flatten(1).mean(1) / 4  # data range 2
-        values.append(-10 * torch.log10(mse.clamp_min(1e-10)))
+        values.append(per_image_psnr(prior.decode(prior.encode(x, sample=False)), x))
     return float(torch.cat(values).mean())
 
 
