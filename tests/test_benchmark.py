@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from e2e import TINY
+from omegaconf import OmegaConf
 
 from midms.benchmarking.__main__ import aggregate, completed_hashes, job_hash
 from midms.benchmarking.matrix import Job, Matrix, load_matrix
@@ -36,6 +37,32 @@ def test_load_matrix_rejects_unknown_names(tmp_path):
     with pytest.raises(UserError, match="unknown keys"):
         load_matrix(str(tmp_path / "typo.yaml"))
     assert load_matrix("default").models  # the shipped default matrix is valid
+
+
+def _job_config(matrix, job):
+    from hydra import compose, initialize_config_dir
+
+    from midms.benchmarking.matrix import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["paths.output_dir=/tmp/unused", *job.hydra_overrides(matrix.experiment)])
+
+
+def test_the_cpu_matrices_compose_and_the_sampler_ablations_share_one_training():
+    default = load_matrix("default")
+    (midms,) = [j for j in default.jobs() if j.model == "midms" and j.seed == 0]
+    trained = _job_config(default, midms)
+    assert trained.dataset.sizes.train == 4096 and trained.trainer.max_steps == 416
+    ablations = load_matrix("ablations_midms")
+    configs = {j.ablation: _job_config(ablations, j) for j in ablations.jobs()}
+    assert set(configs) == {"none", "no_confidence", "no_refine", "ddim_steps_32"}
+    for name, cfg in configs.items():  # everything that shapes training is the default matrix's MIDMs job's
+        for key in ("model.module.training", "model.module.prior_stage", "trainer.max_steps", "dataset"):
+            assert OmegaConf.select(cfg, key) == OmegaConf.select(trained, key), (name, key)
+    sampler = {name: cfg.model.sampler for name, cfg in configs.items()}
+    assert sampler["none"].confidence and not sampler["no_confidence"].confidence
+    assert sampler["none"].refine and not sampler["no_refine"].refine
+    assert sampler["none"].ddim_steps == 16 and sampler["ddim_steps_32"].ddim_steps == 32
 
 
 def test_job_hash_equals_the_hash_the_run_records(run_entry, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -78,6 +79,7 @@ def _one_process(reference_batch: int | None) -> torch.Tensor:
     return _generator_grads(model)
 
 
+@pytest.mark.slow  # two gloo processes (about 25 s); the DDP end-to-end runs are in the slow set too
 def test_the_feature_matching_gradient_is_the_same_on_one_and_two_processes(tmp_path):
     one = _one_process(RELEASED_PER_GPU_BATCH)
     two = _two_processes(tmp_path, RELEASED_PER_GPU_BATCH)

@@ -84,6 +84,15 @@ def test_the_unet_learns_to_predict_the_noise_of_the_scaled_latents():
     assert sum(curve[-20:]) / 20 < 0.8 * sum(curve[:20]) / 20, (curve[:5], curve[-5:])
 
 
+def test_a_frozen_unet_is_trained_and_left_as_frozen_as_it_was():
+    prior = _prior()
+    prior.unet.requires_grad_(False)  # as the MIDMs warm-up leaves it
+    before = [q.clone() for q in prior.unet.parameters()]
+    train_prior(prior, _images(8), PriorStage(ae_steps=2, unet_steps=3, batch_size=4))
+    assert any(not torch.equal(a, b) for a, b in zip(before, prior.unet.parameters(), strict=True))
+    assert not any(q.requires_grad for q in prior.unet.parameters())
+
+
 def test_training_leaves_the_runs_random_stream_and_is_reproducible():
     images = _images(16)
     stage = PriorStage(ae_steps=3, unet_steps=3, batch_size=4)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 import torch.nn.functional as F
+from hydra.errors import InstantiationException
 from torch.utils.data import DataLoader, Subset
 
-WARMUP_ONLY = ["model.sizes.tiny.prior.train=false", "model.sizes.tiny.training.warmup_iter=100000"]
+from midms.errors import UserError
+
+#: a constant rate too: runs of different lengths then take the same first steps
+WARMUP_ONLY = [
+    "model.sizes.tiny.prior.train=false",
+    "model.sizes.tiny.training.warmup_iter=100000",
+    "model.sizes.tiny.training.lr_milestones=[1000]",
+]
 
 
 class LossRecorder(L.Callback):
@@ -91,3 +100,48 @@ def test_warmup_iter_is_a_step_count_or_a_fraction_of_the_run(build_model):
     ):
         model, ds = build_model("model.sizes.tiny.prior.train=false", f"model.sizes.tiny.training.warmup_iter={value}")
         assert _fit(model, Subset(ds, range(4)), steps=4, batch_size=2).phases == expected, value
+
+
+class LrRecorder(L.Callback):
+    def __init__(self):
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_lr_milestones_are_epochs_or_fractions_of_the_run_and_decay_by_gamma(build_model):
+    """Ints count epochs (the official ``--step``: the decay starts after that many whole epochs), floats are a
+    fraction of the run's steps; each milestone passed multiplies the rate by ``lr_gamma``."""
+    for milestones, steps, expected in (
+        ("[1]", 6, [1, 1, 1, 0.5, 0.5, 0.5]),  # 3 batches an epoch: the 4th step is the 2nd epoch's first
+        ("[0.5]", 4, [1, 1, 0.5, 0.5]),
+        ("[1,0.75]", 4, [1, 1, 0.5, 0.25]),  # 2 batches an epoch here (4 scenes, batch 2)
+    ):
+        scenes = 6 if steps == 6 else 4
+        model, ds = build_model(
+            *WARMUP_ONLY,
+            f"model.sizes.tiny.training.lr_milestones={milestones}",
+            "model.sizes.tiny.training.lr=1e-3",
+            "model.module.training.lr_gamma=0.5",
+        )
+        rec = LrRecorder()
+        L.seed_everything(0)
+        trainer = L.Trainer(
+            max_steps=steps,
+            max_epochs=-1,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[rec],
+        )
+        trainer.fit(model, DataLoader(Subset(ds, range(scenes)), batch_size=2))
+        assert rec.lrs == pytest.approx([1e-3 * f for f in expected]), milestones
+
+
+def test_a_milestone_at_zero_is_a_clear_error(build_model):
+    with pytest.raises(InstantiationException, match="lr_milestones .0. must be > 0") as caught:
+        build_model(*WARMUP_ONLY, "model.sizes.tiny.training.lr_milestones=[0]")
+    assert isinstance(caught.value.__cause__, UserError)  # the runner reports it as a user mistake, no traceback

@@ -169,6 +169,11 @@ class MIDMs(TranslationModel):
                 f"known: {sorted(DEFAULT_TRAINING)}"
             )
         self.cfg = {**DEFAULT_TRAINING, **dict(training or {})}
+        if any(not m > 0 for m in self.cfg["lr_milestones"]):
+            raise UserError(
+                f"model=midms: lr_milestones {self.cfg['lr_milestones']} must be > 0: epochs (ints) or fractions "
+                f"of the run (floats <= 1.0)"
+            )
         self.segmentation = data_spec.num_classes is not None and data_spec.semantic_nc == data_spec.num_classes
         perc = self.cfg["perceptual"]
         if perc == "auto":
@@ -218,6 +223,20 @@ class MIDMs(TranslationModel):
         if isinstance(value, float) and value <= 1:
             return int(value * self.trainer.estimated_stepping_batches)
         return int(value)
+
+    def _milestone_step(self, value: float | int) -> int:
+        """A learning-rate milestone in optimiser steps: an int counts epochs (the official ``--step``), a float
+        (at most 1.0) is that fraction of the run."""
+        if isinstance(value, float) and value <= 1:
+            return self._steps(value)
+        return int(value) * int(self.trainer.num_training_batches)
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier after ``step`` optimiser steps: ``lr_gamma`` per milestone passed."""
+        if step == 0:  # every milestone is after the first step (checked in __init__)
+            return 1.0
+        passed = sum(step >= self._milestone_step(m) for m in self.cfg["lr_milestones"])
+        return float(self.cfg["lr_gamma"]) ** passed
 
     def phase(self) -> str:
         """``warmup`` or ``e2e`` at the current optimiser step."""
@@ -320,11 +339,10 @@ class MIDMs(TranslationModel):
             ],
             weight_decay=cfg["weight_decay"],
         )
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg["lr_milestones"]), gamma=cfg["lr_gamma"])
+        # stepped after every optimiser step: a milestone of m epochs falls after m·(batches per epoch) steps,
+        # as the official MultiStepLR stepped at each epoch's end
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor)
         return [opt], [sched]
-
-    def on_train_epoch_end(self) -> None:
-        self.lr_schedulers().step()
 
     def _set_trainable(self, phase: str) -> None:
         """Warm-up: matching networks (the iteration encoder is unused, the UNet frozen). End to end: matching
@@ -344,6 +362,7 @@ class MIDMs(TranslationModel):
         opt.zero_grad()
         self.manual_backward(loss)
         opt.step()
+        self.lr_schedulers().step()
         bs = batch["image"].shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
         self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=bs)

@@ -136,8 +136,8 @@ def encode_all(prior: LatentPrior, images: Tensor, batch_size: int = 64) -> Tens
 def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torch.Generator) -> list[float]:
     """Stage 3: the UNet's epsilon loss on scaled latents; returns the loss of every step."""
     unet, sched = prior.unet, prior.scheduler()
-    was_training = unet.training
-    unet.train()
+    was_training, was_trainable = unet.training, [q.requires_grad for q in unet.parameters()]
+    unet.train().requires_grad_(True)  # e.g. frozen by a MIDMs warm-up before a prior is (re)trained
     opt = torch.optim.Adam(unet.parameters(), lr=stage.unet_lr)
     curve = []
     bar = tqdm(
@@ -156,6 +156,8 @@ def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torc
         curve.append(float(loss))
         bar.set_postfix(eps=f"{curve[-1]:.4f}", refresh=False)
     unet.train(was_training)  # the module's mode is its owner's business (Lightning sets it for the fit)
+    for q, flag in zip(unet.parameters(), was_trainable, strict=True):
+        q.requires_grad_(flag)
     return curve
 
 
