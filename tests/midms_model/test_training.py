@@ -23,9 +23,11 @@ class LossRecorder(L.Callback):
     def __init__(self):
         self.losses: list[float] = []
         self.phases: list[str] = []
+        self.lrs: list[float] = []  # of the matching networks, at each step
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.phases.append(pl_module.phase())
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.losses.append(float(outputs["loss"] if isinstance(outputs, dict) else outputs))
@@ -102,14 +104,6 @@ def test_warmup_iter_is_a_step_count_or_a_fraction_of_the_run(build_model):
         assert _fit(model, Subset(ds, range(4)), steps=4, batch_size=2).phases == expected, value
 
 
-class LrRecorder(L.Callback):
-    def __init__(self):
-        self.lrs: list[float] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-
 def test_lr_milestones_are_epochs_or_fractions_of_the_run_and_decay_by_gamma(build_model):
     """Ints count epochs (the official ``--step``: the decay starts after that many whole epochs), floats are a
     fraction of the run's steps; each milestone passed multiplies the rate by ``lr_gamma``."""
@@ -125,19 +119,7 @@ def test_lr_milestones_are_epochs_or_fractions_of_the_run_and_decay_by_gamma(bui
             "model.sizes.tiny.training.lr=1e-3",
             "model.module.training.lr_gamma=0.5",
         )
-        rec = LrRecorder()
-        L.seed_everything(0)
-        trainer = L.Trainer(
-            max_steps=steps,
-            max_epochs=-1,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[rec],
-        )
-        trainer.fit(model, DataLoader(Subset(ds, range(scenes)), batch_size=2))
+        rec = _fit(model, Subset(ds, range(scenes)), steps=steps, batch_size=2)
         assert rec.lrs == pytest.approx([1e-3 * f for f in expected]), milestones
 
 
