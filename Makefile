@@ -7,7 +7,7 @@ ARGS ?=
 BENCH ?= default
 DATASET ?= celebahq
 
-.PHONY: install run test test-slow lint format perf gpu-smoke benchmark reproduce data-check clean
+.PHONY: install run test test-slow lint format perf gpu-smoke benchmark reproduce metric-check data-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
@@ -46,6 +46,9 @@ benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FO
 
 reproduce: $(STAMP)  ## evaluate the released models on the official test pairs: make reproduce DATASET=celebahq [ARGS=--dry-run]
 	$(PY) -m midms.benchmarking reproduce_$(DATASET) $(ARGS)
+
+metric-check: $(STAMP)  ## every metric on graded degradations of the synthetic ground truth: which sees structure, which style
+	$(PY) -m midms.evaluation.metric_check $(ARGS)
 
 data-check: $(STAMP)  ## verify a real dataset's layout: make data-check DATASET=celebahq
 	$(PY) -m midms.data.check dataset=$(DATASET) $(ARGS)

@@ -16,6 +16,9 @@ of its README (per dataset in ``conf/model/cocosnet.yaml``):
   × ``lambda_vgg · ctx_w``;
 - ``domain``: L1 between the adapted semantics and the adapted real photo (domain alignment), × ``novgg_featpair``;
 - ``warp_cycle``: L1 between the warp warped back and the pooled exemplar, × ``warp_cycle_w``;
+- ``warp_self`` (``warp_self_w`` > 0): L1 between the up-sampled warp and the ground truth, weighted per sample
+  as ``fm`` (paired samples only), × ``warp_self_w`` (0 by default; 100 in the DeepFashion command, where every
+  exemplar is the same person in another pose, so every pair has a ground truth);
 - ``mask`` (``warp_mask_losstype: direct``): NLL of the input's labels under the warped exemplar one-hot
   semantics at 1/4 resolution (classes absent from the exemplar and ``mask_ignore_index`` excluded), × ``weight_mask``.
 
@@ -62,6 +65,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "weight_mask": 0.0,
     "mask_ignore_index": 0,  # class without a mask loss (ADE20K's "unknown"); null: none
     "warp_cycle_w": 0.0,
+    "warp_self_w": 0.0,
     "which_perceptual": "relu5_2",
     "weight_perceptual": 0.01,
     "fm_ratio": 0.1,
@@ -300,6 +304,8 @@ class CoCosNet(TranslationModel):
             terms["warp_cycle"] = (
                 F.l1_loss(out["warp_cycle"], F.avg_pool2d(batch["exemplar"], DOWN)) * s["warp_cycle_w"]
             )
+        if s["warp_self_w"] > 0:
+            terms["warp_self"] = losses.weighted_l1(out["warp"], real, weights) * s["warp_self_w"]
         if s["warp_mask_losstype"] == "direct":
             terms["mask"] = self.mask_loss(out["warp_mask"], batch) * s["weight_mask"]
         return terms, out

@@ -259,3 +259,23 @@ def test_the_fm_weights_are_scaled_to_the_released_per_gpu_batch(monkeypatch):
     with torch.no_grad():
         _model(ds, seed=0).generator_losses(_batch(ds))
     assert seen == [{"reference_batch": 4}]  # the released runs: 8 GPUs × 4 (CoCosNet README, --batchSize 32)
+
+
+def test_warp_self_is_the_released_paired_l1_of_the_warp_with_the_deepfashion_weight():
+    # CoCosNet README, DeepFashion command (every exemplar is the same person in another pose, as every synthetic
+    # exemplar has a ground-truth translation): --warp_self_w 100 at --batchSize 32 on 8 GPUs, i.e. 4 per GPU
+    assert _compose().model.module.settings.warp_self_w == 100
+    assert "warp_self_w" not in _compose("dataset=celebahq").model.module.settings  # the released default: 0
+    for n in (2, 3):
+        ds = _data(n=n)
+        batch = _batch(ds, n)
+        model = _model(ds)
+        with torch.no_grad():
+            terms, out = model.generator_losses(batch)
+        # pix2pix_model.py: mean(|warp_out - real| * flags / sum(flags)) * warp_self_w, flags all 1 here, on a
+        # per-GPU batch of 4: the paired mean L1 × 100 / 4 whatever the local batch
+        expected = (out["warp"] - batch["target"]).abs().mean() * 100 / 4
+        assert torch.allclose(terms["warp_self"], expected, rtol=1e-4)
+    with torch.no_grad():
+        terms, _ = _model(ds, "+model.loss_overrides.warp_self_w=0").generator_losses(batch)
+    assert "warp_self" not in terms
