@@ -25,7 +25,8 @@ def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
     (res,) = _results(tmp_path / "logs" / "runs")
     assert res["status"] == "completed"
     assert res["model"] == "copy_exemplar" and res["dataset"] == "synthetic" and res["ablation"] == "none"
-    assert {"psnr", "ssim", "swd", "swd_32", "swd_16", "matching_accuracy"} == set(res["metrics"])
+    assert {"psnr", "ssim", "swd", "swd_32", "swd_16", "swd_ci95", "matching_accuracy"} == set(res["metrics"])
+    assert res["metrics"]["swd_ci95"] > 0 and res["protocol"]["metrics"]["swd.bootstrap"]["resamples"] == 25
     # offline: weight-based metrics are skipped with the file and the fix, never given a made-up value
     assert {"fid", "kid", "lpips", "semantic", "style"} <= set(res["skipped"])
     assert "inception-2015-12-05.pt" in res["skipped"]["fid"] and "Fix:" in res["skipped"]["fid"]

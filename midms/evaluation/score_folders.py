@@ -91,13 +91,21 @@ def check_files(folders: dict[str, dict[str, Path] | None], stems: list[str], si
     return sorted(sizes)
 
 
-def build_metrics(names: list[str] | None, preset: str) -> dict:
+def load_preset(preset: str):
+    """A metric preset of ``conf/metrics/``, with the presets its ``defaults`` list names merged in first (as
+    Hydra composes it for ``run.py metrics=<preset>``)."""
     path = METRICS_CONF / f"{preset}.yaml"
     if not path.exists():
         raise UserError(
             f"metric preset {path} does not exist; available: {sorted(p.stem for p in METRICS_CONF.glob('*.yaml'))}"
         )
     conf = OmegaConf.load(path)
+    parents = [d for d in conf.pop("defaults", []) if d != "_self_"]
+    return OmegaConf.merge(*[load_preset(str(d)) for d in parents], conf)
+
+
+def build_metrics(names: list[str] | None, preset: str) -> dict:
+    conf = load_preset(preset)
     unknown = sorted(set(names or []) - set(conf))
     if unknown:
         raise UserError(f"unknown metrics {unknown}; the preset {preset} defines {sorted(conf)}")

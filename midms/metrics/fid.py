@@ -5,7 +5,8 @@ Evaluation", CVPR 2022; https://github.com/GaParmar/clean-fid) for everything th
 the image reading and resizing of each mode (``cleanfid.utils.ResizeDataset`` / ``cleanfid.resize``), the
 Inception networks (``cleanfid.inception_torchscript.InceptionV3W`` and, for ``legacy_pytorch``, the
 pytorch-fid port ``cleanfid.inception_pytorch.InceptionV3``) and the KID estimator
-(``cleanfid.fid.kernel_distance``). This module adds what a benchmark of many runs needs around it:
+(``cleanfid.fid.kernel_distance``, re-done in :func:`kid_subsets` to keep each subset's value). This module
+adds what a benchmark of many runs needs around it:
 
 - **modes**: ``clean`` (default; anti-aliased PIL bicubic resize to 299 in float, clean-fid's
   recommendation), ``legacy_pytorch`` (bilinear ``F.interpolate`` to 299 and the pytorch-fid weights, as in
@@ -52,6 +53,7 @@ from PIL import Image
 
 from midms.errors import UserError
 from midms.files import atomic_write
+from midms.metrics import uncertainty
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.folders import list_images
 from midms.metrics.inception import FeatureFn, check_mode, cleanfid_version, inception_extractor
@@ -94,24 +96,69 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(max(d2, 0.0))
 
 
+def frechet_distance_bootstrap(
+    fake: np.ndarray, ref_mu: np.ndarray, ref_sigma: np.ndarray, resamples: int, seed: int = 0
+) -> np.ndarray:
+    """The Fréchet distance of ``resamples`` bootstrap resamples of the generated features (N×D rows drawn with
+    replacement, :func:`midms.metrics.uncertainty.resample_indices`) to fixed reference statistics.
+
+    Each value equals :func:`frechet_distance` on the resample's mean and covariance. The trace term uses
+    ``R = ref_sigma^½`` once: ``Tr (sigma_b ref_sigma)^½`` is the sum of the square roots of the eigenvalues of
+    ``R sigma_b R = Y_bᵀ Y_b / (N − 1)`` with ``Y_b`` the centred rows of ``X R``, whose nonzero eigenvalues are
+    those of the N×N Gram matrix ``Y_b Y_bᵀ / (N − 1)``: a resample costs an N×N eigendecomposition when N < D.
+    """
+    x = np.asarray(fake, dtype=np.float64)
+    n, d = x.shape
+    w, v = np.linalg.eigh((ref_sigma + ref_sigma.T) / 2)
+    y = x @ ((v * np.sqrt(np.clip(w, 0, None))) @ v.T)
+    trace_ref, mu_ref = float(np.trace(ref_sigma)), np.asarray(ref_mu, dtype=np.float64)
+    out = np.empty(resamples)
+    for b, index in enumerate(uncertainty.resample_indices(n, resamples, seed)):
+        xb, yb = x[index], y[index]
+        mu = xb.mean(0)
+        xc, yc = xb - mu, yb - yb.mean(0)
+        small = yc @ yc.T if n <= d else yc.T @ yc
+        tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(small / (n - 1)), 0, None)).sum()
+        diff = mu - mu_ref
+        out[b] = max(diff @ diff + (xc * xc).sum() / (n - 1) + trace_ref - 2 * tr_covmean, 0.0)
+    return out
+
+
+def kid_subsets(
+    feats1: np.ndarray, feats2: np.ndarray, num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """The per-subset unbiased MMD² estimates of KID (Bińkowski et al., ICLR 2018); KID is their mean.
+
+    ``cleanfid.fid.kernel_distance``'s estimator and subset draws (cubic polynomial kernel ``(x·y/D + 1)³``,
+    subsets of ``min(N1, N2, max_subset_size)`` without replacement, the reference side drawn first, from the
+    global NumPy generator), seeded with ``seed`` for the call and restored afterwards, so a run's KID does not
+    depend on what ran before it. It is re-done here to keep each subset's value: their standard deviation is
+    the ± published with KID. The tests check the mean against clean-fid's function.
+    """
+    if min(len(feats1), len(feats2)) < 2:
+        raise UserError(f"KID needs at least 2 images on each side, got {len(feats1)} and {len(feats2)}.")
+    d = feats1.shape[1]
+    m = min(len(feats1), len(feats2), max_subset_size)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    values = np.empty(num_subsets)
+    try:
+        for i in range(num_subsets):
+            x = feats2[np.random.choice(len(feats2), m, replace=False)]
+            y = feats1[np.random.choice(len(feats1), m, replace=False)]
+            a = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
+            b = (x @ y.T / d + 1) ** 3
+            values[i] = ((a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m) / m
+    finally:
+        np.random.set_state(state)
+    return values
+
+
 def kernel_inception_distance(
     feats1: np.ndarray, feats2: np.ndarray, num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0
 ) -> float:
-    """KID (Bińkowski et al., ICLR 2018): ``cleanfid.fid.kernel_distance``, made reproducible.
-
-    clean-fid draws its subsets with the global NumPy generator; it is seeded with ``seed`` for the call
-    and restored afterwards, so a run's KID does not depend on what ran before it.
-    """
-    from cleanfid.fid import kernel_distance
-
-    if min(len(feats1), len(feats2)) < 2:
-        raise UserError(f"KID needs at least 2 images on each side, got {len(feats1)} and {len(feats2)}.")
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        return float(kernel_distance(feats1, feats2, num_subsets=num_subsets, max_subset_size=max_subset_size))
-    finally:
-        np.random.set_state(state)
+    """KID: the mean of :func:`kid_subsets` (= ``cleanfid.fid.kernel_distance`` under the same seed)."""
+    return float(kid_subsets(feats1, feats2, num_subsets, max_subset_size, seed).mean())
 
 
 # -------------------------------------------------------------------------------------------- features
@@ -459,10 +506,24 @@ class FID(_CleanFIDMetric):
     ``compute`` returns ``{name: fid}``; lower is better. See the module docstring for modes and caching.
     """
 
+    #: pytorch-fid's README: "the number of samples ... should be at least 2048", the feature dimension; below it
+    #: the covariance is rank deficient and FID strongly biased (flagged in the tables)
+    stable_min_images = 2048
+
+    def __init__(self, *args: Any, bootstrap: int = 100, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bootstrap = bootstrap
+
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         fake, ref = self._features(ctx)
         stats = FeatureStats.from_features(fake)
-        return {self.name: frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma)}
+        values = {self.name: frechet_distance(stats.mu, stats.sigma, ref.mu, ref.sigma)}
+        self.protocol["stable_min_images"] = self.stable_min_images
+        if self.bootstrap:
+            boot = frechet_distance_bootstrap(fake, ref.mu, ref.sigma, self.bootstrap, seed=ctx.seed)
+            values[f"{self.name}_ci95"] = uncertainty.half_width(boot)
+            self.protocol["bootstrap"] = uncertainty.protocol(self.bootstrap, ctx.seed)
+        return values
 
 
 class KID(_CleanFIDMetric):
@@ -479,6 +540,6 @@ class KID(_CleanFIDMetric):
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         fake, ref = self._features(ctx)
-        kid = kernel_inception_distance(fake, ref.feats, self.num_subsets, self.max_subset_size, seed=ctx.seed)
+        subsets = kid_subsets(fake, ref.feats, self.num_subsets, self.max_subset_size, seed=ctx.seed)
         self.protocol.update(num_subsets=self.num_subsets, max_subset_size=self.max_subset_size, seed=ctx.seed)
-        return {self.name: kid}
+        return {self.name: float(subsets.mean()), f"{self.name}_subset_std": float(subsets.std())}

@@ -46,6 +46,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from midms.errors import UserError
+from midms.metrics import uncertainty
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.folders import iter_batches, list_images
 
@@ -348,6 +349,33 @@ def _subsample(desc: Tensor, m: int, generator: torch.Generator | None) -> Tenso
     return desc[index.to(desc.device)]
 
 
+def swd_bootstrap(
+    real: list[Tensor],
+    fake: list[Tensor],
+    directions: list[Tensor],
+    patches_per_image: int,
+    resamples: int,
+    seed: int,
+    generator: torch.Generator | None = None,
+) -> np.ndarray:
+    """The SWD (×1e3, mean over levels) of ``resamples`` bootstrap resamples of the generated images: each takes
+    the descriptor rows of N images drawn with replacement (rows are image-major, ``patches_per_image`` each),
+    normalised as in the full set, against the same real descriptors and directions."""
+    num_fake = fake[0].shape[0] // patches_per_image
+    out = np.empty(resamples)
+    for b, images in enumerate(uncertainty.resample_indices(num_fake, resamples, seed)):
+        rows = (torch.from_numpy(images)[:, None] * patches_per_image + torch.arange(patches_per_image)).flatten()
+        levels = []
+        for a, f, dirs in zip(real, fake, directions, strict=True):
+            f = f[rows.to(f.device)]
+            if a.shape[0] != f.shape[0]:
+                m = min(a.shape[0], f.shape[0])
+                a, f = (_subsample(t, m, generator) for t in (a, f))
+            levels.append(sliced_wasserstein(a, f, dirs) * 1e3)
+        out[b] = float(np.mean(levels))
+    return out
+
+
 def compute_swd(
     real_batches: Iterable[Tensor],
     num_real: int,
@@ -364,11 +392,14 @@ def compute_swd(
     device: torch.device | str = "cpu",
     name: str = "swd",
     progress: bool = True,
+    bootstrap: int = 0,
 ) -> dict[str, float]:
     """SWD between two streams of uint8 B×3×S×S image chunks (S = ``image_size``); see the module docstring.
 
     All randomness comes from one CPU ``torch.Generator`` seeded with ``seed``, drawn in a fixed order
-    (real positions, fake positions, directions), so the result does not depend on chunking or device.
+    (real positions, fake positions, directions), so the result does not depend on chunking or device. With
+    ``bootstrap`` > 0, ``<name>_ci95`` is the bootstrap half-width over generated images
+    (:mod:`midms.metrics.uncertainty`).
     """
     resolutions = pyramid_resolutions(image_size, min_resolution)
     if not resolutions:
@@ -380,7 +411,11 @@ def compute_swd(
     dirs = [random_directions(dim, directions, repeats, generator) for _ in resolutions]
     real = collect_descriptors(real_batches, real_pos, patch_size, device, "SWD real" if progress else None)
     fake = collect_descriptors(fake_batches, fake_pos, patch_size, device, "SWD fake" if progress else None)
-    return swd_from_descriptors(real, fake, dirs, resolutions, generator, name)
+    values = swd_from_descriptors(real, fake, dirs, resolutions, generator, name)
+    if bootstrap:
+        boot = swd_bootstrap(real, fake, dirs, patches_per_image, bootstrap, seed, generator)
+        values[f"{name}_ci95"] = uncertainty.half_width(boot)
+    return values
 
 
 # ---------------------------------------------------------------------------------------------- metric
@@ -407,8 +442,10 @@ class SWD(Metric):
         min_resolution: int = 16,
         chunk_size: int = 64,
         seed: int | None = None,
+        bootstrap: int = 0,
     ) -> None:
         super().__init__(name)
+        self.bootstrap = bootstrap
         self.patches_per_image = patches_per_image
         self.patch_size = patch_size
         self.directions = directions
@@ -465,6 +502,9 @@ class SWD(Metric):
             seed=seed,
             device=ctx.device,
             name=self.name,
+            bootstrap=self.bootstrap,
         )
+        if self.bootstrap:
+            self.protocol = {"bootstrap": uncertainty.protocol(self.bootstrap, seed)}
         logger.info("SWD: %s", ", ".join(f"{k}={v:.3f}" for k, v in values.items()))
         return values

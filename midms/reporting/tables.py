@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from midms.files import atomic_write_text
+from midms.metrics.uncertainty import UNCERTAINTY_SUFFIXES
 from midms.reporting.plots import bar_charts, sample_grid
 from midms.resources import bench_dir
 
@@ -31,15 +32,42 @@ GROUP = ["model", "dataset", "ablation"]
 FID_IMPL = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
 
 
+NOTES = (
+    "± std over seeds; [± x]: the metric's own 95 % interval half-width over images (bootstrap; KID: the std over "
+    "its subsets), mean over seeds; ≈: within noise of the best (the two intervals overlap); †: computed on fewer "
+    "images than the metric's stable minimum."
+)
+
+
+def _uncertainty_column(jobs: pd.DataFrame, metric: str) -> str | None:
+    return next((f"{metric}{s}" for s in UNCERTAINTY_SUFFIXES if f"{metric}{s}" in jobs.columns), None)
+
+
+def _too_few_images(jobs: pd.DataFrame, metric: str) -> pd.Series:
+    """Per job: the metric's protocol states a stable minimum number of images and it ran on fewer."""
+    minimum, count = (f"protocol.metrics.{metric}.{k}" for k in ("stable_min_images", "num_generated"))
+    if minimum not in jobs or count not in jobs:
+        return pd.Series(False, index=jobs.index)
+    return pd.to_numeric(jobs[count], errors="coerce") < pd.to_numeric(jobs[minimum], errors="coerce")
+
+
 def summary_table(jobs: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
-    """Mean and std over seeds of the headline metrics, per model × dataset × ablation (completed jobs)."""
+    """Mean and std over seeds of the headline metrics, per model × dataset × ablation (completed jobs), with
+    each metric's own uncertainty (``<metric>_unc``, mean over seeds) and whether it ran on too few images
+    (``<metric>_few``)."""
     done = jobs[jobs["status"] == "completed"] if "status" in jobs else jobs
     metrics = [m for m in HEADLINE if m in done.columns and done[m].notna().any()]
     if done.empty or not metrics:
         return pd.DataFrame(columns=GROUP)
     grouped = done.groupby(GROUP, dropna=False)[metrics]
     table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
-    table["seeds"] = done.groupby(GROUP, dropna=False).size()
+    by_group = done.groupby(GROUP, dropna=False)
+    for m in metrics:
+        column = _uncertainty_column(done, m)
+        if column is not None:
+            table[f"{m}_unc"] = by_group[column].mean()
+        table[f"{m}_few"] = _too_few_images(done, m).groupby([done[g] for g in GROUP], dropna=False).any()
+    table["seeds"] = by_group.size()
     table.attrs["metrics"] = metrics
     table.attrs["directions"] = {m: directions.get(m, "higher") for m in metrics}
     return table.reset_index()
@@ -51,20 +79,36 @@ def format_summary(table: pd.DataFrame) -> str:
         return "_no completed job with metric values_\n"
     arrows = {"higher": "↑", "lower": "↓"}
     header = [*GROUP, "seeds", *[f"{m} {arrows[table.attrs['directions'][m]]}" for m in metrics]]
-    best = {}
+    best, near = {}, {}
     for m in metrics:  # best per dataset, by the metric's direction
         col = table[f"{m}_mean"]
         pick = col.groupby(table["dataset"]).transform("max" if table.attrs["directions"][m] == "higher" else "min")
         best[m] = (col == pick) & col.notna()
+        near[m] = _within_noise_of_best(table, m, best[m])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, r in table.iterrows():
         cells = [str(r[g]) for g in GROUP] + [str(int(r["seeds"]))]
         for m in metrics:
-            mean, std = r[f"{m}_mean"], r[f"{m}_std"]
+            mean, std, unc = r[f"{m}_mean"], r[f"{m}_std"], r.get(f"{m}_unc")
             text = "—" if pd.isna(mean) else f"{mean:.4g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
-            cells.append(f"**{text}**" if best[m].iloc[i] else text)
+            text += "" if pd.isna(mean) or unc is None or pd.isna(unc) else f" [± {unc:.2g}]"
+            text = f"**{text}**" if best[m].iloc[i] else ("≈ " + text if near[m].iloc[i] else text)
+            few = r.get(f"{m}_few")
+            cells.append(text + (" †" if few is not None and not pd.isna(few) and bool(few) else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _within_noise_of_best(table: pd.DataFrame, metric: str, best: pd.Series) -> pd.Series:
+    """Rows (not the best) whose interval, mean ± the metric's own uncertainty, overlaps the best's of their dataset."""
+    if f"{metric}_unc" not in table:
+        return pd.Series(False, index=table.index)
+    mean, unc = table[f"{metric}_mean"], table[f"{metric}_unc"]
+    out = pd.Series(False, index=table.index)
+    for i in table.index[best]:
+        same = (table["dataset"] == table.at[i, "dataset"]) & ~best
+        out |= same & ((mean - mean.at[i]).abs() <= unc + unc.at[i])
+    return out
 
 
 def our_protocol(jobs: pd.DataFrame) -> dict[str, str]:
@@ -130,7 +174,7 @@ def write_report(
         f"# {title}\n",
         f"{len(jobs)} jobs: {status.get('completed', 0)} completed, {status.get('failed', 0)} failed, "
         f"{status.get('interrupted', 0)} interrupted, {status.get('running', 0)} running. "
-        "Mean ± std over seeds; best per dataset in bold.\n",
+        f"Mean over seeds; best per dataset in bold. {NOTES}\n",
         format_summary(table),
     ]
     if not not_done.empty:
