@@ -264,6 +264,7 @@ def run(cfg: DictConfig) -> float:
             log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
 
         if cfg.evaluate:
+            datamodule.exemplars_per_input = int(cfg.evaluation.get("exemplars_per_input", 1))
             dataset = datamodule.eval_dataset
             outcome = evaluate(
                 model,

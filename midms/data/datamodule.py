@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from midms.data.contract import DataSpec
 from midms.data.images import collate_pairs
+from midms.data.multi_exemplar import MultiExemplar
 from midms.errors import UserError
 
 
@@ -82,6 +83,7 @@ class TranslationDataModule(L.LightningDataModule):
         self.train_split, self.val_split, self.eval_split = train_split, val_split, eval_split
         self._splits: dict[str, Dataset] = {}
         self._resume_position: dict[str, int] | None = None
+        self.exemplars_per_input = 1  # evaluation.exemplars_per_input (the runner sets it)
 
     def split(self, name: str) -> Dataset:
         """The dataset of one split, built on first use (so a missing split fails only when it is needed)."""
@@ -91,7 +93,15 @@ class TranslationDataModule(L.LightningDataModule):
 
     @property
     def eval_dataset(self) -> Dataset:
-        return self.split(self.eval_split)
+        """The evaluation split; with ``exemplars_per_input`` k > 1, each input paired with k exemplars
+        (:class:`~midms.data.multi_exemplar.MultiExemplar`)."""
+        split = self.split(self.eval_split)
+        if self.exemplars_per_input == 1:
+            return split
+        key = f"{self.eval_split}x{self.exemplars_per_input}"
+        if key not in self._splits:
+            self._splits[key] = MultiExemplar(split, self.exemplars_per_input)
+        return self._splits[key]
 
     @property
     def spec(self) -> DataSpec:

@@ -368,6 +368,7 @@ class ExemplarPairs(Dataset):
         self.pairing = read_pairing_list(path) if path is not None else None
         self.pairs_from_file = self.pairs_seeded = self.missing_refs = 0
         self._refs = []
+        self._listed: list[tuple[str, ...]] = []  # every reference of the pairing list, per sample
         by_id: dict[str, tuple[str, ...]] = {}
         if self.pairing is not None:
             for query, refs in self.pairing.refs.items():
@@ -376,6 +377,7 @@ class ExemplarPairs(Dataset):
                     by_id[query_id] = refs
         for index, sample_id in enumerate(self.ids):
             listed = by_id.get(sample_id)
+            self._listed.append(tuple(listed or ()))
             first = last = None
             if listed:
                 first = self._resolve(listed[0])
@@ -444,15 +446,43 @@ class ExemplarPairs(Dataset):
         choice = choose_reference(float(rng.random()), (first, last), self.real_p, self.hard_p)
         return self.ids[index] if choice is None else choice
 
+    def exemplar_candidates(self, index: int, k: int) -> list[str]:
+        """``k`` distinct exemplars for evaluation sample ``index``: its pair's exemplar, the further references
+        of the pairing list (readable ones, in order), then seeded partners of the split."""
+        n, sample_id = len(self.ids), self.ids[index]
+        if k > n - 1:
+            return []
+        found = [self.exemplar_id(index)]
+        for name in self._listed[index]:
+            resolved = self._resolve(name)
+            if len(found) < k and resolved is not None and resolved not in found and resolved != sample_id:
+                found.append(resolved)
+        for draw in range(1, 1000 * k):
+            if len(found) == k:
+                break
+            partner = self.ids[seeded_partner(self.seed, f"{self.split}:{draw}", sample_id, index, n)]
+            if partner not in found:
+                found.append(partner)
+        return found
+
+    def pair(self, index: int, exemplar_id: str) -> dict[str, Any] | SkippedPair:
+        """Evaluation sample ``index`` with exemplar ``exemplar_id`` (a pair that cannot be read is skipped)."""
+        try:
+            return self._sample(index, exemplar_id)
+        except UnreadableFile as err:
+            self.bad_files.add(err.path, err.reason, f"{self.name} {self.split} pair {self.ids[index]}")
+            return SkippedPair(self.ids[index], exemplar_id, f"{err.path}: {err.reason}")
+
     def _params(self, rng: np.random.Generator) -> CropFlip:
         if not self.train:
             return CropFlip()
         return sample_crop_flip(rng, self.load_size, self.crop_size, self.flip)
 
-    def _sample(self, index: int) -> dict[str, Any]:
+    def _sample(self, index: int, exemplar_id: str | None = None) -> dict[str, Any]:
         rng = self._rng(index)
         sample_id = self.ids[index]
-        exemplar_id = self.exemplar_id(index, rng)
+        drawn = self.exemplar_id(index, rng)  # drawn even when given, so the crops' random stream is the same
+        exemplar_id = drawn if exemplar_id is None else exemplar_id
         query = self._load(sample_id)
         exemplar = query if exemplar_id == sample_id else self._load(exemplar_id)
         pq, pe = self._params(rng), self._params(rng)
@@ -473,11 +503,7 @@ class ExemplarPairs(Dataset):
         if not 0 <= index < n:
             raise IndexError(index)
         if not self.train:  # evaluation: the pair is skipped and counted, never replaced by another one
-            try:
-                return self._sample(index)
-            except UnreadableFile as err:
-                self.bad_files.add(err.path, err.reason, f"{self.name} {self.split} pair {self.ids[index]}")
-                return SkippedPair(self.ids[index], self.exemplar_id(index), f"{err.path}: {err.reason}")
+            return self.pair(index, self.exemplar_id(index))
         for step in range(n):
             try:
                 return self._sample((index + step) % n)

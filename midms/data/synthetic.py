@@ -303,12 +303,25 @@ class SyntheticPairs(Dataset):
     def semantics(self, labels: np.ndarray) -> np.ndarray:
         return edge_map(labels)[None] if self.input == "edges" else one_hot(labels, self.num_classes)
 
-    def __getitem__(self, index: int) -> dict:
+    def exemplar_candidates(self, index: int, k: int) -> list[int]:
+        """``k`` distinct exemplar scenes for ``index``: its own pair's first, then seeded further partners."""
+        if k > self.length - 1:
+            return []
+        found = [self.exemplar_index(index)]
+        for draw in range(1, 1000 * k):
+            if len(found) == k:
+                break
+            offset = int(_rng(self.seed, SPLIT_CODES[self.split], index, "pair", draw).integers(1, self.length))
+            if (index + offset) % self.length not in found:
+                found.append((index + offset) % self.length)
+        return found
+
+    def pair(self, index: int, exemplar: int) -> dict:
+        """The sample of scene ``index`` with the exemplar of scene ``exemplar`` (and its ground truth)."""
         if not 0 <= index < self.length:
             raise IndexError(index)
-        j = self.exemplar_index(index)
         labels, style = self.scene(index)
-        ex_labels, ex_style = self.scene(j)
+        ex_labels, ex_style = self.scene(exemplar)
         return {
             "semantics": torch.from_numpy(self.semantics(labels)),
             "image": torch.from_numpy(render(labels, style)),
@@ -318,8 +331,13 @@ class SyntheticPairs(Dataset):
             "labels": torch.from_numpy(labels),
             "exemplar_labels": torch.from_numpy(ex_labels),
             "id": f"{self.split}_{index:05d}",
-            "exemplar_id": f"{self.split}_{j:05d}",
+            "exemplar_id": f"{self.split}_{exemplar:05d}",
         }
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return self.pair(index, self.exemplar_index(index))
 
     @property
     def dataset_key(self) -> str:

@@ -108,7 +108,9 @@ def build_metrics(names: list[str] | None, preset: str) -> dict:
     conf = load_preset(preset)
     unknown = sorted(set(names or []) - set(conf))
     if unknown:
-        raise UserError(f"unknown metrics {unknown}; the preset {preset} defines {sorted(conf)}")
+        elsewhere = [p.stem for p in sorted(METRICS_CONF.glob("*.yaml")) if set(unknown) <= set(load_preset(p.stem))]
+        hint = f"; pass --preset {elsewhere[0]}, which defines them" if elsewhere else ""
+        raise UserError(f"unknown metrics {unknown}; the preset {preset} defines {sorted(conf)}{hint}")
     return {n: instantiate(conf[n], name=n) for n in (names or list(conf)) if conf[n] is not None}
 
 

@@ -256,7 +256,7 @@ class LPIPSDiversity(_LPIPSMetric):
         if not groups:
             raise MetricSkipped(
                 "every input was evaluated with a single exemplar; lpips_diversity needs several exemplars per "
-                "input (an evaluation pairing with more than one exemplar per input)"
+                "input: set evaluation.exemplars_per_input=k (k > 1)"
             )
         per_input = [self._group_diversity(ctx, names) for names in groups.values()]
         pairs = sum(len(n) * (len(n) - 1) // 2 for n in groups.values())

@@ -112,6 +112,8 @@ class FrechetDistance(_FeatureSpaceMetric):
         fake, real = self._features(ctx)
         mu, sigma = real.mean(0), np.cov(real, rowvar=False)
         values = {self.name: frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), mu, sigma)}
+        # below the feature dimension the covariance is rank deficient (the reason for pytorch-fid's 2048)
+        self.protocol["stable_min_images"] = fake.shape[1]
         if self.bootstrap:
             self._interval(values, frechet_distance_bootstrap(fake, mu, sigma, self.bootstrap, ctx.seed), ctx)
         return values

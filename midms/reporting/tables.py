@@ -26,8 +26,9 @@ from midms.resources import bench_dir
 
 log = logging.getLogger(__name__)
 PUBLISHED = bench_dir() / "reference" / "published.csv"
-HEADLINE = ["fid", "kid", "swd", "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color",
-            "style_texture", "style_global", "matching_accuracy"]  # fmt: skip
+HEADLINE = ["fid", "kid", "swd", "fd_dinov2", "fd_clip", "cmmd", "precision", "recall", "density", "coverage",
+            "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color", "style_texture", "style_global",
+            "matching_accuracy"]  # fmt: skip
 GROUP = ["model", "dataset", "ablation"]
 FID_IMPL = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from midms.errors import MetricSkipped
+from midms.errors import MetricSkipped, UserError
 from midms.evaluation.score_folders import build_metrics, load_preset
 from midms.metrics import feature_spaces
 from midms.metrics.base import EvalContext
@@ -148,6 +148,7 @@ def test_the_metrics_on_folders_equal_their_formulas_on_independently_computed_f
     want = frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), real.mean(0), np.cov(real, rowvar=False))
     assert values["fd_dinov2"] == pytest.approx(want, rel=1e-6) and values["fd_dinov2_ci95"] > 0
     assert fd.protocol["num_generated"] == 7 and fd.protocol["num_reference"] == 9
+    assert fd.protocol["stable_min_images"] == 16  # the feature dimension: fewer images, a rank-deficient covariance
     assert fd.protocol["weights"] == embedder.identity and fd.protocol["reference_features_cached"] is False
     got = prdc.compute(ctx)
     by_hand = _prdc_by_hand(real, fake, 3)
@@ -186,3 +187,5 @@ def test_the_panel_preset_adds_the_new_metrics_to_the_papers_set():
     metrics = build_metrics(["fd_dinov2", "cmmd", "prdc"], "panel")
     assert isinstance(metrics["fd_dinov2"], FrechetDistance) and metrics["fd_dinov2"].space == "dinov2_vitl14"
     assert metrics["cmmd"].space == "clip_vitl14_336" and metrics["prdc"].k == 5  # Naeem et al.: k = 5
+    with pytest.raises(UserError, match="--preset panel"):  # midms-eval names the preset that has them
+        build_metrics(["cmmd"], "default")
