@@ -83,3 +83,27 @@ def test_a_run_with_three_exemplars_per_input_names_its_samples_and_records_the_
     samples = sorted(p.stem for p in (path.parent / "samples").glob("*.png"))
     assert len(samples) == 24 and "test_00000" in samples
     assert sum(s.startswith("test_00000__") for s in samples) == 2  # the further exemplars: <input>__<exemplar>
+
+
+def test_lpips_diversity_runs_on_an_evaluation_with_several_exemplars_per_input(tmp_path):
+    import lpips
+    from torch.utils.data import DataLoader
+
+    from midms.data.images import collate_pairs
+    from midms.evaluation.evaluator import evaluate
+    from midms.metrics.lpips_metric import LPIPSDiversity
+    from midms.models.copy_exemplar import CopyExemplar
+
+    torch.manual_seed(0)
+    net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()  # random backbone: no download
+    ds = _synthetic(5)
+    loader = DataLoader(MultiExemplar(ds, 3), batch_size=4, collate_fn=collate_pairs)
+    metrics = {"lpips_diversity": LPIPSDiversity(model=net)}
+    out = evaluate(CopyExemplar(ds.spec), loader, metrics, tmp_path / "run", tmp_path / "cache", "k-x3", 32)
+    # copy_exemplar's three outputs of an input are its three exemplars: distinct pictures, a positive diversity
+    assert out.metrics["lpips_diversity"] > 0 and not out.skipped
+    assert out.metric_protocol["lpips_diversity.inputs"] == 5 and out.metric_protocol["lpips_diversity.pairs"] == 15
+    one_each = DataLoader(ds, batch_size=4, collate_fn=collate_pairs)
+    metrics = {"lpips_diversity": LPIPSDiversity(model=net)}
+    single = evaluate(CopyExemplar(ds.spec), one_each, metrics, tmp_path / "one", tmp_path / "cache", "k", 32)
+    assert "exemplars_per_input" in single.skipped["lpips_diversity"]
