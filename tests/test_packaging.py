@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from e2e import TINY
 
 from midms.record import RunRecord
@@ -31,6 +32,7 @@ def test_the_package_list_names_every_folder_that_ships():
     assert config["package-dir"] == {"midms.conf": "conf", "midms.benchmarks": "benchmarks"}
 
 
+@pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes
 def test_a_built_wheel_runs_its_commands_from_outside_the_checkout(tmp_path, isolated_env):
     source = tmp_path / "source"  # the build writes build/ next to pyproject.toml: build from a copy
     outputs = shutil.ignore_patterns("__pycache__", "*.egg-info", "results")

@@ -81,6 +81,7 @@ def test_offline_the_workspace_is_a_spec_file_and_nothing_is_sent(tmp_path, monk
     assert spec["group"] == "default" and [p["metric"] for p in spec["panels"]] == ["eval/psnr"]
 
 
+@pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes
 def test_a_run_with_log_model_completes_offline_through_the_entry_point(run_entry, tmp_path):
     from e2e import TINY
 

@@ -74,6 +74,7 @@ def test_the_datamodule_evaluates_k_pairs_per_input():
     assert ids == [f"test_{i:05d}" for i in range(5) for _ in range(2)]
 
 
+@pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes
 def test_a_run_with_three_exemplars_per_input_names_its_samples_and_records_the_protocol(run_entry, tmp_path):
     proc = run_entry(*TINY, "model=copy_exemplar", "evaluation.exemplars_per_input=3", "metrics=pixel")
     assert proc.returncode == 0, proc.stderr[-3000:]
