@@ -48,7 +48,7 @@ reproduce: $(STAMP)  ## evaluate the released models on the official test pairs:
 	$(PY) -m midms.benchmarking reproduce_$(DATASET) $(ARGS)
 
 metric-check: $(STAMP)  ## every metric on graded degradations of the synthetic ground truth: which sees structure, which style
-	$(PY) -m midms.evaluation.metric_check $(ARGS)
+	$(PY) -m benchmarks.metric_check $(ARGS)
 
 data-check: $(STAMP)  ## verify a real dataset's layout: make data-check DATASET=celebahq
 	$(PY) -m midms.data.check dataset=$(DATASET) $(ARGS)

@@ -45,12 +45,3 @@ def protocol(resamples: int, seed: int) -> dict:
         "interval": "95 % normal interval half-width: 1.96 × the bootstrap standard error",
         "over": "generated images (with replacement); reference side fixed",
     }
-
-
-def uncertainty_of(values: dict, metric: str) -> float | None:
-    """The ± of ``metric`` among a job's values (``None`` when it reports none)."""
-    for suffix in UNCERTAINTY_SUFFIXES:
-        v = values.get(f"{metric}{suffix}")
-        if v is not None and np.isfinite(v):
-            return float(v)
-    return None

@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from midms.files import atomic_write_text
-from midms.metrics.uncertainty import UNCERTAINTY_SUFFIXES
 from midms.reporting.plots import bar_charts, sample_grid
 from midms.resources import bench_dir
 
@@ -30,6 +29,8 @@ HEADLINE = ["fid", "kid", "swd", "fd_dinov2", "fd_clip", "cmmd", "precision", "r
             "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color", "style_texture", "style_global",
             "matching_accuracy"]  # fmt: skip
 GROUP = ["model", "dataset", "ablation"]
+#: the results files' keys of a value's own uncertainty: ``<metric>_ci95`` (bootstrap), ``<metric>_subset_std`` (KID)
+UNCERTAINTY_SUFFIXES = ("_ci95", "_subset_std")
 FID_IMPL = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
 
 

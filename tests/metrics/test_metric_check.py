@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks import metric_check as mc
 from midms.errors import UserError
-from midms.evaluation import metric_check as mc
 
 
 def _spearman_by_hand(x: list[float], y: list[float]) -> float:

@@ -91,6 +91,12 @@ def test_fid_reports_its_interval_and_its_stable_minimum_and_kid_its_subset_std(
     assert "fid_ci95" not in metric(FID, bootstrap=0).compute(ctx)
 
 
+def test_the_tables_read_the_uncertainty_keys_the_metrics_write():
+    from midms.reporting import tables
+
+    assert tables.UNCERTAINTY_SUFFIXES == uncertainty.UNCERTAINTY_SUFFIXES
+
+
 def _jobs(rows):
     frame = pd.DataFrame(rows)
     frame["status"], frame["ablation"], frame["dataset"] = "completed", "none", "synthetic"

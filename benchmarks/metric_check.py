@@ -18,7 +18,7 @@ objects, the same 8-bit files), and each metric's values are rank-correlated (Sp
 degradation grows"; a metric with a sensitivity below :data:`BLIND_BELOW` cannot see that degradation.
 Metrics whose weights are absent are reported as skipped, with the reason, as everywhere in the suite.
 
-    python -m midms.evaluation.metric_check [--num-images 128] [--size 64] [--metrics psnr,ssim,swd] [--out DIR]
+    python -m benchmarks.metric_check [--num-images 128] [--size 64] [--metrics psnr,ssim,swd] [--out DIR]
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="midms-metric-check", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="metric_check", description=__doc__.splitlines()[0])
     p.add_argument("--num-images", type=int, default=128, help="test pairs of the synthetic dataset (default 128)")
     p.add_argument("--size", type=int, default=64, help="image size (default 64, the synthetic default)")
     p.add_argument("--metrics", help="comma-separated names from the preset (default: all of it)")
