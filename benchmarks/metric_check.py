@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from midms.data.synthetic import SyntheticPairs, render
 from midms.errors import UserError
+from midms.evaluation.images import save_images, to_uint8
 from midms.evaluation.score_folders import score
 
 log = logging.getLogger("midms.metric_check")
@@ -141,10 +142,8 @@ def synthetic_pairs(num_images: int, size: int, seed: int = 0) -> dict:
 
 
 def _save(images: torch.Tensor, names: Sequence[str], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for image, name in zip(images, names, strict=True):
-        array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(array).save(folder / f"{name}.png")
+    """[0, 1] images as 8-bit PNGs, quantised as the evaluator saves a model's outputs."""
+    save_images(to_uint8(images * 2 - 1), list(names), folder)
 
 
 def _save_labels(labels: torch.Tensor, names: Sequence[str], folder: Path) -> None:
