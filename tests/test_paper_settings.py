@@ -111,6 +111,20 @@ COCOSNET_LOSS_WEIGHTS = {  # train_options.py defaults, the same for every comma
 COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200}  # niter + niter_decay
 COCOSNET_BETAS = (0.0, 0.9)  # train_options.py: TTUR (no_TTUR unset) sets beta1 = 0, beta2 = 0.9
 
+SPADE = {  # NVlabs/SPADE options/ and models/networks/ (--use_vae)
+    "model.module.ngf": 64,  # base_options.py --ngf 64 (the encoder's width too: encoder.py ndf = opt.ngf)
+    "model.module.ndf": 64,  # train_options.py --ndf 64
+    "model.module.spade_hidden": 128,  # normalization.py: SPADE nhidden = 128
+    "model.module.z_dim": 256,  # base_options.py --z_dim 256
+    "model.module.encoder_size": 256,  # encoder.py: the image is resized to 256 x 256
+    "model.module.use_vae": True,  # --use_vae: the exemplar's style code
+    "model.module.lr": 2e-4,  # train_options.py --lr 0.0002
+    "model.module.ttur": True,  # --no_TTUR unset
+    "dataset.datamodule.batch_size": 32,  # as the CoCosNet row beside it
+}
+SPADE_LOSS_WEIGHTS = {"lambda_feat": 10.0, "lambda_vgg": 10.0, "lambda_kld": 0.05}  # train_options.py
+TORCHVISION_VGG = "vgg19-dcbb9e9d.pth"  # architecture.py VGG19: torchvision.models.vgg19(pretrained=True)
+
 SPEC = {  # the data contract at a small size (the settings do not depend on it)
     "celebahq": DataSpec(semantic_nc=15, image_size=64, num_classes=19, has_target=False),
     "lsun_church": DataSpec(semantic_nc=151, image_size=64, num_classes=151, has_target=False),
@@ -125,7 +139,7 @@ def _compose(*overrides: str):
 def _cases():
     for dataset, entries in ENTRY_POINTS.items():
         for entry in entries:
-            for model in ("midms", "cocosnet"):
+            for model in ("midms", "cocosnet", "spade"):
                 yield pytest.param(dataset, model, entry, id=f"{entry[0]}-{model}")
 
 
@@ -141,9 +155,16 @@ def test_every_entry_point_composes_the_papers_settings(dataset, model, entry):
     OmegaConf.resolve(cfg)
     assert cfg.preset.name == f"{dataset}_{model}"
     _check(cfg, COMMON)
-    _check(cfg, MIDMS if model == "midms" else COCOSNET)
+    _check(cfg, {"midms": MIDMS, "cocosnet": COCOSNET, "spade": SPADE}[model])
     if model == "midms":
         assert Path(cfg.model.module.vgg.weights).name == CAFFE_VGG
+    elif model == "spade":
+        assert Path(cfg.model.module.vgg_weights).name == TORCHVISION_VGG
+        assert cfg.trainer.max_epochs == COCOSNET_EPOCHS[dataset]  # the budget of the CoCosNet row
+        assert (cfg.model.module.settings.niter, cfg.model.module.settings.niter_decay) == (
+            COCOSNET_SETTINGS[dataset]["niter"],
+            COCOSNET_SETTINGS[dataset]["niter_decay"],
+        )
     else:
         assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG
         assert cfg.trainer.max_epochs == COCOSNET_EPOCHS[dataset]
@@ -185,6 +206,20 @@ def test_the_cocosnet_module_built_from_a_preset_uses_the_official_weights_and_o
     assert all(g["betas"] == COCOSNET_BETAS for opt in (opt_g, opt_d) for g in opt.param_groups)
 
 
+@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
+def test_the_spade_module_built_from_a_preset_uses_the_official_weights_and_optimisers(dataset):
+    cfg = _compose(f"dataset={dataset}", "model=spade")
+    small = {"ngf": 4, "ndf": 4, "spade_hidden": 4, "encoder_size": 64, "vgg_weights": "random"}
+    model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC[dataset])
+    for key, value in SPADE_LOSS_WEIGHTS.items():
+        assert model.settings[key] == value, key
+    assert model.settings["reconstruction_target"] == "image"  # the input's own photo, as the released training
+    (opt_g, opt_d), _ = model.configure_optimizers()
+    assert all(g["lr"] == pytest.approx(1e-4) for g in opt_g.param_groups)  # generator + encoder: lr / 2
+    assert all(g["lr"] == pytest.approx(4e-4) for g in opt_d.param_groups)  # discriminator: lr * 2
+    assert all(g["betas"] == COCOSNET_BETAS for opt in (opt_g, opt_d) for g in opt.param_groups)  # the same rule
+
+
 def test_the_swd_metric_has_progressive_gans_constants():
     swd = hydra.utils.instantiate(_compose("dataset=celebahq", "model=midms").metrics.swd)
     # sliced_wasserstein.py API: nhood_size 7, nhoods_per_image 128, dir_repeats 4, dirs_per_repeat 128,
@@ -213,7 +248,7 @@ def _create_everything_named(cfg) -> None:
 
 
 @pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
-@pytest.mark.parametrize("model", ["midms", "cocosnet"])
+@pytest.mark.parametrize("model", ["midms", "cocosnet", "spade"])
 def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch, dataset, model):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     paths = [f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}"]
@@ -225,7 +260,8 @@ def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch,
     assert "a CUDA GPU" in message and f"conf/preset/{dataset}_{model}.yaml" in message and "~preset" in message
     for req in requirements(cfg):
         assert req.path in message and not req.present
-    assert CAFFE_VGG in message and "for the metric(s) fid: Inception weights missing" in message
+    assert (TORCHVISION_VGG if model == "spade" else CAFFE_VGG) in message
+    assert "for the metric(s) fid: Inception weights missing" in message
     assert "lpips" not in message  # not one of the papers' metrics: it does not stop the run
     assert "\n" not in message  # one paragraph
 

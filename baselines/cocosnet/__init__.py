@@ -6,6 +6,6 @@ from the paper and from what the released code computes; no code is copied.
 
 - :mod:`.correspondence`: the two domain adaptors, the shared trunk and the warp (the correspondence network)
 - :mod:`.generator`: the SPADE generator conditioned on the warped exemplar and the input semantics
-- :mod:`.discriminator`: the multi-scale patch discriminator
+  (the generator trunk and the multi-scale discriminator are shared with SPADE: :mod:`midms.nn`)
 - :mod:`.model`: the LightningModule (losses, alternating G/D steps, TTUR, the translate/warp contract)
 """

@@ -31,6 +31,7 @@ class DomainAdaptor(nn.Module):
 
     def __init__(self, in_channels: int, ngf: int = 64, kernel: int = 3, hidden: int = 128, pono: bool = True):
         super().__init__()
+        norm = "pono" if pono else "instance"
         self.convs = nn.ModuleList(
             [
                 sn_conv_instance(in_channels, ngf, 3),
@@ -42,9 +43,9 @@ class DomainAdaptor(nn.Module):
         )
         self.blocks = nn.ModuleList(
             [
-                SPADEResBlock(8 * ngf, 8 * ngf, in_channels, hidden, pono),
-                SPADEResBlock(8 * ngf, 8 * ngf, in_channels, hidden, pono),
-                SPADEResBlock(8 * ngf, 4 * ngf, in_channels, hidden, pono),
+                SPADEResBlock(8 * ngf, 8 * ngf, in_channels, hidden, norm),
+                SPADEResBlock(8 * ngf, 8 * ngf, in_channels, hidden, norm),
+                SPADEResBlock(8 * ngf, 4 * ngf, in_channels, hidden, norm),
             ]
         )
 

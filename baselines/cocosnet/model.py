@@ -41,16 +41,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.cocosnet.blocks import init_weights
 from baselines.cocosnet.correspondence import DOWN, CorrespondenceNet
-from baselines.cocosnet.discriminator import MultiscaleDiscriminator
-from baselines.cocosnet.generator import SPADEGenerator
+from baselines.cocosnet.generator import CoCosNetGenerator
 from midms.data.contract import DataSpec
 from midms.errors import UserError
-from midms.models.base import TranslationModel, plain
+from midms.models.base import plain
+from midms.models.gan import AlternatingGAN
 from midms.nn import losses
+from midms.nn.blocks import init_weights
 from midms.nn.correspondence import soft_warp
+from midms.nn.discriminator import MultiscaleDiscriminator
 from midms.nn.vgg import VGG19Features
+from midms.training.schedules import linear_decay
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
-class CoCosNet(TranslationModel):
+class CoCosNet(AlternatingGAN):
     """CoCosNet (CVPR 2020). Networks: ``corr`` (:class:`CorrespondenceNet`), ``generator``, ``discriminator``.
 
     Args:
@@ -157,8 +159,11 @@ class CoCosNet(TranslationModel):
             warp_bilinear=s["warp_bilinear"],
             pono=pono,
         )
-        self.generator = SPADEGenerator(nc, ngf=ngf, spade_hidden=spade_hidden, pono=pono, use_attention=use_attention)
-        self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, use_attention=use_attention)
+        self.generator = CoCosNetGenerator(
+            nc, ngf=ngf, spade_hidden=spade_hidden, pono=pono, use_attention=use_attention
+        )
+        # the released code pads the discriminator's 4×4 convolutions by 1 (SPADE's by 2)
+        self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, use_attention=use_attention, padding=1)
         for net in (self.corr, self.generator, self.discriminator):
             init_weights(net, init_gain)
         self.vgg = self._build_vgg(vgg_weights, vgg_widths)
@@ -232,13 +237,6 @@ class CoCosNet(TranslationModel):
         low = F.interpolate(values.float(), size=(h, w), mode="nearest")
         warped = soft_warp(corr, low, self.corr.temperature, (h, w))
         return self.corr.upsample(warped, tuple(values.shape[2:]))
-
-    def discriminate(self, semantics: Tensor, fake: Tensor, real: Tensor) -> tuple[list, list]:
-        """Fake and real through D in one batch (as the released code); returns (fake maps, real maps)."""
-        both = torch.cat([torch.cat([semantics, fake], 1), torch.cat([semantics, real], 1)], 0)
-        pred = self.discriminator(both)
-        n = fake.shape[0]
-        return [[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred]
 
     # -- losses -------------------------------------------------------------------------------------
 
@@ -321,41 +319,6 @@ class CoCosNet(TranslationModel):
 
     # -- Lightning ----------------------------------------------------------------------------------
 
-    def _update(self, opt, terms: dict[str, Tensor]) -> Tensor:
-        """One optimiser step on the sum of ``terms`` (returned); gradients are not held through the other step."""
-        loss = torch.stack(list(terms.values())).sum()
-        opt.zero_grad()
-        self.manual_backward(loss)
-        opt.step()
-        opt.zero_grad()
-        return loss
-
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        opt_g, opt_d = self.optimizers()
-
-        self.toggle_optimizer(opt_g)  # D frozen
-        g_terms, out = self.generator_losses(batch)
-        g_loss = self._update(opt_g, g_terms)
-        self.untoggle_optimizer(opt_g)
-
-        self.toggle_optimizer(opt_d)  # G and correspondence frozen
-        d_terms = self.discriminator_losses(batch, out["fake"])
-        d_loss = self._update(opt_d, d_terms)
-        self.untoggle_optimizer(opt_d)
-
-        logged = {f"train/{k}": v.detach() for k, v in {**g_terms, **d_terms}.items()}
-        logged.update({"train/g_loss": g_loss.detach(), "train/d_loss": d_loss.detach()})
-        self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True, batch_size=out["fake"].shape[0])
-
-    def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        fake = self.translate(batch)
-        ref = batch["target"] if "target" in batch else batch["image"]
-        self.log("val/l1", (fake - ref).abs().mean(), on_epoch=True, sync_dist=True, batch_size=fake.shape[0])
-
     def configure_optimizers(self):
         s = self.settings
         opt_g = torch.optim.Adam(
@@ -365,10 +328,6 @@ class CoCosNet(TranslationModel):
             eps=1e-3,
         )
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.lr * 2, betas=(0.0, 0.9))
-        niter, decay = s["niter"], s["niter_decay"]
-
-        def factor(epoch: int) -> float:  # epoch: finished epochs; the released code decays after epoch niter
-            return max(0.0, 1.0 - max(0, epoch - niter) / max(decay, 1))
-
+        factor = linear_decay(s["niter"], s["niter_decay"])
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers

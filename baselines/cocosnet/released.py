@@ -1,14 +1,14 @@
 """CoCosNet's released checkpoints (``latest_net_Corr.pth``, ``latest_net_G.pth``) loaded into this suite's modules.
 
 The released models (links in the README of https://github.com/microsoft/CoCosNet: ``checkpoints/celebahqedge``,
-``checkpoints/ade20k``, ...) are ``state_dict`` files of the official ``NoVGGCorrespondence`` and
-``SPADEGenerator`` (``models/networks/correspondence.py``, ``generator.py``), with spectral norm in the old
-hook form (``weight_orig``, ``weight_u``, ``weight_v``). The same layers exist here under other names
-(:class:`~baselines.cocosnet.networks.CorrespondenceNet`, :class:`~baselines.cocosnet.networks.SPADEGenerator`)
-with ``torch.nn.utils.parametrizations.spectral_norm`` (``original``, ``_u``, ``_v``: the same tensors), so a
-file is converted by renaming (:mod:`midms.nn.official_names` for the parts shared with MIDMs), then loaded
-strictly: a missing, extra or mis-shaped tensor is an error naming it, never a partial load. The discriminator
-is not needed to translate and is not released.
+``checkpoints/ade20k``, ...) are ``state_dict`` files of the official ``NoVGGCorrespondence`` and ``SPADEGenerator``
+(``models/networks/correspondence.py``, ``generator.py``), with spectral norm in the old hook form (``weight_orig``,
+``weight_u``, ``weight_v``). The same layers exist here under other names
+(:class:`~baselines.cocosnet.correspondence.CorrespondenceNet`,
+:class:`~baselines.cocosnet.generator.CoCosNetGenerator`) with ``torch.nn.utils.parametrizations.spectral_norm``
+(``original``, ``_u``, ``_v``: the same tensors), so a file is converted by renaming (:mod:`midms.nn.official_names`
+for the parts shared with MIDMs), then loaded strictly: a missing, extra or mis-shaped tensor is an error naming it,
+never a partial load. The discriminator is not needed to translate and is not released.
 
 Layouts: every option that changes a tensor's shape comes from the dataset settings (``adaptor_kernel``, the
 input channels); ``celebahqedge`` (15 input channels, ``--adaptor_kernel 4``) and ``ade20k`` (151 channels,
@@ -64,7 +64,7 @@ def _adaptor_block(match: re.Match) -> str:
 
 
 def convert_generator(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Official ``SPADEGenerator`` keys -> :class:`SPADEGenerator` keys (values untouched)."""
+    """Official ``SPADEGenerator`` keys -> :class:`CoCosNetGenerator` keys (values untouched)."""
     return {rename(rename(k, _GENERATOR), SPADE_AND_SPECTRAL_NORM): v for k, v in strip_module(state).items()}
 
 

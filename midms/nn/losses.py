@@ -1,4 +1,4 @@
-"""Training losses shared by the GAN baselines and MIDMs: hinge GAN, feature matching, perceptual, contextual.
+"""Training losses shared by the GAN baselines and MIDMs: hinge GAN, feature matching, perceptual, contextual, KL.
 
 They follow the loss terms of CoCosNet (Zhang et al., "Cross-domain Correspondence Learning for
 Exemplar-based Image Translation", CVPR 2020, https://github.com/microsoft/CoCosNet: ``models/pix2pix_model.py``,
@@ -85,6 +85,12 @@ def paired_sample_weights(paired: Tensor, eps: float = 1e-5, reference_batch: in
     paired = paired.float()
     weights = paired / (paired.sum() + eps)
     return weights if reference_batch is None else weights * (paired.numel() / reference_batch)
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the batch and the code: ``-0.5 · Σ(1 + logvar - mu² - e^logvar)``
+    (SPADE's ``KLDLoss``: a sum, not a mean, so its weight ``lambda_kld`` depends on the batch and ``z_dim``)."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
 def perceptual_loss(fake: Tensor, real: Tensor) -> Tensor:

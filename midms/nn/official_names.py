@@ -1,4 +1,4 @@
-"""Official CoCosNet and MIDMs checkpoints: their tensor names converted to this suite's, and a strict load.
+"""Official CoCosNet, MIDMs and SPADE checkpoints: their tensor names converted to this suite's, and a strict load.
 
 Both official codes build on CoCosNet's networks (https://github.com/microsoft/CoCosNet, ``models/networks/``;
 https://github.com/cvlab-kaist/MIDMs, ``models/generator.py``, ``models/midms.py``), with SPADE blocks whose MLP is
@@ -7,7 +7,7 @@ https://github.com/cvlab-kaist/MIDMs, ``models/generator.py``, ``models/midms.py
 exist here (:mod:`midms.nn.blocks`) with ``torch.nn.utils.parametrizations.spectral_norm`` (``original``, ``_u``,
 ``_v``: the same tensors, the same forward in evaluation) and the trunk as ``trunk.i.body`` with its one PReLU also
 reachable as ``trunk.i.act``. The model-specific prefixes are in ``baselines/cocosnet/released.py`` and
-``midms/models/midms/released.py``.
+``midms/models/midms/released.py``; SPADE's (https://github.com/NVlabs/SPADE) in ``baselines/spade/released.py``.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.cocosnet import blocks
 from baselines.cocosnet.correspondence import CorrespondenceNet
-from baselines.cocosnet.discriminator import MultiscaleDiscriminator
-from baselines.cocosnet.generator import SPADEGenerator
+from baselines.cocosnet.generator import CoCosNetGenerator
+from midms.nn import blocks
 from midms.nn.correspondence import argmax_warp, soft_warp
+from midms.nn.discriminator import MultiscaleDiscriminator
 
 TINY = {"ngf": 4, "spade_hidden": 8}
 
@@ -38,10 +38,10 @@ def test_paper_size_matches_the_released_celebahq_edge_model(monkeypatch):
     assert count(corr.adaptor_image) == pytest.approx(23.9e6, rel=0.01)
     assert count(corr.trunk) == pytest.approx(5.3e6, rel=0.01)  # the four residual blocks (+0.14M in theta/phi)
     with torch.device("meta"):
-        gen = SPADEGenerator(15, ngf=64, spade_hidden=128, use_attention=True)
+        gen = CoCosNetGenerator(15, ngf=64, spade_hidden=128, use_attention=True)
     assert count(gen) == pytest.approx(92.6e6, rel=0.01)
     with torch.device("meta"):
-        disc = MultiscaleDiscriminator(15 + 3, ndf=64, num_d=2, use_attention=True)
+        disc = MultiscaleDiscriminator(15 + 3, ndf=64, num_d=2, use_attention=True, padding=1)
     # the released code's 6.5M include an unused decoder per scale (3 spectral-instance convs and a 3×3 head)
     unused_decoder = 2 * ((256 * 128 + 128 * 64 + 64 * 32) * 9 + 32 * 15 * 9 + 15)
     assert count(disc) == pytest.approx(5.7e6, rel=0.01)
@@ -52,8 +52,8 @@ def test_paper_size_matches_the_released_celebahq_edge_model(monkeypatch):
 def test_shapes_of_every_sub_network(size):
     s = 3  # semantic channels
     corr = CorrespondenceNet(s, match_channels=8, adaptor_kernel=4, warp_bilinear=True, **TINY)
-    gen = SPADEGenerator(s, **TINY)
-    disc = MultiscaleDiscriminator(s + 3, ndf=4)
+    gen = CoCosNetGenerator(s, **TINY)
+    disc = MultiscaleDiscriminator(s + 3, ndf=4, use_attention=True, padding=1)
     sem, ex = torch.rand(1, s, size, size), torch.rand(1, 3, size, size) * 2 - 1
     with torch.no_grad():
         assert corr.adaptor_semantics(sem).shape == (1, 16, size // 4, size // 4)
@@ -73,7 +73,7 @@ def test_shapes_of_every_sub_network(size):
 
 def test_generator_rejects_images_below_64_px():
     with pytest.raises(ValueError, match="at least 64 px"):
-        SPADEGenerator(1, **TINY)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+        CoCosNetGenerator(1, **TINY)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
 
 
 def test_correlation_is_a_cosine_in_minus_one_one():

@@ -1,0 +1,69 @@
+"""The training loop the GAN baselines share: one generator step, then one discriminator step, per batch.
+
+SPADE (https://github.com/NVlabs/SPADE, ``trainers/pix2pix_trainer.py``) and CoCosNet
+(https://github.com/microsoft/CoCosNet, the same trainer) alternate the two updates on each batch, with separate
+Adam optimisers (TTUR), a learning-rate step at each epoch's end, and the discriminator seeing fake and real images
+in one batch. A subclass builds ``self.discriminator`` and implements :meth:`generator_losses`,
+:meth:`discriminator_losses` and ``configure_optimizers`` (generator side first, discriminator second).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from midms.models.base import TranslationModel
+
+
+class AlternatingGAN(TranslationModel):
+    """Manual optimisation: ``generator_losses`` -> generator step (D frozen) -> ``discriminator_losses`` -> D step."""
+
+    def generator_losses(self, batch: dict) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The weighted generator-side terms and the forward outputs (at least ``fake``)."""
+        raise NotImplementedError
+
+    def discriminator_losses(self, batch: dict, fake: Tensor) -> dict[str, Tensor]:
+        """The discriminator's terms; ``fake`` is the generator step's output."""
+        raise NotImplementedError
+
+    def discriminate(self, semantics: Tensor, fake: Tensor, real: Tensor) -> tuple[list, list]:
+        """Fake and real through D in one batch (as the released codes); returns (fake maps, real maps)."""
+        both = torch.cat([torch.cat([semantics, fake], 1), torch.cat([semantics, real], 1)], 0)
+        pred = self.discriminator(both)
+        n = fake.shape[0]
+        return [[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred]
+
+    def _update(self, opt, terms: dict[str, Tensor]) -> Tensor:
+        """One optimiser step on the sum of ``terms`` (returned); gradients are not held through the other step."""
+        loss = torch.stack(list(terms.values())).sum()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+
+        self.toggle_optimizer(opt_g)  # D frozen
+        g_terms, out = self.generator_losses(batch)
+        g_loss = self._update(opt_g, g_terms)
+        self.untoggle_optimizer(opt_g)
+
+        self.toggle_optimizer(opt_d)  # the generator side frozen
+        d_terms = self.discriminator_losses(batch, out["fake"].detach())
+        d_loss = self._update(opt_d, d_terms)
+        self.untoggle_optimizer(opt_d)
+
+        logged = {f"train/{k}": v.detach() for k, v in {**g_terms, **d_terms}.items()}
+        logged.update({"train/g_loss": g_loss.detach(), "train/d_loss": d_loss.detach()})
+        self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True, batch_size=out["fake"].shape[0])
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        fake = self.translate(batch)
+        ref = batch["target"] if "target" in batch else batch["image"]
+        self.log("val/l1", (fake - ref).abs().mean(), on_epoch=True, sync_dist=True, batch_size=fake.shape[0])
