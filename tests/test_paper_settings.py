@@ -220,6 +220,21 @@ def test_the_spade_module_built_from_a_preset_uses_the_official_weights_and_opti
     assert all(g["betas"] == COCOSNET_BETAS for opt in (opt_g, opt_d) for g in opt.param_groups)  # the same rule
 
 
+@pytest.mark.parametrize(
+    ("dataset", "controlnet"),
+    [("celebahq", "lllyasviel/sd-controlnet-canny"), ("lsun_church", "lllyasviel/sd-controlnet-seg")],
+)
+def test_the_training_free_row_composes_its_controlnet_and_the_papers_evaluation(dataset, controlnet):
+    cfg = _compose(f"dataset={dataset}", "model=controlnet_ipadapter")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == f"{dataset}_controlnet_ipadapter" and cfg.model.module.dtype == "float16"
+    assert cfg.model.hub_ids.controlnet == controlnet and cfg.model.module.control == (
+        "edges" if dataset == "celebahq" else "ade20k"
+    )
+    assert Path(cfg.model.module.controlnet).name == controlnet.replace("/", "--")
+    _check(cfg, {k: v for k, v in COMMON.items() if k.startswith(("evaluation", "metrics", "dataset.image_size"))})
+
+
 def test_the_swd_metric_has_progressive_gans_constants():
     swd = hydra.utils.instantiate(_compose("dataset=celebahq", "model=midms").metrics.swd)
     # sliced_wasserstein.py API: nhood_size 7, nhoods_per_image 128, dir_repeats 4, dirs_per_repeat 128,
@@ -248,7 +263,7 @@ def _create_everything_named(cfg) -> None:
 
 
 @pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
-@pytest.mark.parametrize("model", ["midms", "cocosnet", "spade"])
+@pytest.mark.parametrize("model", ["midms", "cocosnet", "spade", "controlnet_ipadapter"])
 def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch, dataset, model):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     paths = [f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}"]
@@ -260,7 +275,8 @@ def test_a_preset_names_everything_missing_in_one_message(tmp_path, monkeypatch,
     assert "a CUDA GPU" in message and f"conf/preset/{dataset}_{model}.yaml" in message and "~preset" in message
     for req in requirements(cfg):
         assert req.path in message and not req.present
-    assert (TORCHVISION_VGG if model == "spade" else CAFFE_VGG) in message
+    loss_weights = {"spade": TORCHVISION_VGG, "controlnet_ipadapter": "ip-adapter_sd15.safetensors"}
+    assert loss_weights.get(model, CAFFE_VGG) in message
     assert "for the metric(s) fid: Inception weights missing" in message
     assert "lpips" not in message  # not one of the papers' metrics: it does not stop the run
     assert "\n" not in message  # one paragraph

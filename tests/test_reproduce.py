@@ -48,6 +48,8 @@ def test_the_dry_run_lists_every_missing_file_with_its_source_and_estimates_the_
         weights / "midms-celebahq" / "midms_celebA_finetuned.pth",
         weights / "midms-celebahq" / "pretrained" / "config.yaml",
         weights / "vgg19_conv.pth",
+        weights / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "model_index.json",
+        weights / "h94--IP-Adapter" / "models" / "ip-adapter_sd15.safetensors",
         tmp_path / "data" / "celebahq" / "celebahq_ref_test.txt",
     ):
         line = next(line for line in report.splitlines() if f"`{path}`" in line)
@@ -70,6 +72,10 @@ def test_the_dry_run_with_everything_present_hashes_the_files_and_counts_the_pai
         weights / "midms-celebahq" / "midms_celebA_finetuned.pth",
         weights / "midms-celebahq" / "pretrained" / "config.yaml",
         weights / "vgg19_conv.pth",
+        weights / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "model_index.json",
+        weights / "lllyasviel--sd-controlnet-canny" / "config.json",
+        weights / "h94--IP-Adapter" / "models" / "ip-adapter_sd15.safetensors",
+        weights / "h94--IP-Adapter" / "models" / "image_encoder" / "config.json",
     ]
     for i, path in enumerate(files):
         path.parent.mkdir(parents=True, exist_ok=True)
