@@ -145,7 +145,11 @@ class ControlNetIPAdapter(TranslationModel):
             "weights": {
                 "base": {"folder": str(base_dir), "hub_id": hub_ids.get("base")},
                 "controlnet": {"folder": str(control_dir), "hub_id": hub_ids.get("controlnet")},
-                "ip_adapter": {"file": str(ip_file), "hub_id": hub_ids.get("ip_adapter"), "sha256": file_sha256(ip_file)},
+                "ip_adapter": {
+                    "file": str(ip_file),
+                    "hub_id": hub_ids.get("ip_adapter"),
+                    "sha256": file_sha256(ip_file),
+                },
             },
             "control": control,
             "scheduler": scheduler,

@@ -75,7 +75,8 @@ def test_the_exemplar_changes_the_output_and_the_input_too(weights):
 def test_the_protocol_records_every_value_used(weights):
     model = _model(weights, scheduler="unipc", guidance_scale=5.0, ip_adapter_scale=0.6)
     p = model.protocol
-    assert (p["scheduler"], p["num_inference_steps"], p["guidance_scale"], p["ip_adapter_scale"]) == ("unipc", 3, 5.0, 0.6)
+    sampling = (p["scheduler"], p["num_inference_steps"], p["guidance_scale"], p["ip_adapter_scale"])
+    assert sampling == ("unipc", 3, 5.0, 0.6)
     assert type(model.pipe.scheduler).__name__ == "UniPCMultistepScheduler"
     assert p["prompt"] == "best quality, high quality" and p["controlnet_conditioning_scale"] == 1.0
     assert p["generation_size"] == 64 and p["output_resize"].startswith("64 -> 64 px")
