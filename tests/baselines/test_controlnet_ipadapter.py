@@ -133,3 +133,26 @@ def test_pair_seeds_follow_the_recorded_rule():
 
     assert pair_seed(7, "a", "b") == 7 + zlib.crc32(b"a|b")
     assert pair_seed(0, "a", "b") != pair_seed(0, "b", "a")
+
+
+@pytest.mark.slow  # a subprocess through run.py (about 30 s): the same loading and sampling as above
+def test_run_py_evaluates_it_without_training_and_records_the_values_in_results_json(run_entry, weights, tmp_path):
+    out = tmp_path / "run"
+    proc = run_entry(
+        "model=controlnet_ipadapter",
+        *(f"model.weights.{name}={folder}" for name, folder in weights.items()),
+        "model.resolution=64",
+        "model.steps=2",
+        "model.guidance_scale=3.0",
+        "dataset.sizes.test=8",
+        "metrics=pixel",
+        "logger=none",
+        f"hydra.run.dir={out}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "results.json").read_text())
+    assert result["status"] == "completed" and result["train"] is None  # nothing to train
+    protocol = result["model_protocol"]
+    assert (protocol["num_inference_steps"], protocol["guidance_scale"], protocol["scheduler"]) == (2, 3.0, "ddim")
+    assert protocol["weights"]["controlnet"]["hub_id"] == "lllyasviel/sd-controlnet-canny"
+    assert len(list((out / "samples").rglob("*.png"))) >= 8 and "psnr" in result["metrics"]
