@@ -3,6 +3,7 @@ run from outside the checkout."""
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,37 @@ def test_the_package_list_names_every_folder_that_ships():
                 expected.add(".".join([package, *path.relative_to(ROOT / folder).parts]))
     assert set(config["packages"]) == expected
     assert config["package-dir"] == {"midms.conf": "conf", "midms.benchmarks": "benchmarks"}
+
+
+def _package_dir(package: str) -> Path:
+    top, *rest = package.split(".")
+    shipped = {v: k for k, v in SHIPPED.items()}
+    for name in sorted(shipped, key=len, reverse=True):  # midms.conf lives in conf/, midms.benchmarks in benchmarks/
+        if package == name or package.startswith(name + "."):
+            return ROOT / shipped[name] / Path(*package[len(name) + 1 :].split(".") if package != name else ())
+    return ROOT / top / Path(*rest)
+
+
+def _covered(path: Path, package: str, patterns: list[str]) -> bool:
+    relative = path.relative_to(_package_dir(package))
+    for pattern in patterns:  # setuptools: relative to the package folder; "**/" reaches into sub-folders
+        if pattern.startswith("**/") and fnmatch.fnmatch(relative.name, pattern[3:]):
+            return True
+        if len(relative.parts) == 1 and fnmatch.fnmatch(relative.name, pattern):
+            return True
+    return False
+
+
+def test_every_data_file_that_ships_is_named_in_the_package_data():
+    """A file the code reads at run time (a config, a palette, a reference table) must be in the wheel too."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for folder, package in SHIPPED.items():
+        for path in (ROOT / folder).rglob("*"):
+            parts = path.relative_to(ROOT / folder).parts
+            if path.is_dir() or path.suffix in {".py", ".pyc"} or NOT_SHIPPED & set(parts):
+                continue
+            owners = [".".join([package, *parts[:i]]) for i in range(len(parts))]  # its package and those above
+            assert any(_covered(path, o, data.get(o, [])) for o in owners), f"{path} is not in package-data"
 
 
 @pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes

@@ -51,6 +51,7 @@ from midms.nn import losses
 from midms.nn.blocks import init_weights
 from midms.nn.correspondence import soft_warp
 from midms.nn.discriminator import MultiscaleDiscriminator
+from midms.nn.generator import require_image_size
 from midms.nn.vgg import VGG19Features
 from midms.training.schedules import linear_decay
 
@@ -124,13 +125,7 @@ class CoCosNet(AlternatingGAN):
         pretrained: str | None = None,
     ) -> None:
         super().__init__(data_spec)
-        size = data_spec.image_size
-        if size < 64 or size % 2**5:
-            raise UserError(
-                f"model=cocosnet needs square images of at least 64 px and a multiple of 32 (its generator starts "
-                f"from a 1/32 grid of at least 2×2), but the dataset gives {size} px. Set dataset.image_size to 64, "
-                f"96, 128, ... or 256 (the papers' size)."
-            )
+        require_image_size("cocosnet", data_spec.image_size)
         # plain containers: the hyper-parameters are pickled into checkpoints that torch.load(weights_only) reads
         settings, overrides, vgg_widths = plain(settings), plain(overrides), plain(vgg_widths)
         unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()

@@ -43,7 +43,7 @@ from midms.models.gan import AlternatingGAN
 from midms.nn import losses
 from midms.nn.blocks import init_weights
 from midms.nn.discriminator import MultiscaleDiscriminator
-from midms.nn.generator import SPADEGenerator
+from midms.nn.generator import SPADEGenerator, require_image_size
 from midms.nn.vgg import VGG19Features
 from midms.training.schedules import linear_decay
 
@@ -102,13 +102,7 @@ class SPADEModel(AlternatingGAN):
         pretrained: str | None = None,
     ) -> None:
         super().__init__(data_spec)
-        size = data_spec.image_size
-        if size < 64 or size % 2**5:
-            raise UserError(
-                f"model=spade needs square images of at least 64 px and a multiple of 32 (its generator starts "
-                f"from a 1/32 grid of at least 2×2), but the dataset gives {size} px. Set dataset.image_size to 64, "
-                f"96, 128, ... or 256 (the papers' size)."
-            )
+        require_image_size("spade", data_spec.image_size)
         settings, vgg_widths = plain(settings), plain(vgg_widths)
         unknown = set(settings or {}) - DEFAULT_SETTINGS.keys()
         if unknown:
@@ -127,7 +121,7 @@ class SPADEModel(AlternatingGAN):
             norm="batch",
             padding="zeros",
             z_dim=z_dim if use_vae else None,
-            image_size=size,
+            image_size=data_spec.image_size,
         )
         self.encoder = StyleEncoder(ngf, z_dim, encoder_size) if use_vae else None
         self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, padding=2, use_attention=False)

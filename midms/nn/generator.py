@@ -17,10 +17,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midms.errors import UserError
 from midms.nn.blocks import SelfAttention, SPADEResBlock
 
 NUM_UP = 5  # the start resolution is H / 2**NUM_UP
 WIDTHS = (16, 16, 16, 16, 8, 4, 2, 1)  # in units of ngf: head, middle ×2, up_0 .. up_3
+
+
+def require_image_size(model: str, size: int) -> None:
+    """A model built on this generator stops at construction, with the fix, on sizes it cannot produce."""
+    if size < 64 or size % 2**NUM_UP:
+        raise UserError(
+            f"model={model} needs square images of at least 64 px and a multiple of 32 (its generator starts "
+            f"from a 1/32 grid of at least 2×2), but the dataset gives {size} px. Set dataset.image_size to 64, "
+            f"96, 128, ... or 256 (the papers' size)."
+        )
 
 
 class SPADEGenerator(nn.Module):

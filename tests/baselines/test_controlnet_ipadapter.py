@@ -5,22 +5,19 @@ the recorded protocol, and the error for absent weights."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from tiny_diffusers import write_tiny_weights
 from torch.utils.data import default_collate
 
 from baselines.controlnet_ipadapter.control import control_image
 from baselines.controlnet_ipadapter.model import ControlNetIPAdapter, pair_seed
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-from tiny_diffusers import write_tiny_weights  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 pytestmark = pytest.mark.usefixtures("one_thread")

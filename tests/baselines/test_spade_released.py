@@ -68,7 +68,13 @@ def _model(dataset: str, channels: int, *overrides: str):
         logging.disable(logging.NOTSET)
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+@pytest.fixture(
+    scope="module",
+    params=[
+        "ade20k",  # the released layout
+        pytest.param("celebahq_vae", marks=pytest.mark.slow),  # a --use_vae run of the official code (no release)
+    ],
+)
 def released(request, tmp_path_factory):
     """(layout, folder, model loaded through the config with model.pretrained=folder)."""
     layout = request.param
