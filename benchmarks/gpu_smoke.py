@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="paper", choices=["paper", "tiny"])
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--models", nargs="+", default=["cocosnet", "midms"])
+    p.add_argument("--models", nargs="+", default=["spade", "cocosnet", "midms"])
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=list(PRECISIONS))
     p.add_argument("--out", default=None, help="default: benchmarks/results/perf/gpu_smoke_<time>.md")
     args = p.parse_args(argv)

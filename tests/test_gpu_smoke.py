@@ -22,7 +22,7 @@ def test_the_smoke_run_measures_each_model_on_a_cpu(tmp_path, capsys):
     rows = [
         line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| ") and "---" not in line
     ]
-    assert [r[0].strip() for r in rows[1:]] == ["cocosnet", "midms"]
+    assert [r[0].strip() for r in rows[1:]] == ["spade", "cocosnet", "midms"]
     for row in rows[1:]:
         train, translate, peak = (float(v) for v in row[2:])
         assert 0 < train < 1000 and 0 < translate < 1000 and peak > 100  # one image a step on two cores: not 1e9
