@@ -72,7 +72,6 @@ class SPADE(nn.Module):
         self, channels: int, cond_channels: int, hidden: int = 128, norm: str = "pono", padding: str = "reflect"
     ) -> None:
         super().__init__()
-        self.norm_kind = norm
         self.norm = _parameter_free_norm(norm, channels)
         self.shared = nn.Sequential(_pad(padding), nn.Conv2d(cond_channels, hidden, 3), nn.ReLU())
         self.pad = _pad(padding)
@@ -87,7 +86,7 @@ class SPADE(nn.Module):
 
 
 class SPADEResBlock(nn.Module):
-    """SPADE -> LeakyReLU(0.2) -> reflection-padded 3×3 conv, twice, plus a (learned when widths differ) shortcut.
+    """SPADE -> LeakyReLU(0.2) -> padded 3×3 conv, twice, plus a (learned when widths differ) shortcut.
 
     The convolutions are spectrally normalised (the ``spectralspade...`` norm_G of CoCosNet and SPADE); ``norm`` and
     ``padding`` are those of :class:`SPADE`, for its layers and the block's own convolutions.

@@ -153,3 +153,11 @@ def test_run_py_evaluates_it_without_training_and_records_the_values_in_results_
     assert (protocol["num_inference_steps"], protocol["guidance_scale"], protocol["scheduler"]) == (2, 3.0, "ddim")
     assert protocol["weights"]["controlnet"]["hub_id"] == "lllyasviel/sd-controlnet-canny"
     assert len(list((out / "samples").rglob("*.png"))) >= 8 and "psnr" in result["metrics"]
+
+
+def test_half_precision_reaches_every_network_and_the_output_is_float32(weights):
+    model = _model(weights, dtype="bfloat16", steps=2)
+    for name in ("unet", "controlnet", "vae", "text_encoder", "image_encoder"):
+        assert getattr(model.pipe, name).dtype == torch.bfloat16, name
+    out = model.translate(_batch(2))
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()
