@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import signal
 import subprocess
@@ -329,12 +330,20 @@ def test_a_model_with_nothing_to_train_resumed_after_a_kill_evaluates_again(isol
     assert b.status == "completed" and a.metrics == b.metrics
 
 
-def test_a_resume_without_a_checkpoint_changes_nothing_in_the_folder(run_entry, tmp_path):
+def test_a_resume_without_a_checkpoint_changes_nothing_in_the_folder(tmp_path, monkeypatch, caplog):
+    from hydra import compose, initialize_config_dir
+
+    from midms import runner
+
     run_dir = tmp_path / "job"
     RunRecord(status="failed", error="an earlier attempt", wandb={"id": "x"}).write(run_dir / "results.json")
     before = (run_dir / "results.json").read_bytes()
-    proc = run_entry(*TINY, "model=midms", "logger=none", "resume=true", f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 1 and "last.ckpt does not exist" in proc.stdout + proc.stderr
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, "model=midms", "logger=none", "resume=true",
+                                           f"paths.output_dir={run_dir}"])  # fmt: skip
+    monkeypatch.setattr(runner, "FAILED_JOBS", [])
+    assert math.isnan(runner.run(cfg))  # no objective
+    assert [str(run_dir)] == runner.FAILED_JOBS and "last.ckpt does not exist" in caplog.text  # exit code 1
     assert (run_dir / "results.json").read_bytes() == before  # the earlier record is intact
 
 

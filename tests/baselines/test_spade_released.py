@@ -131,7 +131,7 @@ def test_the_released_layouts_do_not_cross(released):
 
 def test_a_missing_encoder_names_the_file_and_the_released_layout(tmp_path):
     torch.save(official_state("ade20k", "G"), tmp_path / "latest_net_G.pth")
-    cfg = _compose("dataset=celebahq", "model.vgg_weights=random", "model.vgg_widths=[4,8,8,16,16]")
+    cfg = _compose("dataset=celebahq", "~preset", "model.vgg_weights=random", "model.vgg_widths=[4,8,8,16,16]")
     model = hydra.utils.instantiate(cfg.model.module, data_spec=DataSpec(15, 64, 19, False))  # with the encoder
     with pytest.raises(UserError, match="missing .*latest_net_E.pth.*model.use_vae=false") as info:
         load_released(model, tmp_path)
