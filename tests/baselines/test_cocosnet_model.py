@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from gan_steps import watch_gan_steps
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader, default_collate
 
@@ -146,35 +147,7 @@ def test_one_g_step_and_one_d_step_change_the_right_parameters():
     model = _model(ds)
     nets = {"g": [*model.generator.parameters(), *model.corr.parameters()], "d": [*model.discriminator.parameters()]}
     vgg_before = [p.detach().clone() for p in model.vgg.parameters()]
-    seen: dict[str, dict] = {}
-
-    def watch(name: str, opt: torch.optim.Optimizer) -> None:
-        step = opt.step
-
-        def wrapped(*args, **kwargs):
-            before = {k: [p.detach().clone() for p in ps] for k, ps in nets.items()}
-            frozen = "d" if name == "g" else "g"
-            seen[name] = {
-                "frozen_grads": [p.grad for p in nets[frozen] if p.grad is not None and p.grad.abs().sum() > 0],
-                "own_grads": sum(p.grad is not None for p in nets[name]),
-            }
-            result = step(*args, **kwargs)
-            seen[name]["changed"] = {
-                k: any(not torch.equal(a, p) for a, p in zip(before[k], ps, strict=True)) for k, ps in nets.items()
-            }
-            return result
-
-        opt.step = wrapped
-
-    configure = model.configure_optimizers
-
-    def configure_and_watch():
-        (opt_g, opt_d), schedulers = configure()
-        watch("g", opt_g)
-        watch("d", opt_d)
-        return [opt_g, opt_d], schedulers
-
-    model.configure_optimizers = configure_and_watch
+    seen = watch_gan_steps(model, nets)
     _fit(model, ds, batches=1)
     assert seen["g"]["frozen_grads"] == [] and seen["g"]["own_grads"] > 0
     assert seen["g"]["changed"] == {"g": True, "d": False}

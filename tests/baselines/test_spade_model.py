@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from gan_steps import watch_gan_steps
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader, default_collate
 
@@ -153,32 +154,10 @@ def test_one_g_step_changes_generator_and_encoder_and_one_d_step_only_the_discri
         "g": [*model.generator.parameters(), *model.encoder.parameters()],
         "d": list(model.discriminator.parameters()),
     }
-    changed = {}
-
-    def watch(name, opt):
-        step = opt.step
-
-        def wrapped(*args, **kwargs):
-            before = {k: [p.detach().clone() for p in ps] for k, ps in nets.items()}
-            result = step(*args, **kwargs)
-            changed[name] = {
-                k: any(not torch.equal(a, p) for a, p in zip(before[k], ps, strict=True)) for k, ps in nets.items()
-            }
-            return result
-
-        opt.step = wrapped
-
-    configure = model.configure_optimizers
-
-    def configure_and_watch():
-        (opt_g, opt_d), schedulers = configure()
-        watch("g", opt_g)
-        watch("d", opt_d)
-        return [opt_g, opt_d], schedulers
-
-    model.configure_optimizers = configure_and_watch
+    seen = watch_gan_steps(model, nets)
     _fit(model, ds, batches=1)
-    assert changed == {"g": {"g": True, "d": False}, "d": {"g": False, "d": True}}
+    assert seen["g"]["changed"] == {"g": True, "d": False} and seen["d"]["changed"] == {"g": False, "d": True}
+    assert seen["g"]["frozen_grads"] == [] == seen["d"]["frozen_grads"] and seen["g"]["own_grads"] > 0
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
