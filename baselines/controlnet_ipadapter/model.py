@@ -17,7 +17,6 @@ scheduler, steps, guidance, scales, prompts, sizes, dtype, the seeding rule) goe
 
 from __future__ import annotations
 
-import logging
 import zlib
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,6 @@ from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import TranslationModel
 from midms.weights import file_sha256
-
-log = logging.getLogger(__name__)
 
 SCHEDULERS = {
     "ddim": "DDIMScheduler",

@@ -112,7 +112,7 @@ class SPADEModel(AlternatingGAN):
         self.settings = {**DEFAULT_SETTINGS, **dict(settings or {})}
         self.save_hyperparameters(ignore=["data_spec"])
         self.automatic_optimization = False
-        self.lr, self.ttur, self.use_vae, self.inference_z = lr, ttur, use_vae, inference_z
+        self.lr, self.ttur, self.inference_z = lr, ttur, inference_z
         nc = data_spec.semantic_nc
         self.generator = SPADEGenerator(
             nc,
