@@ -77,7 +77,7 @@ def test_flat_texture_classes_take_the_exemplar_palette_exactly():
 
 
 def test_semantics_switch_edges_and_one_hot():
-    e, lab = make(input="edges")[1], make(input="labels")[1]
+    e, lab = make(input="edges", edge_falloff=0)[1], make(input="labels")[1]
     labels = lab["labels"].numpy()
     onehot = lab["semantics"].numpy()
     np.testing.assert_array_equal(onehot.sum(0), 1.0)
@@ -91,6 +91,34 @@ def test_semantics_switch_edges_and_one_hot():
         differs |= padded[dy : dy + labels.shape[0], dx : dx + labels.shape[1]] != labels
     np.testing.assert_array_equal(edges.astype(bool), differs)
     np.testing.assert_array_equal(edge_map(labels), edges)
+
+
+def test_soft_edges_fall_linearly_with_the_distance_to_the_nearest_boundary_pixel():
+    ds = make(image_size=48)  # the default falloff: 1/16 of the side, 3 px here
+    labels = ds[2]["labels"].numpy()
+    soft = ds[2]["semantics"].numpy()[0]
+    boundary = np.argwhere(edge_map(labels) > 0)
+    grid = np.stack(np.meshgrid(np.arange(48), np.arange(48), indexing="ij"), -1).reshape(-1, 1, 2)
+    nearest = np.sqrt(((grid - boundary[None]) ** 2).sum(-1)).min(1).reshape(48, 48)  # brute force
+    np.testing.assert_allclose(soft, np.clip(1 - nearest / 3.0, 0, 1), atol=1e-6)
+    assert soft.max() == 1.0 and 0.0 < soft[(soft > 0) & (soft < 1)].min()
+    assert make(image_size=48, edge_falloff=0.125)[2]["semantics"].sum() > soft.sum()
+
+
+def test_soft_edges_keep_every_boundary_at_a_quarter_of_the_resolution():
+    """Nearest sampling to 1/4 (MIDMs' latent grid at f4) keeps a third of the cells a binary outline crosses, and
+    nearly all with soft edges (a boundary pixel in the far corner of a cell is 4.2 px from the sampled one)."""
+    kept = {}
+    for falloff in (0.0, 1 / 16):
+        ds = make(image_size=64, edge_falloff=falloff)
+        ratios = []
+        for i in range(len(ds)):
+            edges = ds[i]["semantics"][None]
+            crossed = torch.nn.functional.max_pool2d((edges == 1).float(), 4)  # 4x4 cells a boundary crosses
+            sampled = torch.nn.functional.interpolate(edges, size=16, mode="nearest") > 0
+            ratios.append(float((sampled & (crossed > 0)).sum() / crossed.sum()))
+        kept[falloff] = np.mean(ratios)
+    assert kept[0.0] < 0.5 and kept[1 / 16] > 0.95, kept
 
 
 def test_every_foreground_class_usually_present_and_scenes_scale_with_size():

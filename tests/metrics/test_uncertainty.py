@@ -69,6 +69,19 @@ def test_each_bootstrap_swd_is_the_swd_of_its_resample():
         rows = torch.cat([torch.arange(i * per_image, (i + 1) * per_image) for i in images])
         want = swd_from_descriptors(real, [f[rows] for f in fake], dirs, [32, 16])["swd"]
         assert value == pytest.approx(want, rel=1e-5)
+    # more real rows than generated ones: each resample compares with a subset of the real rows
+    more_real = [torch.cat([r, r[:per_image] + 0.5]) for r in real]
+    boot = swd_bootstrap(
+        more_real, fake, dirs, per_image, resamples=2, seed=5, generator=torch.Generator().manual_seed(3)
+    )
+    g_want = torch.Generator().manual_seed(3)
+    for value, images in zip(boot, uncertainty.resample_indices(n, 2, seed=5), strict=True):
+        rows = torch.cat([torch.arange(i * per_image, (i + 1) * per_image) for i in images])
+        resampled = [f[rows] for f in fake]
+        want = sum(
+            swd_from_descriptors([r], [f], [d], [0], g_want)["swd"] for r, f, d in zip(more_real, resampled, dirs)
+        )
+        assert value == pytest.approx(want / 2, rel=1e-5)
     images = torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8)
     plain = compute_swd([images], 8, [images // 2], 8, 32, progress=False)
     with_ci = compute_swd([images], 8, [images // 2], 8, 32, progress=False, bootstrap=4)
