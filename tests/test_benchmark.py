@@ -52,7 +52,7 @@ def test_the_cpu_matrices_compose_and_the_sampler_ablations_share_one_training()
     default = load_matrix("default")
     (midms,) = [j for j in default.jobs() if j.model == "midms" and j.seed == 0]
     trained = _job_config(default, midms)
-    assert trained.dataset.sizes.train == 4096 and trained.trainer.max_steps == 416
+    assert trained.dataset.sizes.train == 4096 and trained.trainer.max_steps == 320
     ablations = load_matrix("ablations_midms")
     configs = {j.ablation: _job_config(ablations, j) for j in ablations.jobs()}
     assert set(configs) == {"none", "no_confidence", "no_refine", "ddim_steps_32"}

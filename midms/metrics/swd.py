@@ -290,7 +290,7 @@ def _sort_rows(*rows: Tensor) -> None:
 def _sorted_l1(proj_a: Tensor, proj_b: Tensor, a_sorted: bool = False) -> float:
     """Σ |sort(a_k) - sort(b_k)| over the rows k of two k×M projections (``proj_b``, and ``proj_a`` unless
     ``a_sorted``, are sorted in place)."""
-    _sort_rows(proj_b) if a_sorted else _sort_rows(proj_a, proj_b)
+    _sort_rows(*((proj_b,) if a_sorted else (proj_a, proj_b)))
     if proj_a.device.type != "cpu":
         return (proj_a - proj_b).abs_().sum(dtype=torch.float64).item()
     a, b = proj_a.numpy(), proj_b.numpy()  # NumPy's reduction is ~4x faster than torch's here
@@ -382,7 +382,9 @@ def swd_bootstrap(
         for images in draws
     ]
     if all(a.shape == f.shape and a.ndim == 2 for a, f in zip(real, fake, strict=True)):
-        levels = np.stack([_bootstrap_level(a, f, dirs, row_sets) for a, f, dirs in zip(real, fake, directions)])
+        levels = np.stack(
+            [_bootstrap_level(a, f, dirs, row_sets) for a, f, dirs in zip(real, fake, directions, strict=True)]
+        )
         return levels.mean(axis=0) * 1e3
     out = np.empty(resamples)
     for b, rows in enumerate(row_sets):

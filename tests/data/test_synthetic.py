@@ -101,7 +101,7 @@ def test_soft_edges_fall_linearly_with_the_distance_to_the_nearest_boundary_pixe
     grid = np.stack(np.meshgrid(np.arange(48), np.arange(48), indexing="ij"), -1).reshape(-1, 1, 2)
     nearest = np.sqrt(((grid - boundary[None]) ** 2).sum(-1)).min(1).reshape(48, 48)  # brute force
     np.testing.assert_allclose(soft, np.clip(1 - nearest / 3.0, 0, 1), atol=1e-6)
-    assert soft.max() == 1.0 and 0.0 < soft[(soft > 0) & (soft < 1)].min()
+    assert soft.max() == 1.0 and ((soft > 0) & (soft < 1)).any()  # graded, not binary
     assert make(image_size=48, edge_falloff=0.125)[2]["semantics"].sum() > soft.sum()
 
 

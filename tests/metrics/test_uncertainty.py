@@ -79,7 +79,8 @@ def test_each_bootstrap_swd_is_the_swd_of_its_resample():
         rows = torch.cat([torch.arange(i * per_image, (i + 1) * per_image) for i in images])
         resampled = [f[rows] for f in fake]
         want = sum(
-            swd_from_descriptors([r], [f], [d], [0], g_want)["swd"] for r, f, d in zip(more_real, resampled, dirs)
+            swd_from_descriptors([r], [f], [d], [0], g_want)["swd"]
+            for r, f, d in zip(more_real, resampled, dirs, strict=True)
         )
         assert value == pytest.approx(want / 2, rel=1e-5)
     images = torch.randint(0, 256, (8, 3, 32, 32), generator=g, dtype=torch.uint8)

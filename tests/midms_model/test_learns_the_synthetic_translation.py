@@ -30,7 +30,7 @@ def _metrics(run_entry, tmp_path, model: str) -> dict:
     return result["metrics"]
 
 
-@pytest.mark.slow  # the default matrix's MIDMs job: the prior stage, 416 warm-up steps, 128 test pairs (~10 min)
+@pytest.mark.slow  # the default matrix's MIDMs job: the prior stage, 320 warm-up steps, 128 test pairs (~6 min)
 def test_the_default_midms_job_beats_copy_exemplar_and_reaches_the_matching_floor(run_entry, tmp_path):
     copy = _metrics(run_entry, tmp_path, "copy_exemplar")
     midms = _metrics(run_entry, tmp_path, "midms")
