@@ -1,7 +1,8 @@
 """The data contract of DESIGN.md: the keys every dataset yields and a validator for them.
 
-Every sample is a dict; tensors are float32, images in [-1, 1], CHW. ``semantics`` is an edge map or
-one-hot labels in {0, 1} (or CoCosNet's 15-channel edge tensor in [0, 1]).
+Every sample is a dict; tensors are float32, images in [-1, 1], CHW. ``semantics`` is an edge map in
+[0, 1] (binary, or soft as the synthetic dataset's), one-hot labels in {0, 1}, or CoCosNet's 15-channel edge
+tensor in [0, 1].
 """
 
 from __future__ import annotations
