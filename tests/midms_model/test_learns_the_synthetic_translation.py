@@ -21,9 +21,10 @@ def _job_overrides(model: str) -> list[str]:
     return job.hydra_overrides(matrix.experiment)
 
 
-def _metrics(run_entry, tmp_path, model: str) -> dict:
+def _metrics(run_entry, tmp_path, model: str, overrides: list[str] | None = None) -> dict:
     out = tmp_path / model
-    proc = run_entry(*_job_overrides(model), "logger=none", f"hydra.run.dir={out}", timeout=1200)
+    overrides = _job_overrides(model) if overrides is None else overrides
+    proc = run_entry(*overrides, "logger=none", f"hydra.run.dir={out}", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     assert result["status"] == "completed"
@@ -36,3 +37,11 @@ def test_the_default_midms_job_beats_copy_exemplar_and_reaches_the_matching_floo
     midms = _metrics(run_entry, tmp_path, "midms")
     assert midms["psnr"] > copy["psnr"] + 1.0, (midms, copy)
     assert midms["matching_accuracy"] >= MATCHING_FLOOR > copy["matching_accuracy"], (midms, copy)
+
+
+@pytest.mark.slow  # `make run`: the quickstart's prior stage, 128 warm-up steps, 128 test pairs (~2 min)
+def test_the_quickstart_beats_copy_exemplar_on_psnr_and_matching_accuracy(run_entry, tmp_path):
+    copy = _metrics(run_entry, tmp_path, "copy_exemplar", ["model=copy_exemplar"])
+    midms = _metrics(run_entry, tmp_path, "midms", [])  # `python run.py` as it ships
+    assert midms["psnr"] > copy["psnr"] + 0.5, (midms, copy)
+    assert midms["matching_accuracy"] > copy["matching_accuracy"], (midms, copy)

@@ -7,6 +7,7 @@ TINY = [
     "dataset.sizes.test=8",
     "dataset.datamodule.batch_size=4",
     "evaluation.grid_rows=2",
+    "trainer.max_epochs=1",  # the quickstart experiment trains four
 ]
 
 #: with model=midms: a narrower autoencoder, a prior stage of a few steps, and both MIDMs phases (half each)

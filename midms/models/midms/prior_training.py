@@ -54,7 +54,7 @@ class PriorStage:
     """Budget and optimiser of the prior stage (``model.sizes.tiny.prior_stage``)."""
 
     ae_steps: int = 300
-    unet_steps: int = 400
+    unet_steps: int = 1200
     batch_size: int = 16
     ae_lr: float = 3e-3
     unet_lr: float = 2e-3
