@@ -3,11 +3,15 @@ the jobs that did not complete), from the run records."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
 
 from midms.record import RunRecord
 from midms.reporting import collect_jobs, collect_wandb
 from midms.reporting.cli import main
+from midms.reporting.plots import sample_grid
 
 
 def _job(root, name, **fields):
@@ -46,6 +50,38 @@ def test_the_report_of_a_sweep_is_mean_and_std_over_seeds_with_the_failed_jobs(t
     assert "4 jobs: 2 completed, 2 failed, 0 interrupted" in out
     assert "UserError: bad" in out and "unreadable" in out  # the jobs that did not complete, with their error
     assert len(pd.read_csv(report / "results.csv")) == 4 and (report / "plots" / "psnr.png").exists()
+
+
+def _tile(path, rgb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), rgb).save(path)
+
+
+@pytest.mark.parametrize("with_target", [True, False])
+def test_the_sample_grid_puts_each_column_in_its_place(tmp_path, with_target):
+    """Columns: the real image, the exemplar, the ground truth where the dataset has one, then one seed of each
+    model in name order; a missing sample is a black tile, and each column has its caption band above it."""
+    ref, names = tmp_path / "ref", ["test_00000", "test_00001"]
+    for n in names:
+        _tile(ref / "image" / f"{n}.png", (10, 0, 0))
+        _tile(ref / "exemplar" / f"{n}.png", (0, 20, 0))
+        if with_target:
+            _tile(ref / "target" / f"{n}.png", (0, 0, 30))
+    jobs = []
+    for model, seed, rgb in [("b", 0, (40, 40, 0)), ("a", 1, (0, 60, 60)), ("a", 0, (70, 0, 70))]:
+        samples = tmp_path / f"{model}{seed}"
+        _tile(samples / f"{names[0]}.png", rgb)  # the second input has no sample
+        jobs.append({"status": "completed", "dataset": "synthetic", "model": model, "ablation": "none", "seed": seed,
+                     "files.samples": str(samples), "files.reference": str(ref)})  # fmt: skip
+    (tmp_path / "out").mkdir()
+    (path,) = sample_grid(pd.DataFrame(jobs), tmp_path / "out")
+    grid = np.asarray(Image.open(path).convert("RGB"))
+    expected = [(10, 0, 0), (0, 20, 0)] + ([(0, 0, 30)] if with_target else []) + [(70, 0, 70), (40, 40, 0)]
+    assert grid.shape == (28 + 2 * 8, 8 * len(expected), 3)
+    assert (grid[:28] == 255).mean() > 0.8  # the caption band
+    for col, rgb in enumerate(expected):
+        assert tuple(grid[28 + 4, 8 * col + 4]) == rgb, col
+        assert tuple(grid[28 + 12, 8 * col + 4]) == (rgb if col < len(expected) - 2 else (0, 0, 0)), col
 
 
 def test_empty_folder_is_an_error(tmp_path):

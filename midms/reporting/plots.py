@@ -36,7 +36,8 @@ def bar_charts(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def sample_grid(jobs: pd.DataFrame, out_dir: Path, rows: int = 6) -> list[Path]:
-    """Per dataset: rows = the same inputs; columns = real image, exemplar, then each model's output."""
+    """Per dataset: rows = the same inputs; columns = real image, exemplar, the ground-truth translation where the
+    dataset has one (the synthetic ``target``), then each model's output."""
     paths = []
     done = jobs[(jobs["status"] == "completed") & jobs.get("files.samples", pd.Series(dtype=str)).notna()]
     for dataset, group in done.groupby("dataset"):
@@ -50,6 +51,9 @@ def sample_grid(jobs: pd.DataFrame, out_dir: Path, rows: int = 6) -> list[Path]:
             [reference / "exemplar" / f"{n}.png" for n in names],
         ]
         titles = ["real", "exemplar"]
+        if (reference / "target").is_dir():
+            columns.append([reference / "target" / f"{n}.png" for n in names])
+            titles.append("target")
         titles += [j.model + ("" if j.ablation == "none" else f" {j.ablation}") for j in group.itertuples()]
         for _, job in group.iterrows():
             samples = Path(job["files.samples"])
