@@ -31,8 +31,9 @@ def test_quickstart_trains_prior_and_midms_then_evaluates(run_entry, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_runs_every_phase(run_entry, isolated_env, tmp_path):
-    """gloo DDP on 2 CPU processes through all three phases: each phase freezes other parameters, so DDP
-    must find unused parameters (``conf/trainer/ddp.yaml``); every rank must agree on the phase."""
+    """gloo DDP on 2 CPU processes through the prior stage (trained inside the fit, after DDP has wrapped the model)
+    and both MIDMs phases: each phase freezes other parameters, so DDP must find unused parameters
+    (``conf/trainer/ddp.yaml``); every rank must agree on the phase."""
     isolated_env["OMP_NUM_THREADS"] = "1"
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false"]
     proc = run_entry(

@@ -28,6 +28,7 @@ end-to-end; ``warmup_iter`` is a step count (an int), or a fraction (a float <= 
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -252,14 +253,20 @@ class MIDMs(TranslationModel):
 
         dataset = self.trainer.train_dataloader.dataset
         loader = DataLoader(dataset, batch_size=64, shuffle=False)  # a fixed order: the cache's content is fixed
+        # Trained (or loaded) on a copy, then copied in place: under DDP the reducer watches this module's
+        # parameters, and a backward pass outside a training step (the prior stage's) corrupts its bookkeeping.
+        staged = copy.deepcopy(self.prior)
         info = prepare_prior(
-            self.prior,
+            staged,
             ({"image": b["image"]} for b in loader),
             self.prior_stage,
             self._cache_dir,
             getattr(dataset, "dataset_key", None),
             self._prior_cfg,
         )
+        self.prior.load_state_dict(staged.state_dict())
+        self.prior.scale_factor = staged.scale_factor
+        del staged
         self.prior.to(self.device)
         summary = {k: info[k] for k in ("autoencoder_psnr", "scale_factor", "seconds") if k in info}
         self.protocol["prior_stage"] = {**summary, "cache": info.get("cache")}
