@@ -116,7 +116,7 @@ def train_autoencoder(prior: LatentPrior, images: Tensor, stage: PriorStage, gen
         opt.zero_grad()
         (rec + reg).backward()
         opt.step()
-        curve.append(float(rec))
+        curve.append(rec.item())
         bar.set_postfix(rec=f"{curve[-1]:.4f}", refresh=False)
     prior.vae.eval().requires_grad_(False)
     return curve
@@ -153,7 +153,7 @@ def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torc
         opt.zero_grad()
         loss.backward()
         opt.step()
-        curve.append(float(loss))
+        curve.append(loss.item())
         bar.set_postfix(eps=f"{curve[-1]:.4f}", refresh=False)
     unet.train(was_training)  # the module's mode is its owner's business (Lightning sets it for the fit)
     for q, flag in zip(unet.parameters(), was_trainable, strict=True):
