@@ -41,7 +41,7 @@ from scipy.stats import spearmanr
 from torchvision.transforms.functional import gaussian_blur
 from tqdm.auto import tqdm
 
-from midms.data.synthetic import SyntheticPairs, render
+from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 from midms.evaluation.images import save_images, to_uint8
 from midms.evaluation.score_folders import score
@@ -132,9 +132,8 @@ def synthetic_pairs(num_images: int, size: int, seed: int = 0) -> dict:
         pairs["id"].append(sample["id"])
         j = dataset.exemplar_index(i)
         third = next(k for k in range(1, len(dataset)) if (i + k) % len(dataset) not in (i, j))
-        labels, _ = dataset.scene(i)
-        _, other_style = dataset.scene((i + third) % len(dataset))
-        pairs["wrong_style"].append(torch.from_numpy(render(labels, other_style)))
+        third_style = dataset.scene((i + third) % len(dataset)).style
+        pairs["wrong_style"].append(torch.from_numpy(dataset.scene(i).render(third_style)))
     out = {k: torch.stack(v) if k != "id" else v for k, v in pairs.items()}
     for k in ("image", "exemplar", "target", "wrong_style"):
         out[k] = ((out[k] + 1) / 2).clamp(0, 1)

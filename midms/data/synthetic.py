@@ -9,6 +9,13 @@ scene with the exemplar of another scene of the same split, so
 - ``exemplar`` = the other scene rendered in its own style,
 - ``target`` = the scene's labels rendered in the *exemplar's* style: the ground-truth translation.
 
+Each region's texture lives in the region's own frame (``texture_frame=region``, the default): it moves, turns
+and grows with the region, so the target's texture at a point of a part is the exemplar's at the corresponding
+point of the exemplar's part, and the whole ground truth is what a correct correspondence carries over (up to
+what other parts hide in the exemplar). ``texture_frame=image`` fixes textures to the image grid instead: then a
+pixel's texture depends on where it is, not on the part it belongs to, the target's texture is visible in the
+exemplar only where the two layouts overlap, and copying the exemplar in place reproduces it there.
+
 Everything is a pure function of ``(seed, split, index)``, so every model sees the same pairs and
 nothing has to be downloaded. Scenes are drawn in a unit coordinate frame and rasterised at
 ``image_size``, so the same index gives the same scene at every resolution.
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -38,6 +45,7 @@ from midms.errors import UserError
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 TEXTURES = ("flat", "noise", "stripes")
+TEXTURE_FRAMES = ("region", "image")
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,25 @@ def sample_style(
         angle=rng.uniform(0.0, np.pi, size=num_classes),
         noise=rng.standard_normal(size=(num_classes, 3, detail, detail)),
     )
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a region's texture lives: a point ``p`` of the unit frame has the texture coordinates
+    ``R(-angle) (p - centre) / scale + 0.5``, so the texture moves, turns and grows with the region. The
+    default is the image's own frame (texture coordinates = image coordinates)."""
+
+    centre: tuple[float, float] = (0.5, 0.5)
+    angle: float = 0.0
+    scale: float = 1.0
+
+    def coordinates(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dx, dy = x - self.centre[0], y - self.centre[1]
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        return (c * dx + s * dy) / self.scale + 0.5, (-s * dx + c * dy) / self.scale + 0.5
+
+
+IMAGE_FRAME = Frame()
 
 
 @dataclass(frozen=True)
@@ -147,11 +174,13 @@ def _place(unit: np.ndarray, cx: float, cy: float, rx: float, ry: float, rot: fl
     return [(cx + c * u - s * v, cy + s * u + c * v) for u, v in zip(x, y, strict=True)]
 
 
-def sample_labels(
+def sample_layout(
     rng: np.random.Generator, num_classes: int, size: int, layout: str = "parts", thin: bool = False
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[Frame]]:
     """A size×size int64 label map: background 0, then every class's part (:func:`class_parts`) drawn once,
-    the body first and smaller parts over larger ones.
+    the body first and smaller parts over larger ones; and each class's texture :class:`Frame` (the part's
+    centre, its drawn rotation and its size against the archetype; the background's is the arrangement's
+    shift and zoom in the ``parts`` layout and the image's in the ``scattered`` one).
 
     ``layout=parts``: like the parts of a roughly aligned face: the whole arrangement shifted (±0.12 of the
     frame) and scaled (×0.8–1.1), then each part jittered about its home (±0.05, size ×0.85–1.15, rotation
@@ -163,6 +192,8 @@ def sample_labels(
     parts = class_parts(num_classes, thin)
     order = sorted(range(len(parts)), key=lambda i: -parts[i].radius)  # stable: the body, then larger parts
     shift, zoom = rng.uniform(-0.12, 0.12, size=2), rng.uniform(0.8, 1.1)
+    background = Frame((0.5 + shift[0], 0.5 + shift[1]), 0.0, zoom) if layout == "parts" else IMAGE_FRAME
+    frames = [background] * num_classes
     for i in order:
         part, k = parts[i], i + 1
         scale = rng.uniform(0.85, 1.15)
@@ -176,6 +207,8 @@ def sample_labels(
             cx, cy = rng.uniform(margin, 1 - margin, size=2) if margin < 0.5 else (0.5, 0.5)
             rot = rng.uniform(0, 2 * np.pi)
         rx, ry = part.radius * scale, part.radius * scale * part.aspect
+        drawn_rotation = rot if part.shape not in ("ellipse", "ring") else 0.0  # ellipses are drawn upright
+        frames[k] = Frame((float(cx), float(cy)), float(drawn_rotation), float(scale))
         box = [(cx - rx) * size, (cy - ry) * size, (cx + rx) * size, (cy + ry) * size]
         width = max(1, round(0.025 * size))
         if part.shape == "ellipse":
@@ -187,25 +220,38 @@ def sample_labels(
             draw.line([(x * size, y * size) for x, y in ends], fill=k, width=width)
         else:
             draw.polygon([(x * size, y * size) for x, y in _outline(part.shape, cx, cy, rx, ry, rot)], fill=k)
-    return np.asarray(canvas).astype(np.int64)
+    return np.asarray(canvas).astype(np.int64), frames
 
 
-def render(labels: np.ndarray, style: Style) -> np.ndarray:
-    """Render a label map in a style: 3×H×W float32 in [-1, 1]."""
+def _sample_noise(field: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A 3×d×d noise field read bilinearly at texture coordinates (u, v) in [0, 1] (clamped at the border):
+    3×N. At the pixel centres of the image frame this is the field's bilinear resize to the image."""
+    grid = torch.from_numpy(np.stack([2 * u - 1, 2 * v - 1], -1)).reshape(1, 1, -1, 2)
+    out = F.grid_sample(
+        torch.from_numpy(field)[None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out[0, :, 0].numpy()
+
+
+def render(labels: np.ndarray, style: Style, frames: list[Frame] | None = None) -> np.ndarray:
+    """Render a label map in a style: 3×H×W float32 in [-1, 1]. ``frames[k]`` is where class k's texture lives
+    (:class:`Frame`); ``None``: every texture in the image's frame. The stripes' phase is taken at the pixels'
+    corners, the noise field at their centres."""
     size = labels.shape[0]
     yy, xx = np.mgrid[0:size, 0:size] / size
-    noise = F.interpolate(torch.from_numpy(style.noise), size=(size, size), mode="bilinear", align_corners=False)
-    noise = noise.numpy()
     out = np.zeros((3, size, size), dtype=np.float64)
     for k in np.unique(labels):
         mask = labels == k
+        frame = frames[k] if frames is not None else IMAGE_FRAME
         colour = style.palette[k][:, None]
         amp = style.amplitude[k]
         if style.texture[k] == "noise":
-            detail = amp * noise[k][:, mask]
+            u, v = frame.coordinates(xx[mask] + 0.5 / size, yy[mask] + 0.5 / size)
+            detail = amp * _sample_noise(style.noise[k], u, v)
         elif style.texture[k] == "stripes":
-            phase = 2 * np.pi * style.frequency[k] * (xx * np.cos(style.angle[k]) + yy * np.sin(style.angle[k]))
-            detail = amp * np.broadcast_to(np.sin(phase[mask]), (3, int(mask.sum())))
+            u, v = frame.coordinates(xx[mask], yy[mask])
+            phase = 2 * np.pi * style.frequency[k] * (u * np.cos(style.angle[k]) + v * np.sin(style.angle[k]))
+            detail = amp * np.broadcast_to(np.sin(phase), (3, int(mask.sum())))
         else:
             detail = 0.0
         out[:, mask] = colour + detail
@@ -234,6 +280,18 @@ def soft_edge_map(labels: np.ndarray, falloff: float) -> np.ndarray:
     return np.clip(1.0 - distance / falloff, 0.0, 1.0).astype(np.float32)
 
 
+class Scene(NamedTuple):
+    """A scene: its label map, its style and each class's texture frame (``None``: the image's frame)."""
+
+    labels: np.ndarray
+    style: Style
+    frames: list[Frame] | None
+
+    def render(self, style: Style | None = None) -> np.ndarray:
+        """The scene's labels in ``style`` (default its own), each texture in its region's frame."""
+        return render(self.labels, self.style if style is None else style, self.frames)
+
+
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return (labels[None] == np.arange(num_classes)[:, None, None]).astype(np.float32)
 
@@ -254,6 +312,9 @@ class SyntheticPairs(Dataset):
         thin: add thin classes (rings, lines one to three pixels wide) to the shapes.
         texture_strength: range of the texture amplitudes (noise, stripes) around each class's colour.
         texture_detail: cells per side of the noise fields (stripe frequencies scale with it): finer texture.
+        texture_frame: ``region`` (each region's texture moves, turns and grows with the region: the target's
+            texture is the exemplar's, carried over by the correspondence of their parts) or ``image`` (textures
+            fixed to the image grid: a pixel's texture depends on where it is, not on its part).
         edge_falloff: ``input=edges``: the edge map falls from 1 on a boundary to 0 at this fraction of the
             image side (soft edges, as HED's, and as CoCosNet's CelebA-HQ tensor carries distance maps), so
             that a method working at a quarter of the resolution still sees every boundary; 0: binary edges.
@@ -273,6 +334,7 @@ class SyntheticPairs(Dataset):
         thin: bool = False,
         texture_strength: tuple[float, float] = (0.05, 0.2),
         texture_detail: int = 8,
+        texture_frame: Literal["region", "image"] = "region",
         edge_falloff: float = 1 / 16,
     ) -> None:
         sizes = dict(sizes or {"train": 512, "val": 64, "test": 128})
@@ -295,6 +357,10 @@ class SyntheticPairs(Dataset):
             raise UserError(f"dataset.texture_strength={[lo, hi]} must be a range [low, high] within [0, 1].")
         if not 2 <= int(texture_detail) <= 64:
             raise UserError(f"dataset.texture_detail={texture_detail} is out of range; use 2 to 64 cells.")
+        if texture_frame not in TEXTURE_FRAMES:
+            raise UserError(
+                f"dataset.texture_frame={texture_frame!r} is not supported; use dataset.texture_frame=region or image."
+            )
         if not 0 <= float(edge_falloff) <= 0.25:
             raise UserError(
                 f"dataset.edge_falloff={edge_falloff} is out of range; use 0 (binary edges) to 0.25 of the image side."
@@ -305,6 +371,7 @@ class SyntheticPairs(Dataset):
         self.length, self.seed = int(sizes[split]), seed
         self.layout, self.thin = layout, bool(thin)
         self.texture_strength, self.texture_detail = (lo, hi), int(texture_detail)
+        self.texture_frame = texture_frame
         self.edge_falloff = float(edge_falloff)
         self.spec = DataSpec(
             semantic_nc=1 if input == "edges" else num_classes,
@@ -321,10 +388,11 @@ class SyntheticPairs(Dataset):
         offset = int(_rng(self.seed, SPLIT_CODES[self.split], index, "pair").integers(1, self.length))
         return (index + offset) % self.length
 
-    def scene(self, index: int) -> tuple[np.ndarray, Style]:
+    def scene(self, index: int) -> Scene:
         rng = _rng(self.seed, SPLIT_CODES[self.split], index, "scene")
         style = sample_style(rng, self.num_classes, self.texture_strength, self.texture_detail)
-        return sample_labels(rng, self.num_classes, self.image_size, self.layout, self.thin), style
+        labels, frames = sample_layout(rng, self.num_classes, self.image_size, self.layout, self.thin)
+        return Scene(labels, style, frames if self.texture_frame == "region" else None)
 
     def semantics(self, labels: np.ndarray) -> np.ndarray:
         if self.input == "edges":
@@ -348,16 +416,15 @@ class SyntheticPairs(Dataset):
         """The sample of scene ``index`` with the exemplar of scene ``exemplar`` (and its ground truth)."""
         if not 0 <= index < self.length:
             raise IndexError(index)
-        labels, style = self.scene(index)
-        ex_labels, ex_style = self.scene(exemplar)
+        scene, other = self.scene(index), self.scene(exemplar)
         return {
-            "semantics": torch.from_numpy(self.semantics(labels)),
-            "image": torch.from_numpy(render(labels, style)),
-            "exemplar": torch.from_numpy(render(ex_labels, ex_style)),
-            "exemplar_semantics": torch.from_numpy(self.semantics(ex_labels)),
-            "target": torch.from_numpy(render(labels, ex_style)),
-            "labels": torch.from_numpy(labels),
-            "exemplar_labels": torch.from_numpy(ex_labels),
+            "semantics": torch.from_numpy(self.semantics(scene.labels)),
+            "image": torch.from_numpy(scene.render()),
+            "exemplar": torch.from_numpy(other.render()),
+            "exemplar_semantics": torch.from_numpy(self.semantics(other.labels)),
+            "target": torch.from_numpy(scene.render(other.style)),
+            "labels": torch.from_numpy(scene.labels),
+            "exemplar_labels": torch.from_numpy(other.labels),
             "id": f"{self.split}_{index:05d}",
             "exemplar_id": f"{self.split}_{exemplar:05d}",
         }
@@ -373,7 +440,7 @@ class SyntheticPairs(Dataset):
         variant = (
             f"{self.layout}{'-thin' if self.thin else ''}-t{self.texture_strength[0]:g}_{self.texture_strength[1]:g}"
         )
-        variant += f"-d{self.texture_detail}"
+        variant += f"-d{self.texture_detail}-{self.texture_frame}frame"
         return f"synthetic-{variant}-k{self.num_classes}-s{self.seed}-n{self.length}-{self.split}-{self.image_size}px"
 
     def protocol(self) -> dict:
@@ -387,6 +454,7 @@ class SyntheticPairs(Dataset):
             "thin": self.thin,
             "texture_strength": list(self.texture_strength),
             "texture_detail": self.texture_detail,
+            "texture_frame": self.texture_frame,
             "edge_falloff": self.edge_falloff if self.input == "edges" else None,
             "pairing": f"seeded: exemplar = another scene of the split (dataset seed {self.seed})",
         }

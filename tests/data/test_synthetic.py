@@ -45,11 +45,11 @@ def test_target_is_the_input_labels_in_the_exemplars_style():
         s = ds[i]
         j = ds.exemplar_index(i)
         assert j != i and s["exemplar_id"] == f"test_{j:05d}"
-        labels, _ = ds.scene(i)
-        ex_labels, ex_style = ds.scene(j)
+        labels, _, frames = ds.scene(i)
+        ex_labels, ex_style, _ = ds.scene(j)
         np.testing.assert_array_equal(s["labels"].numpy(), labels)
         np.testing.assert_array_equal(s["exemplar_labels"].numpy(), ex_labels)
-        np.testing.assert_allclose(s["target"].numpy(), render(labels, ex_style))
+        np.testing.assert_allclose(s["target"].numpy(), render(labels, ex_style, frames))
         # per class present in both: the target's colour is the exemplar's colour of that class
         for k in np.intersect1d(np.unique(labels), np.unique(ex_labels)):
             tgt = s["target"].numpy()[:, labels == k].mean(1)
@@ -65,7 +65,7 @@ def test_target_is_the_input_labels_in_the_exemplars_style():
 def test_flat_texture_classes_take_the_exemplar_palette_exactly():
     ds = make(image_size=32)
     s = ds[0]
-    _, ex_style = ds.scene(ds.exemplar_index(0))
+    ex_style = ds.scene(ds.exemplar_index(0)).style
     labels = s["labels"].numpy()
     flat = [k for k in np.unique(labels) if ex_style.texture[k] == "flat"]
     for k in flat:
@@ -179,7 +179,7 @@ def test_thin_classes_are_thin():
 
 def test_texture_options_set_amplitude_and_detail_and_the_cache_key():
     soft, hard = make(), make(texture_strength=(0.3, 0.5), texture_detail=16)
-    _, style = hard.scene(0)
+    style = hard.scene(0).style
     assert style.amplitude.min() >= 0.3 and style.amplitude.max() <= 0.5
     assert style.noise.shape[-2:] == (16, 16)
     assert soft.scene(0)[1].noise.shape[-2:] == (8, 8)
@@ -190,8 +190,9 @@ def test_texture_options_set_amplitude_and_detail_and_the_cache_key():
         make(thin=True).dataset_key,
         make(texture_strength=(0.3, 0.5)).dataset_key,
         make(texture_detail=16).dataset_key,
+        make(texture_frame="image").dataset_key,
     }
-    assert len(keys) == 5
+    assert len(keys) == 6
     assert hard.protocol()["texture_detail"] == 16 and hard.protocol()["layout"] == "parts"
 
 
@@ -205,8 +206,82 @@ def test_texture_options_set_amplitude_and_detail_and_the_cache_key():
         ({"layout": "grid"}, "dataset.layout=parts or scattered"),
         ({"texture_strength": (0.5, 0.2)}, "texture_strength"),
         ({"texture_detail": 1}, "texture_detail"),
+        ({"texture_frame": "object"}, "dataset.texture_frame=region or image"),
     ],
 )
 def test_bad_config_is_a_clear_error(kwargs, message):
     with pytest.raises(UserError, match=message):
         SyntheticPairs(**{"sizes": SIZES, **kwargs})
+
+
+def reference_image_frame_render(labels, style):
+    """A plain reimplementation of the image-frame rendering: stripes by their phase at each pixel's corner,
+    noise fields resized bilinearly to the image (torch's resize, not the dataset's sampling)."""
+    size = labels.shape[0]
+    noise = torch.nn.functional.interpolate(torch.from_numpy(style.noise), size=(size, size), mode="bilinear")
+    out = np.zeros((3, size, size))
+    for y in range(size):
+        for x in range(size):
+            k = labels[y, x]
+            value = style.palette[k].copy()
+            if style.texture[k] == "noise":
+                value += style.amplitude[k] * noise[k, :, y, x].numpy()
+            elif style.texture[k] == "stripes":
+                along = x / size * np.cos(style.angle[k]) + y / size * np.sin(style.angle[k])
+                value += style.amplitude[k] * np.sin(2 * np.pi * style.frequency[k] * along)
+            out[:, y, x] = value
+    return np.clip(out, -1, 1)
+
+
+def test_image_frame_textures_are_fixed_to_the_image_grid():
+    ds = make(image_size=32, texture_frame="image", texture_strength=(0.3, 0.5))
+    for i in range(3):
+        s = ds[i]
+        other = ds.scene(ds.exemplar_index(i))
+        assert other.frames is None
+        np.testing.assert_allclose(
+            s["target"].numpy(), reference_image_frame_render(ds.scene(i).labels, other.style), atol=1e-5
+        )
+    assert ds.protocol()["texture_frame"] == "image" and make().protocol()["texture_frame"] == "region"
+
+
+def corresponding_point(frame_from, frame_to, x, y):
+    """The point of ``frame_to``'s region with the texture coordinates that (x, y) has in ``frame_from``'s:
+    where a correct correspondence of the two parts maps (x, y)."""
+    u, v = frame_from.coordinates(x, y)
+    du, dv = (u - 0.5) * frame_to.scale, (v - 0.5) * frame_to.scale
+    c, s = np.cos(frame_to.angle), np.sin(frame_to.angle)
+    return frame_to.centre[0] + c * du - s * dv, frame_to.centre[1] + s * du + c * dv
+
+
+@pytest.mark.parametrize("layout", ["parts", "scattered"])
+def test_region_frame_textures_are_carried_over_by_the_correspondence_of_parts(layout):
+    """The default's ground truth is what a correct correspondence gives: each target pixel of a textured region
+    equals the exemplar at the corresponding point of the exemplar's region of that class (nearest pixel, so
+    within the texture's change over a pixel), while the exemplar at the same pixel (copy_exemplar) does not."""
+    size = 128
+    ds = make("train", image_size=size, layout=layout, texture_strength=(0.3, 0.5))
+    carried, copied = [], []
+    for i in range(len(ds)):
+        s = ds[i]
+        scene, other = ds.scene(i), ds.scene(ds.exemplar_index(i))
+        target, exemplar = s["target"].numpy(), s["exemplar"].numpy()
+        for k in range(1, ds.num_classes):  # the foreground parts
+            if other.style.texture[k] == "flat" or other.style.amplitude[k] * other.style.frequency[k] > 2.5:
+                continue  # flat: nothing to carry; the finest stripes change too much within one pixel
+            ys, xs = np.nonzero(scene.labels == k)
+            qx, qy = corresponding_point(scene.frames[k], other.frames[k], (xs + 0.5) / size, (ys + 0.5) / size)
+            qx, qy = np.floor(qx * size).astype(int), np.floor(qy * size).astype(int)
+            inside = (qx >= 0) & (qx < size) & (qy >= 0) & (qy < size)
+            ok = inside.copy()
+            ok[inside] = other.labels[qy[inside], qx[inside]] == k  # not hidden by another part in the exemplar
+            if ok.sum() < 20:
+                continue
+            carried.append(np.abs(target[:, ys[ok], xs[ok]] - exemplar[:, qy[ok], qx[ok]]).mean())
+            same = other.labels[ys, xs] == k  # where copy_exemplar has the right class
+            if same.sum() >= 20:
+                copied.append(np.abs(target[:, ys[same], xs[same]] - exemplar[:, ys[same], xs[same]]).mean())
+    assert len(carried) > 10
+    # a texture of amplitude 0.3-0.5 that does not follow its part would differ by ~0.3 on average
+    assert np.mean(carried) < 0.05, np.mean(carried)
+    assert np.mean(copied) > 2 * np.mean(carried), (np.mean(copied), np.mean(carried))
