@@ -4,8 +4,8 @@
 
 Trains one model (default ``model=midms``; any Hydra override, e.g. ``model=cocosnet``) through the same
 config, datamodule and Lightning loop as ``run.py``, and every ``--every`` optimiser steps measures, on the
-first ``--pairs`` test pairs, the matching accuracy of the model's warp and the PSNR of its translation
-against ``target``. copy_exemplar (the exemplar as the output) is measured on the same pairs as the line to
+first ``--pairs`` test pairs, the matching accuracy of the model's warp and the PSNR and SSIM of its
+translation against ``target``. copy_exemplar (the exemplar as the output) is measured on the same pairs as the line to
 beat. Writes ``benchmarks/results/learning_<model>.csv`` and prints the table: the budget at which a target
 is met, or the evidence that it is not.
 """
@@ -25,6 +25,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import Tensor
 from torch.utils.data import default_collate
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from midms.metrics.matching import matching_accuracy
 from midms.metrics.pixel import per_image_psnr
@@ -36,6 +37,12 @@ log = logging.getLogger("learning_curves")
 def psnr(fake: Tensor, target: Tensor) -> float:
     """Mean per-image PSNR (dB) of images in [-1, 1] (data range 2), as ``eval/psnr`` on [0, 1] images."""
     return float(per_image_psnr(fake, target).mean())
+
+
+def ssim(fake: Tensor, target: Tensor) -> float:
+    """Mean per-image SSIM of images in [-1, 1], taken on [0, 1] with torchmetrics' defaults (as ``eval/ssim``)."""
+    fake, target = ((fake + 1) / 2).clamp(0, 1), ((target + 1) / 2).clamp(0, 1)
+    return float(structural_similarity_index_measure(fake, target, data_range=1.0, reduction="none").mean())
 
 
 def accuracy(model, batch: dict, num_classes: int) -> float:
@@ -60,7 +67,8 @@ class Probe(L.Callback):
             row = {"step": trainer.global_step, "seconds": round(time.perf_counter() - self.t0, 1)}
             if getattr(model, "can_warp", False):
                 row["matching_accuracy"] = accuracy(model, self.batch, self.num_classes)
-            row["psnr"] = psnr(model.translate(self.batch), self.batch["target"])
+            fake = model.translate(self.batch)
+            row["psnr"], row["ssim"] = psnr(fake, self.batch["target"]), ssim(fake, self.batch["target"])
         if hasattr(model, "phase"):  # the phase of the last step taken (MIDMs: warmup | e2e)
             row["phase"] = self.last_phase
         self.rows.append(row)
@@ -95,6 +103,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     batch = default_collate([test[i] for i in range(min(args.pairs, len(test)))])
     copy = {"matching_accuracy": float((batch["exemplar_labels"] == batch["labels"]).float().mean())}
     copy["psnr"] = psnr(batch["exemplar"], batch["target"])
+    copy["ssim"] = ssim(batch["exemplar"], batch["target"])
     model = instantiate(cfg.model.module, data_spec=datamodule.spec)
     probe = Probe(batch, int(cfg.dataset.num_classes), args.every)
     trainer = L.Trainer(
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         probe.measure(trainer, model)
     table = pd.DataFrame(probe.rows)
     table["psnr_over_copy_exemplar"] = table["psnr"] - copy["psnr"]
+    table["ssim_over_copy_exemplar"] = table["ssim"] - copy["ssim"]
     out = args.out or ROOT / "benchmarks" / "results" / f"learning_{cfg.model.name}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
