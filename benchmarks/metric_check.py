@@ -45,6 +45,7 @@ from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 from midms.evaluation.images import save_images, to_uint8
 from midms.evaluation.score_folders import score
+from midms.reporting.tables import UNCERTAINTY_SUFFIXES
 
 log = logging.getLogger("midms.metric_check")
 
@@ -198,7 +199,9 @@ def measure(
         skipped.update({k: f"error: {v}" for k, v in result["metric_errors"].items()})
         directions.update(result["directions"])
         where = {"degradation": degradation.name, "level": level, "strength": strength}
-        rows += [{"metric": metric, **where, "value": value} for metric, value in result["metrics"].items()]
+        # a value's own uncertainty (``swd_ci95``: its bootstrap half-width) is not a measure of the images
+        measured = {m: v for m, v in result["metrics"].items() if not m.endswith(UNCERTAINTY_SUFFIXES)}
+        rows += [{"metric": metric, **where, "value": value} for metric, value in measured.items()]
     return pd.DataFrame(rows), skipped, directions
 
 

@@ -83,6 +83,14 @@ def test_scores_on_the_synthetic_ground_truth(tmp_path):
     assert full == pytest.approx(by_hand, abs=1e-3)
 
 
+def test_a_metrics_own_uncertainty_is_not_ranked_as_a_metric(tmp_path):
+    pairs = mc.synthetic_pairs(4, 32)
+    degradations = [d for d in mc.DEGRADATIONS if d.name == "blur"]
+    values, _, directions = mc.measure(pairs, ["swd"], "default", tmp_path / "w", tmp_path / "c", degradations)
+    assert "swd" in set(values["metric"]) and directions["swd"] == "lower"
+    assert not values["metric"].str.endswith("_ci95").any()  # the bootstrap half-width is not a measure of images
+
+
 def test_too_few_images_is_a_clear_error():
     with pytest.raises(UserError, match="at least 2"):
         mc.synthetic_pairs(1, 32)
