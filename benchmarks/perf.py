@@ -55,9 +55,17 @@ def _fid_cache(r: dict) -> list[dict]:
 
 def _quickstart(r: dict) -> list[dict]:
     return [
-        _row("quickstart", "wall s", r["wall_s"], 300.0, "budget 5 min"),
+        _row("quickstart", "wall s", r["wall_s"], 120.0, "budget 2 min"),
         _row("quickstart", "peak RSS GiB", r["peak_rss_gib"], 4.0, "budget 4 GiB"),
     ]
+
+
+def _training_step(r: dict) -> list[dict]:
+    return [
+        _row("training_step", f"{name} step s, batch {r['batch']} at {r['image_size']} px, channels-last",
+             r[name]["channels_last_s"], r[name]["contiguous_s"], "baseline: the contiguous (NCHW) layout")
+        for name in ("autoencoder", "warmup")
+    ]  # fmt: skip
 
 
 def _celebahq_edges(r: dict) -> list[dict]:
@@ -106,6 +114,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dic
     "fid_cache": ("benchmarks.perf_fid_cache", ["--runs", "3", "--num-images", "200"], ["--runs", "4"], _fid_cache),
     "celebahq_edges": ("benchmarks.perf_celebahq_edges", ["--faces", "8", "--workers", "0"], [], _celebahq_edges),
     "quickstart": ("benchmarks.perf_quickstart", [], [], _quickstart),
+    "training_step": ("benchmarks.perf_training_step", [], ["--repeats", "5"], _training_step),
     "midms": (
         "benchmarks.perf_midms",
         ["--size", "tiny", "--image-size", "64", "--batch", "1", "4"],

@@ -48,6 +48,36 @@ def test_chunked_warp_gradients_match_dense():
     assert torch.allclose(g1, q.grad, atol=1e-5)
 
 
+def test_small_latents_are_warped_several_images_per_block():
+    """Latents of 16 positions with chunk=32: two images a block (the last block holds one), the same warp
+    and gradients as the dense reference, and no block over chunk × N."""
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(5, 4, 4, 4, generator=g)
+    k = torch.randn(5, 4, 4, 4, generator=g)
+    q, k = (q / q.norm(dim=1, keepdim=True)).requires_grad_(), k / k.norm(dim=1, keepdim=True)
+    v = torch.randn(5, 3, 4, 4, generator=g)
+    shapes: list[tuple[int, ...]] = []
+    orig = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        out = orig(a, b)
+        shapes.append(tuple(out.shape))
+        return out
+
+    torch.Tensor.__matmul__ = spy
+    try:
+        grouped = soft_warp_chunked(q, k, v, temperature=0.05, chunk=32)
+    finally:
+        torch.Tensor.__matmul__ = orig
+    assert [s for s in shapes if s[-1] == 16] == [(2, 16, 16), (2, 16, 16), (1, 16, 16)]  # the correlations
+    grouped.square().sum().backward()
+    g_grouped, q.grad = q.grad.clone(), None
+    dense = soft_warp(correlation(q, k, normalize=False).clamp(min=0), v, temperature=0.05)
+    assert torch.allclose(grouped, dense, atol=1e-5)
+    dense.square().sum().backward()
+    assert torch.allclose(g_grouped, q.grad, atol=1e-5)
+
+
 def test_identity_correspondence_gives_full_confidence():
     h = w = 8
     feats = _onehot_features(torch.arange(h * w), h, w)

@@ -84,6 +84,23 @@ def test_the_unet_learns_to_predict_the_noise_of_the_scaled_latents():
     assert sum(curve[-20:]) / 20 < 0.8 * sum(curve[:20]) / 20, (curve[:5], curve[-5:])
 
 
+def test_the_unet_has_its_own_batch_size_and_the_autoencoder_keeps_batch_size():
+    prior = _prior()
+    seen: dict[str, list[int]] = {"ae": [], "unet": []}
+    prior.vae.encoder.register_forward_hook(lambda _m, args, _out: seen["ae"].append(args[0].shape[0]))
+    prior.unet.register_forward_hook(lambda _m, args, _out: seen["unet"].append(args[0].shape[0]))
+    train_prior(prior, _images(16), PriorStage(ae_steps=2, unet_steps=3, batch_size=4, unet_batch_size=12))
+    assert seen["unet"] == [12, 12, 12]
+    assert seen["ae"][:2] == [4, 4]  # the training steps (encoding every image for the scale factor follows)
+    seen["unet"].clear()
+    fresh = _prior()
+    fresh.unet.register_forward_hook(lambda _m, args, _out: seen["unet"].append(args[0].shape[0]))
+    train_prior(fresh, _images(16), PriorStage(ae_steps=1, unet_steps=2, batch_size=4, unet_batch_size=None))
+    assert seen["unet"] == [4, 4]  # None: the UNet takes batch_size
+    with pytest.raises(UserError, match="batch sizes >= 1"):
+        PriorStage(unet_batch_size=0)
+
+
 def test_a_frozen_unet_is_trained_and_left_as_frozen_as_it_was():
     prior = _prior()
     prior.unet.requires_grad_(False)  # as the MIDMs warm-up leaves it

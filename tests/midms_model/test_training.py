@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import lightning as L
 import pytest
 import torch
@@ -127,3 +129,45 @@ def test_a_milestone_at_zero_is_a_clear_error(build_model):
     with pytest.raises(InstantiationException, match="lr_milestones .0. must be > 0") as caught:
         build_model(*WARMUP_ONLY, "model.sizes.tiny.training.lr_milestones=[0]")
     assert isinstance(caught.value.__cause__, UserError)  # the runner reports it as a user mistake, no traceback
+
+
+def test_channels_last_training_computes_the_same_losses_and_gradients(build_model, batch_of):
+    """The ``memory_format`` callback (on by default) trains MIDMs in NHWC: its convolution weights and each
+    step's images are channels-last, and the losses and gradients are the contiguous model's up to float
+    rounding (Adam's normalised steps then let runs drift apart slowly, as any change of summation order does)."""
+    from midms.training.memory_format import ChannelsLast, channels_last
+
+    model, ds = build_model(*WARMUP_ONLY, input="labels", seed=0)
+    nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    batch = batch_of(ds, range(4))
+    grads = []
+    for net, b in ((model, batch), (nhwc, channels_last(dict(batch)))):
+        net._set_trainable("warmup")
+        losses = net.midms_losses(b, "warmup")
+        sum(losses.values()).backward()
+        grads.append(([v.detach() for v in losses.values()], [p.grad for p in net.parameters() if p.grad is not None]))
+    (plain_losses, plain_grads), (nhwc_losses, nhwc_grads) = grads
+    assert len(plain_grads) == len(nhwc_grads) > 0
+    for a, b in zip(plain_losses, nhwc_losses, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    # as one vector: a bias feeding a normalisation has a gradient of pure rounding noise in either layout
+    flat_plain, flat_nhwc = torch.cat([g.flatten() for g in plain_grads]), torch.cat([g.flatten() for g in nhwc_grads])
+    assert float((flat_plain - flat_nhwc).norm() / flat_plain.norm()) < 1e-4
+
+    fresh, _ = build_model(*WARMUP_ONLY, input="labels", seed=0)
+    layouts: list[bool] = []
+    step = fresh.training_step
+
+    def spy(b, batch_idx):  # the step the trainer calls sees what the callback made of the batch
+        layouts.append(b["image"].is_contiguous(memory_format=torch.channels_last))
+        return step(b, batch_idx)
+
+    fresh.training_step = spy
+    trainer = L.Trainer(
+        max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[ChannelsLast()],
+    )  # fmt: skip
+    trainer.fit(fresh, DataLoader(Subset(ds, range(8)), batch_size=4))
+    assert layouts == [True, True]
+    convs = [m.weight for m in fresh.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)

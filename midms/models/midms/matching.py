@@ -8,10 +8,11 @@ MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/bas
    resolution (4096 × 4096 per image for 64×64 latents); negative similarities are clamped to 0, a softmax
    over exemplar positions with temperature 0.005 weighs the exemplar's values (its latent, or its labels
    for the matching accuracy). The dense B×N×N correlation would cost 64 MiB per image at 64×64 (and
-   autograd keeps it): :func:`soft_warp_chunked` never materialises it, walking over images and blocks of
-   ``chunk`` query rows (peak memory ``chunk × N``; with gradients on, each block is recomputed in the
-   backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense reference. Features passed in are
-   already centred and L2-normalised (:func:`midms.nn.correspondence.normalize_features`).
+   autograd keeps it): :func:`soft_warp_chunked` never materialises it, walking over blocks of ``chunk``
+   query rows (of one image, or of several small ones; peak memory ``chunk × N``; with gradients on, each
+   block is recomputed in the backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense
+   reference. Features passed in are already centred and L2-normalised
+   (:func:`midms.nn.correspondence.normalize_features`).
 2. **Soft flows** (:func:`soft_flows`): the softmax-expected exemplar position of each input position and
    back, as the official ``get_flow``.
 3. **Cycle confidence** (:func:`cycle_error`, :func:`confidence_mask`, :func:`blend`): the re-warped latent
@@ -40,8 +41,8 @@ TEMPERATURE = 0.005
 
 
 def _block(q: Tensor, k: Tensor, v: Tensor, temperature: float) -> Tensor:
-    """q: n×C query rows, k: C×N keys, v: N×V values -> n×V."""
-    corr = (q @ k).clamp(min=0)  # n×N cosine similarity, negatives clamped as in the official Correlation
+    """q: G×n×C query rows, k: G×C×N keys, v: G×N×V values -> G×n×V."""
+    corr = (q @ k).clamp(min=0)  # G×n×N cosine similarity, negatives clamped as in the official Correlation
     return F.softmax(corr / temperature, dim=-1) @ v
 
 
@@ -52,6 +53,9 @@ def soft_warp_chunked(
 
     ``query`` B×C×Hq×Wq and ``key`` B×C×Hk×Wk are normalised features. Returns B×V×Hq×Wq. The backward
     warp (the transpose correspondence, softmax over query positions) is ``soft_warp_chunked(key, query, v)``.
+    A block holds at most ``chunk`` query rows × all keys: ``chunk`` rows of one image, or, for latents of
+    fewer than ``chunk`` positions, whole images batched together (small latents pay one matmul per group,
+    not one per image).
     """
     b, _, hq, wq = query.shape
     if values.shape[2:] != key.shape[2:]:
@@ -59,15 +63,17 @@ def soft_warp_chunked(
     q_all = query.flatten(2).transpose(1, 2)  # B×Nq×C
     k_all = key.flatten(2)  # B×C×Nk
     v_all = values.flatten(2).transpose(1, 2).to(query.dtype)  # B×Nk×V
+    nq = q_all.shape[1]
+    group = max(1, chunk // nq)  # images per block
     use_ckpt = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, values))
     out = []
-    for i in range(b):
+    for i in range(0, b, group):
         rows = []
-        for s in range(0, q_all.shape[1], chunk):
-            args = (q_all[i, s : s + chunk], k_all[i], v_all[i], temperature)
+        for s in range(0, nq, chunk):
+            args = (q_all[i : i + group, s : s + chunk], k_all[i : i + group], v_all[i : i + group], temperature)
             rows.append(checkpoint(_block, *args, use_reentrant=False) if use_ckpt else _block(*args))
-        out.append(torch.cat(rows, dim=0))
-    return torch.stack(out).transpose(1, 2).reshape(b, values.shape[1], hq, wq).contiguous()
+        out.append(torch.cat(rows, dim=1))
+    return torch.cat(out).transpose(1, 2).reshape(b, values.shape[1], hq, wq).contiguous()
 
 
 def coordinate_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:

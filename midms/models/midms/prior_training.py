@@ -54,8 +54,9 @@ class PriorStage:
     """Budget and optimiser of the prior stage (``model.sizes.tiny.prior_stage``)."""
 
     ae_steps: int = 300
-    unet_steps: int = 1200
+    unet_steps: int = 600
     batch_size: int = 16
+    unet_batch_size: int | None = 32  # None: batch_size
     ae_lr: float = 3e-3
     unet_lr: float = 2e-3
     kl_weight: float = 1e-6
@@ -63,10 +64,14 @@ class PriorStage:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.ae_steps, self.unet_steps) < 0 or self.batch_size < 1 or self.max_images < 2:
+        if min(self.ae_steps, self.unet_steps) < 0 or min(self.batch_size, self.unet_batch) < 1 or self.max_images < 2:
             raise UserError(
-                f"model prior_stage {asdict(self)}: steps must be >= 0, batch_size >= 1 and max_images >= 2."
+                f"model prior_stage {asdict(self)}: steps must be >= 0, batch sizes >= 1 and max_images >= 2."
             )
+
+    @property
+    def unet_batch(self) -> int:
+        return self.batch_size if self.unet_batch_size is None else self.unet_batch_size
 
 
 def collect_images(batches: Iterable[Mapping[str, Tensor]], max_images: int) -> Tensor:
@@ -141,7 +146,7 @@ def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torc
     opt = torch.optim.Adam(unet.parameters(), lr=stage.unet_lr)
     curve = []
     bar = tqdm(
-        _batches(len(latents), stage.unet_steps, stage.batch_size, gen), total=stage.unet_steps, desc="prior: UNet"
+        _batches(len(latents), stage.unet_steps, stage.unet_batch, gen), total=stage.unet_steps, desc="prior: UNet"
     )
     device = _device(prior)
     for idx in bar:
