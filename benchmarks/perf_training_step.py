@@ -53,7 +53,7 @@ def _timed(step, steps: int) -> float:
 
 def _steps(model, batch: dict) -> dict[str, Any]:
     """(autoencoder step, MIDMs warm-up step) closures for ``model`` and ``batch`` as given (layout included)."""
-    vae = model.prior.vae.train().requires_grad_(True)
+    vae = copy.deepcopy(model.prior.vae).train().requires_grad_(True)  # the model's own stays frozen, as in warm-up
     ae_opt = torch.optim.Adam(vae.parameters(), lr=1e-4)
     images = batch["image"]
 
@@ -63,7 +63,7 @@ def _steps(model, batch: dict) -> dict[str, Any]:
         loss.backward()
         ae_opt.step()
 
-    model._set_trainable("warmup")  # also puts the autoencoder back in eval mode, frozen
+    model._set_trainable("warmup")
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def warmup_step() -> None:
