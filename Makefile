@@ -7,7 +7,7 @@ ARGS ?=
 BENCH ?= default
 DATASET ?= celebahq
 
-.PHONY: install run test test-slow lint format perf gpu-smoke benchmark reproduce metric-check data-check clean
+.PHONY: install run test test-slow lint format perf gpu-smoke benchmark reproduce official-midms metric-check data-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
@@ -46,6 +46,9 @@ benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FO
 
 reproduce: $(STAMP)  ## evaluate the released models on the official test pairs: make reproduce DATASET=celebahq [ARGS=--dry-run]
 	$(PY) -m midms.benchmarking reproduce_$(DATASET) $(ARGS)
+
+official-midms: $(STAMP)  ## our MIDMs beside the official inference, same weights and noise: make official-midms OFFICIAL=<checkout of cvlab-kaist/MIDMs>
+	$(PY) -m benchmarks.official_midms --official $(OFFICIAL) $(ARGS)
 
 metric-check: $(STAMP)  ## every metric on graded degradations of the synthetic ground truth: which sees structure, which style
 	$(PY) -m benchmarks.metric_check $(ARGS)

@@ -17,9 +17,14 @@ two runs can be checked to have used the same file. Hashes are memoised per path
 from __future__ import annotations
 
 import hashlib
+import pickle
 import re
+import zipfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from midms.errors import UserError
 
@@ -71,3 +76,40 @@ def verified_sha256(path: str | Path, source: str = "") -> str:
             f"file under this name. Fix: delete it and download it again{where}."
         )
     return actual
+
+
+def _what_the_file_is(path: Path) -> str:
+    """A guess at what a file that torch cannot read is, from its first bytes (for the error message)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "it is empty (an interrupted download?)"
+    if head.lstrip()[:1] == b"<":
+        return "it is an HTML or XML page (a download link that saved the web page instead of the file?)"
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        return "it is a truncated zip archive (an interrupted download or copy?)"
+    return "its contents are not in PyTorch's format (a truncated download, or another kind of file?)"
+
+
+def load_checkpoint(path: str | Path, what: str, source: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one paragraph instead of torch's error.
+
+    A file that holds Python objects other than tensors and plain containers is refused (nothing in a
+    checkpoint is run); a file that is not a checkpoint at all is named as such, with a guess at what it is.
+    ``what`` names the file's role (``"MIDMs' released checkpoint"``), ``source`` where to get it again."""
+    path = Path(path)
+    again = f" Download it again{f' from {source}' if source else ''} and replace {path}."
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if not found:  # the unpickler met bytes no pickle holds: not a checkpoint at all
+            raise UserError(f"{path} ({what}) is not a PyTorch checkpoint: {_what_the_file_is(path)}.{again}") from None
+        raise UserError(
+            f"{path} ({what}) holds Python objects, not only tensors (it refers to {found.group(1)}); this suite "
+            f"reads weight files without running code stored in them, so it cannot read this one. Use the file as "
+            f"its authors released it (a state dict of tensors), or save only the tensors: "
+            f"torch.save(model.state_dict(), path).{again}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(f"{path} ({what}) is not a PyTorch checkpoint: {_what_the_file_is(path)}.{again}") from e

@@ -52,9 +52,13 @@ def test_the_dry_run_lists_every_missing_file_with_its_source_and_estimates_the_
         weights / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "model_index.json",
         weights / "h94--IP-Adapter" / "models" / "ip-adapter_sd15.safetensors",
         tmp_path / "data" / "celebahq" / "celebahq_ref_test.txt",
+        tmp_path / "data" / "celebahq" / "val.txt",  # the split evaluation reads (midms/data/celebahq.py)
     ):
         line = next(line for line in report.splitlines() if f"`{path}`" in line)
         assert line.startswith("- MISSING"), line
+    for line in report.splitlines():  # each source stands on its own: none points at a line the report hides
+        assert "(as " not in line or "(as latest_net_Corr.pth" in line or "(as the IP-Adapter" in line, line
+    assert all("microsoft/CoCosNet" in line for line in report.splitlines() if "val.txt`" in line)
     assert "microsoft/CoCosNet" in report and "cvlab-kaist/MIDMs" in report and "pt_inception-2015-12-05" in report
     assert f"{PUBLISHED_TEST_PAIRS} pairs" in report and "on one GPU" in report
     assert "celebahq_ref.txt`" not in report  # the training list: evaluation only

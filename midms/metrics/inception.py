@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from midms.errors import MetricSkipped, UserError
-from midms.weights import verified_sha256
+from midms.weights import load_checkpoint, verified_sha256
 
 #: Modes of clean-fid (``cleanfid.resize.build_resizer`` / ``cleanfid.features.build_feature_extractor``).
 MODES = ("clean", "legacy_pytorch", "legacy_tensorflow")
@@ -131,7 +131,7 @@ def _load_inception(mode: str, path: str, device: str) -> FeatureFn:
     dev = torch.device(device)
     file = Path(path)
     if mode == "legacy_pytorch":
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = load_checkpoint(file, "pytorch-fid's Inception weights")
         with _SWAP_LOCK:
             original = inception_pytorch.load_state_dict_from_url
             inception_pytorch.load_state_dict_from_url = lambda *args, **kwargs: state

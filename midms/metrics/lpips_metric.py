@@ -35,7 +35,7 @@ from midms.imageio import load_image_tensor
 from midms.metrics.base import EvalBatch, EvalContext, Metric, input_id_of
 from midms.metrics.folders import to_unit
 from midms.nn.vgg import WeightsUnavailable
-from midms.weights import verified_sha256
+from midms.weights import load_checkpoint, verified_sha256
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def build_lpips(net: str = "alex", version: str = "0.1") -> tuple[nn.Module, str
         warnings.simplefilter("ignore")
         model = lpips.LPIPS(net=net, version=version, pretrained=False, pnet_rand=True, verbose=False)
     verified_sha256(trunk_path, f"https://download.pytorch.org/models/{trunk_path.name}")
-    load_trunk(model, torch.load(trunk_path, map_location="cpu", weights_only=True))
-    load_linear(model, torch.load(lin_path, map_location="cpu", weights_only=True))
+    load_trunk(model, load_checkpoint(trunk_path, f"the LPIPS {net} backbone"))
+    load_linear(model, load_checkpoint(lin_path, f"the LPIPS {net} linear layers"))
     log.info("LPIPS %s v%s: backbone %s, linear layers %s", net, version, trunk_path, lin_path)
     return model.eval(), f"lpips-v{version}-{net} (backbone {trunk_path.name}, linear {lin_path.name})"
 

@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from midms.errors import UserError
+from midms.weights import load_checkpoint
 
 Rules = Iterable[tuple[re.Pattern, str]]
 
@@ -57,12 +57,9 @@ def strip_module(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def read_state(path: Path) -> dict:
-    """A checkpoint file read without unpickling code (``weights_only=True``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or non-torch file
-        raise UserError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}).") from e
+def read_state(path: Path, what: str = "a released checkpoint", source: str = "") -> dict:
+    """A checkpoint file read without unpickling code (:func:`midms.weights.load_checkpoint`)."""
+    state = load_checkpoint(path, what, source)
     if not isinstance(state, Mapping):
         raise UserError(f"{path} holds {type(state).__name__}, not a state dict (a released checkpoint).")
     return dict(state)

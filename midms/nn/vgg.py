@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from midms.errors import UserError
-from midms.weights import verified_sha256
+from midms.weights import load_checkpoint, verified_sha256
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +260,9 @@ class VGG19Features(nn.Module):
 
     @staticmethod
     def _load_file(path: Path) -> dict[str, Tensor]:
-        verified_sha256(path, TORCHVISION_VGG19_URL if path.name == TORCHVISION_VGG19_FILE else "")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated download, an HTML error page, a pickled model
-            raise UserError(f"Cannot read VGG19 weights {path} ({type(e).__name__}: {e}); replace the file.") from e
+        source = TORCHVISION_VGG19_URL if path.name == TORCHVISION_VGG19_FILE else ""
+        verified_sha256(path, source)
+        state = load_checkpoint(path, "VGG19 weights", source)
         if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
             state = state["state_dict"]
         if not isinstance(state, Mapping):

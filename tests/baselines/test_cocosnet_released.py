@@ -138,5 +138,5 @@ def test_a_missing_or_unreadable_file_is_named(tmp_path):
     assert "microsoft/CoCosNet" in str(info.value)
     (tmp_path / "latest_net_Corr.pth").write_bytes(b"not a checkpoint")
     (tmp_path / "latest_net_G.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(Exception, match="is not a PyTorch checkpoint"):
         hydra.utils.instantiate(cfg.model.module, data_spec=spec)

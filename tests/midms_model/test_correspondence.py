@@ -126,3 +126,40 @@ def test_chunked_warp_peak_memory_is_linear_in_batch():
     finally:
         torch.Tensor.__matmul__ = orig
     assert max(seen) <= 64 * n * n  # one block of 64 query rows × all keys, independent of the batch
+
+
+def _official_warp(query: torch.Tensor, key: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The official first matching, written out from cvlab-kaist/MIDMs: ``models/midms.py`` centres each feature
+    vector and divides it by its norm (no epsilon); ``models/base/correlation.py`` ``Correlation.correlation``
+    divides both by their norm + 1e-5 again, multiplies and clamps at 0; ``util/util.py`` ``soft_warp`` takes the
+    softmax at alpha = 0.005 over exemplar positions and multiplies the values."""
+    b, c, h, w = query.shape
+    feats = []
+    for x in (query, key):
+        x = x - x.mean(dim=1, keepdim=True)
+        x = torch.div(x, torch.norm(x, 2, 1, keepdim=True))
+        x = x.view(b, c, -1)
+        feats.append(x / (x.norm(dim=1, p=2, keepdim=True) + 1e-5))
+    corr = torch.bmm(feats[0].transpose(1, 2), feats[1]).clamp(min=0)  # B×Nq×Nk
+    attn = F.softmax(corr / 0.005, dim=-1)
+    return (
+        torch.matmul(attn, values.reshape(b, values.shape[1], h * w).permute(0, 2, 1))
+        .permute(0, 2, 1)
+        .reshape(b, -1, h, w)
+    )
+
+
+def test_the_warp_equals_the_official_normalisation_and_warp_to_the_last_bit():
+    from midms.models.midms.matching import matching_features
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 32, 16, 16, generator=g) * 3, torch.randn(2, 32, 16, 16, generator=g) * 3
+    k[:, :, :8] = q[:, :, :8] + 0.01 * torch.randn(2, 32, 8, 16, generator=g)  # sharp matches, as trained features
+    values = torch.randn(2, 3, 16, 16, generator=g)
+    ours = soft_warp_chunked(matching_features(q), matching_features(k), values, chunk=64)  # blocks of 64 rows
+    assert torch.equal(ours, _official_warp(q, k, values))
+    # without the correlation's second normalisation the warp moves (the 1 / (1 + 1e-5) scale at temperature 0.005)
+    from midms.nn.correspondence import normalize_features
+
+    once = soft_warp_chunked(normalize_features(q), normalize_features(k), values, chunk=4096)
+    assert not torch.equal(once, ours)

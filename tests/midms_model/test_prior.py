@@ -15,7 +15,8 @@ from midms.models.midms.encoders import MatchingNetwork
 from midms.models.midms.ldm_convert import convert_checkpoint, load_compvis
 from midms.models.midms.prior import build_prior, load_diffusers
 
-PAPER = OmegaConf.load(__import__("pathlib").Path(__file__).resolve().parents[2] / "conf/model/midms.yaml").sizes.paper
+CONF = __import__("pathlib").Path(__file__).resolve().parents[2] / "conf"
+PAPER = OmegaConf.load(CONF / "model" / "midms.yaml").sizes.paper
 
 
 def _count(module) -> int:
@@ -63,6 +64,12 @@ def test_compvis_conversion_accounts_for_every_tensor():
         convert_checkpoint({**sd, "model.diffusion_model.extra.weight": torch.zeros(1)}, CONFIG)
     with pytest.raises(UserError, match="lacks"):
         convert_checkpoint({k: v for k, v in sd.items() if not k.endswith("out.2.bias")}, CONFIG)
+    wrong = {**sd, p + "middle_block.1.qkv.weight": torch.zeros(96, 64, 1)}  # 3 heads' worth: another model's
+    with pytest.raises(UserError, match="another shape") as info:
+        convert_checkpoint(wrong, CONFIG)
+    message = str(info.value)  # the file's name and ours, both shapes
+    assert p + "middle_block.1.qkv.weight" in message and "mid_block.attentions.0.to_q.weight" in message
+    assert "(32, 64)" in message and "(64, 64)" in message
 
 
 def test_real_celebahq_ldm_layout_converts_onto_the_paper_size(monkeypatch):
@@ -99,7 +106,31 @@ def test_load_compvis_files_and_missing_file_errors(tmp_path):
     assert z.shape == (1, 3, 16, 16) and prior.eps(z, 500).shape == z.shape
     with pytest.raises(UserError, match="config not found"):
         load_compvis(tmp_path / "model.ckpt", tmp_path / "nope.yaml")
-    with pytest.raises(UserError, match="checkpoint not found.*model.prior.path"):
+    with pytest.raises(UserError, match="checkpoint not found.*model.sizes.paper.prior.path"):
+        build_prior(source="compvis", path=str(tmp_path / "missing.ckpt"))
+
+
+def test_the_documented_override_keys_load_a_compvis_ldm(tmp_path):
+    """README / conf/model/midms.yaml: model.sizes.paper.prior.{source,path,config} select a CompVis checkpoint."""
+    import hydra
+    from hydra import compose, initialize_config_dir
+
+    from midms.data.contract import DataSpec
+
+    sd = _checkpoint()
+    torch.save({"state_dict": sd}, tmp_path / "model.ckpt")
+    (tmp_path / "ldm.yaml").write_text(yaml.safe_dump(CONFIG))
+    keys = "model.sizes.paper.prior"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", ["dataset=synthetic", "model=midms", "model.size=paper", "train=false",
+                                 f"{keys}.source=compvis", f"{keys}.path={tmp_path / 'model.ckpt'}",
+                                 f"{keys}.config={tmp_path / 'ldm.yaml'}"])  # fmt: skip
+    spec = DataSpec(semantic_nc=4, image_size=32, num_classes=4, has_target=True)
+    model = hydra.utils.instantiate(cfg.model.module, data_spec=spec)
+    assert model.prior.compvis and torch.equal(
+        model.prior.unet.conv_in.weight, sd["model.diffusion_model.input_blocks.0.0.weight"]
+    )
+    with pytest.raises(UserError, match=f"{keys}.path=<model.ckpt>"):
         build_prior(source="compvis", path=str(tmp_path / "missing.ckpt"))
 
 

@@ -43,13 +43,44 @@ def official_matching() -> dict[str, torch.Tensor]:
     return {name: torch.full(shape, float(i)) for i, (name, shape) in enumerate(OFFICIAL.items())}
 
 
-def write_release(folder: Path, matching: dict | None = None, ldm: bool = True) -> Path:
-    """``midms_celebA_finetuned.pth`` (a train.py snapshot) and ``pretrained/config.yaml``, as the README lays out."""
+# What cvlab-kaist/MIDMs' train.py saves besides the networks: ``models/midms.py`` keeps ``self.diffusion_sampler =
+# DDIMSampler(self.diff_model)``, an nn.Module (``models/diffusion/ddim.py``), so ``state_dict()`` holds every
+# ``diff_model.`` tensor a second time under ``diffusion_sampler.model.``, and the buffers its ``make_schedule``
+# registers (names read from ddim.py; a snapshot of the official model at paper size has 955 + 968 such keys)
+SAMPLER_BUFFERS = ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+                   "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+                   "sqrt_recipm1_alphas_cumprod", "ddim_sigmas", "ddim_alphas", "ddim_alphas_prev",
+                   "ddim_sqrt_one_minus_alphas", "ddim_sigmas_for_original_num_steps"]  # fmt: skip
+#: LatentDiffusion's own schedule buffers (ldm ``ddpm.py`` ``register_schedule``), also in ``diff_model.``
+LDM_BUFFERS = ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+               "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+               "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1",
+               "posterior_mean_coef2"]  # fmt: skip
+
+
+def official_state(matching: dict | None = None, ldm: bool = True) -> dict[str, torch.Tensor]:
+    """The state dict of the official module as train.py saves it (``model.module.state_dict()``)."""
     torch.manual_seed(0)
-    state = {f"diff_model.{k}": v for k, v in {**compvis_unet(ch=32), **compvis_vq()}.items()} if ldm else {}
+    diff = {**compvis_unet(ch=32), **compvis_vq()}
+    diff.update({name: torch.rand(1000) for name in LDM_BUFFERS})
+    state = {f"diff_model.{k}": v for k, v in diff.items()} if ldm else {}
+    if ldm:
+        state.update({f"diffusion_sampler.model.{k}": v for k, v in diff.items()})  # the same tensors again
+        sampler = {name: torch.rand(16) for name in SAMPLER_BUFFERS}
+        sampler.update({name: diff[name].clone() for name in ("betas", "alphas_cumprod", "alphas_cumprod_prev")})
+        state.update({f"diffusion_sampler.{k}": v for k, v in sampler.items()})
     state.update(official_matching() if matching is None else matching)
+    return state
+
+
+def write_release(folder: Path, matching: dict | None = None, ldm: bool = True, state: dict | None = None) -> Path:
+    """``midms_celebA_finetuned.pth`` (a train.py snapshot) and ``pretrained/config.yaml``, as the README lays out."""
+    state = official_state(matching, ldm) if state is None else state
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=3e-6, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[10, 12, 14, 24], gamma=0.3)  # its Counter too
     path = folder / "midms_celebA_finetuned.pth"
-    torch.save({"epoch": 4, "state_dict": state, "best_loss": 0}, path)
+    snapshot = {"epoch": 4, "state_dict": state, "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    torch.save({**snapshot, "best_loss": 0}, path)
     (folder / "pretrained").mkdir(exist_ok=True)
     (folder / "pretrained" / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     return path
@@ -122,6 +153,36 @@ def test_a_file_that_is_not_a_midms_snapshot_or_lacks_its_config_is_named(tmp_pa
     elsewhere = tmp_path / "ldm.yaml"
     elsewhere.write_text(yaml.safe_dump(CONFIG))
     assert build(path, f"model.pretrained_ldm_config={elsewhere}").protocol["pretrained"]["ldm.yaml"]
+
+
+@pytest.mark.parametrize("fault", ["copy_differs", "schedule_differs", "unknown_buffer", "copy_of_nothing"])
+def test_the_samplers_copies_are_checked_then_dropped(tmp_path, fault):
+    state = official_state()
+    if fault == "copy_differs":
+        key = "diffusion_sampler.model.model.diffusion_model.out.2.bias"
+        state[key] = state[key] + 1
+    elif fault == "schedule_differs":
+        state["diffusion_sampler.alphas_cumprod"] = state["diffusion_sampler.alphas_cumprod"] * 0.5
+    elif fault == "unknown_buffer":
+        state["diffusion_sampler.ddim_extra"] = torch.zeros(3)
+    else:
+        state["diffusion_sampler.model.model.diffusion_model.extra.weight"] = torch.zeros(3)
+    with pytest.raises(Exception, match="diffusion_sampler") as info:  # Hydra wraps the UserError
+        build(write_release(tmp_path, state=state))
+    wanted = "differ from what they copy" if fault.endswith("differs") else "copy nothing"
+    assert wanted in str(info.value) and "midms_celebA_finetuned.pth" in str(info.value)
+
+
+def test_an_unreadable_release_is_named_without_advice_to_unpickle(tmp_path):
+    path = write_release(tmp_path)
+    path.write_text("<!DOCTYPE html><html>Sign in to OneDrive</html>")
+    with pytest.raises(Exception, match="not a PyTorch checkpoint: it is an HTML") as info:
+        build(path)
+    assert "weights_only" not in str(info.value) and "cvlab-kaist/MIDMs" in str(info.value)
+    torch.save({"state_dict": {"net": torch.nn.Linear(1, 1)}}, path)  # a pickled module, not tensors
+    with pytest.raises(Exception, match="holds Python objects") as info:
+        build(path)
+    assert "weights_only" not in str(info.value)
 
 
 def test_a_wrong_layout_for_the_dataset_does_not_load(tmp_path):

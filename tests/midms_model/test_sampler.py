@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from midms.models.midms.prior import make_scheduler
-from midms.models.midms.sampler import InterleaveSchedule, ddim_step, official_grid, reinject
+from midms.models.midms.sampler import InterleaveSchedule, ddim_step, ddim_update, official_grid, reinject
 
 
 def test_official_timesteps():
@@ -30,9 +30,12 @@ def test_ddim_step_equals_closed_form():
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
     ac = sched.alphas_cumprod.double()
-    # the LDM schedule: betas linear in sqrt space from 0.0015 to 0.0195
+    # the LDM schedule (CompVis make_beta_schedule "linear" + register_schedule): betas linear in sqrt space from
+    # 0.0015 to 0.0195, their cumulative product in float64, stored as float32
     betas = torch.linspace(0.0015**0.5, 0.0195**0.5, 1000, dtype=torch.float64) ** 2
-    assert torch.allclose(ac, torch.cumprod(1 - betas, 0), rtol=1e-6)
+    cumprod64 = torch.cumprod(1 - betas, 0)
+    assert torch.equal(sched.alphas_cumprod, cumprod64.float())
+    assert torch.equal(sched.sqrt_one_minus_alphas_cumprod, (1 - cumprod64).sqrt().float())
     for t, t_prev in ((249, 187), (63, 1)):
         x_t = ac[t].sqrt() * x0 + (1 - ac[t]).sqrt() * eps
         x_prev, x0_pred = ddim_step(sched, eps, t, x_t.float())
@@ -40,10 +43,12 @@ def test_ddim_step_equals_closed_form():
         assert torch.allclose(x0_pred, x0, atol=1e-4) and torch.allclose(x_prev, expected.float(), atol=1e-4)
     # re-injection: the state after replacing x0 is the DDIM state of the new x0 with the same direction
     x_t = (ac[249].sqrt() * x0 + (1 - ac[249]).sqrt() * eps).float()
-    x_prev, x0_pred = ddim_step(sched, eps, 249, x_t)
+    update = ddim_update(sched, eps, 249, x_t)
     x0_new = torch.randn(2, 3, 4, 4, generator=g)
     expected = ac[187].sqrt() * x0_new + (1 - ac[187]).sqrt() * eps
-    assert torch.allclose(reinject(sched, x_prev, x0_pred, x0_new, 249), expected.float(), atol=1e-4)
+    assert torch.allclose(reinject(update, x0_new), expected.float(), atol=1e-4)
+    # the official ddim_param: rebuilding the state around its own x0 gives the state back, bit for bit
+    assert torch.equal(reinject(update, update.pred_original_sample), update.prev_sample)
 
 
 def test_final_refinement_step_uses_alpha_zero_and_eta_one():
@@ -59,6 +64,9 @@ def test_final_refinement_step_uses_alpha_zero_and_eta_one():
     noise = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(5)).double()
     expected = ac[t_prev].sqrt() * x0 + (1 - ac[t_prev] - sigma**2).sqrt() * eps + sigma * noise
     assert torch.allclose(x_prev.double(), expected, atol=1e-4)
+    assert sched.sigma(t, 1.0).item() == pytest.approx(sigma.item(), rel=1e-6)
+    # the last step of the grid (t = 1) steps to alphas_cumprod[0] (CompVis: ddim_alphas_prev[0] = alphacums[0])
+    assert sched.alpha_prev(1) == sched.alphas_cumprod[0] and sched.prev_timestep(96) == 91
 
 
 class Recorder:

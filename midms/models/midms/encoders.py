@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midms.models.midms.matching import matching_features
 from midms.nn.blocks import ResidualBlock, SPADEResBlock, sn_conv_instance
-from midms.nn.correspondence import normalize_features
 
 
 class ShallowEncoder(nn.Module):
@@ -78,7 +78,7 @@ class MatchingNetwork(nn.Module):
 
     def _project(self, feats: Tensor, semantics: Tensor, proj: nn.Conv2d) -> Tensor:
         h = torch.cat([feats, semantics], dim=1) if self.concat_semantics else feats
-        return normalize_features(proj(self.trunk(h)))
+        return matching_features(proj(self.trunk(h)))
 
     def input_features(self, semantics: Tensor) -> tuple[Tensor, Tensor]:
         """Semantics B×S×h×w (latent resolution) -> (encoder features, normalised matching features)."""
@@ -92,4 +92,4 @@ class MatchingNetwork(nn.Module):
 
     def iteration_features(self, x0: Tensor, input_enc: Tensor) -> Tensor:
         """The current x0 prediction, modulated by the input's encoder features -> normalised features."""
-        return normalize_features(self.iter_enc(x0, input_enc))
+        return matching_features(self.iter_enc(x0, input_enc))

@@ -35,14 +35,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from diffusers import AutoencoderKL, UNet2DModel, VQModel
 from diffusers.models.attention_processor import Attention
 from omegaconf import OmegaConf
 from torch import Tensor
 
 from midms.errors import UserError
-from midms.models.midms.prior import SCHEDULER_CONFIG, LatentPrior
+from midms.models.midms.prior import PRIOR_KEYS, SCHEDULER_CONFIG, LatentPrior
+from midms.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,19 @@ def _squeeze(w: Tensor) -> Tensor:
     return w.reshape(w.shape[0], -1) if w.dim() > 2 else w
 
 
+class _Converted(dict):
+    """A converted state dict that remembers, for each of its keys, the source key it came from (``origin``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origin: dict[str, str] = {}
+        self.source = ""
+
+    def __setitem__(self, key: str, value: Tensor) -> None:
+        super().__setitem__(key, value)
+        self.origin[key] = self.source
+
+
 def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tuple[dict[str, Tensor], list[str]]:
     """UNet keys (without the ``model.diffusion_model.`` prefix) -> (diffusers state dict, source keys used)."""
     levels = len(kwargs["block_out_channels"])
@@ -176,7 +189,7 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
             down[1 + lvl * (lpb + 1) + j] = f"down_blocks.{lvl}.{{kind}}.{j}"
         if lvl < levels - 1:
             down[1 + lvl * (lpb + 1) + lpb] = f"down_blocks.{lvl}.downsamplers.0"
-    out: dict[str, Tensor] = {}
+    out = _Converted()
     used: list[str] = []
 
     def put_attn(dst: str, sub: str, v: Tensor) -> None:
@@ -197,6 +210,7 @@ def convert_unet(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tupl
 
     for key, v in state.items():
         used.append(key)
+        out.source = key
         if m := re.fullmatch(r"time_embed\.(0|2)\.(weight|bias)", key):
             out[f"time_embedding.linear_{1 if m[1] == '0' else 2}.{m[2]}"] = v
         elif m := re.fullmatch(r"input_blocks\.0\.0\.(weight|bias)", key):
@@ -243,10 +257,11 @@ def _is_attention(sub: str) -> bool:
 def convert_vae(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> tuple[dict[str, Tensor], list[str]]:
     """First-stage keys (without ``first_stage_model.``) -> (diffusers state dict, source keys used)."""
     levels = len(kwargs["block_out_channels"])
-    out: dict[str, Tensor] = {}
+    out = _Converted()
     used: list[str] = []
     for key, v in state.items():
         used.append(key)
+        out.source = key
         if m := re.fullmatch(r"(encoder|decoder)\.(conv_in|conv_out|norm_out)\.(weight|bias)", key):
             name = {"norm_out": "conv_norm_out"}.get(m[2], m[2])
             out[f"{m[1]}.{name}.{m[3]}"] = v
@@ -294,10 +309,19 @@ def convert_checkpoint(
             float(state["scale_factor"]),
         )
     unet, vae = build_unet(ukw), vae_cls(**vkw)
-    for name, module, sd in (("UNet", unet, unet_sd), ("autoencoder", vae, vae_sd)):
-        expected = set(module.state_dict())
-        if missing := sorted(expected - set(sd)):
+    for name, module, sd, prefix in (("UNet", unet, unet_sd, UNET_PREFIX), ("autoencoder", vae, vae_sd, VAE_PREFIX)):
+        expected = module.state_dict()
+        if missing := sorted(set(expected) - set(sd)):
             raise UserError(f"LDM checkpoint lacks {len(missing)} {name} tensors, e.g. {missing[:6]}")
+        if wrong := [k for k in expected if sd[k].shape != expected[k].shape]:
+            shown = "; ".join(
+                f"{prefix}{sd.origin[k]} (here {k}): file {tuple(sd[k].shape)}, config {tuple(expected[k].shape)}"
+                for k in wrong[:4]
+            )
+            raise UserError(
+                f"LDM checkpoint: {len(wrong)} {name} tensor(s) of another shape than its config.yaml builds: {shown}. "
+                f"The checkpoint and config.yaml belong to different models: use the config.yaml that came with it."
+            )
         module.load_state_dict(sd, strict=True)
     sched = {
         "num_train_timesteps": int(params.get("timesteps", 1000)),
@@ -317,12 +341,9 @@ def load_compvis(ckpt: str | Path, config: str | Path | None = None) -> LatentPr
             raise UserError(
                 f"LDM {what} not found: {p}. Fix: put the CompVis LDM model.ckpt and its config.yaml there (e.g. "
                 f"from https://github.com/CompVis/latent-diffusion#pretrained-ldms, or the MIDMs release), and set "
-                f"model.prior.path / model.prior.config."
+                f"{PRIOR_KEYS}.path=<model.ckpt> {PRIOR_KEYS}.config=<config.yaml>."
             )
-    try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"Cannot read LDM checkpoint {ckpt} with weights_only=True ({type(e).__name__}: {e}).") from e
+    raw = load_checkpoint(ckpt, "the CompVis LDM checkpoint", "https://github.com/CompVis/latent-diffusion#model-zoo")
     state = raw.get("state_dict", raw) if isinstance(raw, Mapping) else raw
     prior = prior_from_state(state, config)
     log.info("converted CompVis LDM %s (%s + UNet2DModel, scale_factor %s)", ckpt, prior.kind, prior.scale_factor)
@@ -333,4 +354,4 @@ def prior_from_state(state: Mapping[str, Tensor], config: str | Path) -> LatentP
     """A CompVis LDM state dict and the path of its ``config.yaml`` -> the prior (schedule from the config)."""
     unet, vae, sched = convert_checkpoint(state, OmegaConf.to_container(OmegaConf.load(config), resolve=True))
     scale = sched.pop("scale_factor")
-    return LatentPrior(vae.eval(), unet.eval(), scale, {**SCHEDULER_CONFIG, **sched})
+    return LatentPrior(vae.eval(), unet.eval(), scale, {**SCHEDULER_CONFIG, **sched}, compvis=True)

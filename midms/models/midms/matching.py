@@ -11,8 +11,10 @@ MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/bas
    autograd keeps it): :func:`soft_warp_chunked` never materialises it, walking over blocks of ``chunk``
    query rows (of one image, or of several small ones; peak memory ``chunk × N``; with gradients on, each
    block is recomputed in the backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense
-   reference. Features passed in are already centred and L2-normalised
-   (:func:`midms.nn.correspondence.normalize_features`).
+   reference. Features passed in are normalised by :func:`matching_features` as the official code normalises
+   them: centred and divided by their norm (``models/midms.py``), then divided once more by their norm + 1e-5
+   inside ``Correlation.correlation`` (``models/base/correlation.py``). The second division scales every vector
+   by 1 / (1 + 1e-5); at the temperature of 0.005 that moves the warp by up to 1e-4, so it is kept.
 2. **Soft flows** (:func:`soft_flows`): the softmax-expected exemplar position of each input position and
    back, as the official ``get_flow``.
 3. **Cycle confidence** (:func:`cycle_error`, :func:`confidence_mask`, :func:`blend`): the re-warped latent
@@ -36,8 +38,20 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from midms.nn.correspondence import normalize_features
+
 #: the official softmax temperature (``soft_warp(..., alpha=0.005)``, ``get_flow(..., temp=0.005)``)
 TEMPERATURE = 0.005
+#: added to the norm by the official ``Correlation.correlation`` when it normalises the (already unit) features
+CORRELATION_EPS = 1e-5
+
+
+def matching_features(x: Tensor) -> Tensor:
+    """B×C×h×w features -> the vectors the official correlation multiplies: centred over channels, L2-normalised
+    (:func:`~midms.nn.correspondence.normalize_features`, whose 1e-8 leaves any norm above 0.2 unchanged in float32
+    and only keeps an all-equal vector finite), then divided by their norm + :data:`CORRELATION_EPS`."""
+    x = normalize_features(x)
+    return x / (x.norm(dim=1, keepdim=True) + CORRELATION_EPS)
 
 
 def _block(q: Tensor, k: Tensor, v: Tensor, temperature: float) -> Tensor:
@@ -73,7 +87,12 @@ def soft_warp_chunked(
             args = (q_all[i : i + group, s : s + chunk], k_all[i : i + group], v_all[i : i + group], temperature)
             rows.append(checkpoint(_block, *args, use_reentrant=False) if use_ckpt else _block(*args))
         out.append(torch.cat(rows, dim=1))
-    return torch.cat(out).transpose(1, 2).reshape(b, values.shape[1], hq, wq).contiguous()
+    # B×Nq×V viewed as B×V×Hq×Wq: channels-last strides, the layout of the official soft_warp's output
+    # (``matmul(...).permute(0, 2, 1).reshape(...)``), which the official sampler carries into its UNet calls; a
+    # convolution rounds differently on another layout, so inference keeps it. Training makes it contiguous: some
+    # CPU backward kernels refuse channels-last gradients ("grad_input must be contiguous")
+    warped = torch.cat(out).transpose(1, 2).reshape(b, values.shape[1], hq, wq)
+    return warped.contiguous() if warped.requires_grad else warped
 
 
 def coordinate_grid(h: int, w: int, device=None, dtype=torch.float32) -> Tensor:

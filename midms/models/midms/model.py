@@ -47,14 +47,21 @@ from midms.models.midms.matching import (
     blend,
     confidence_mask,
     cycle_error,
+    matching_features,
     soft_flows,
     soft_warp_chunked,
 )
 from midms.models.midms.prior import build_prior
 from midms.models.midms.prior_training import PriorStage, prepare_prior
-from midms.models.midms.sampler import InterleavedSampler, InterleaveSchedule, add_noise, ddim_step, reinject
+from midms.models.midms.sampler import (
+    InterleavedSampler,
+    InterleaveSchedule,
+    add_noise,
+    ddim_step,
+    ddim_update,
+    reinject,
+)
 from midms.nn.blocks import l2_normalize
-from midms.nn.correspondence import normalize_features
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +311,7 @@ class MIDMs(TranslationModel):
     def rematch(self, x0: Tensor, trg_enc: Tensor, key_enc: Tensor, key_z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Re-match an x0 prediction to the exemplar: (re-warped latent, confidence mask, iteration features)."""
         q = self.net.iteration_features(x0, trg_enc)
-        k = normalize_features(key_enc)
+        k = matching_features(key_enc)
         new = self.soft_warp(q, k, key_z)
         with torch.no_grad():
             map_fw, _, flow_fw, flow_bw = soft_flows(q.detach(), k.detach(), self.temperature, self.chunk)
@@ -425,18 +432,19 @@ class MIDMs(TranslationModel):
         rand_idx = random.randrange(len(ts))
         fb_iter = src_z.new_zeros(())
         diffusion = src_z.new_zeros(())
-        ref_k, src_k = normalize_features(m["ref_enc"]), normalize_features(src_enc)
+        ref_k, src_k = matching_features(m["ref_enc"]), matching_features(src_enc)
+        ref_update = None
         for i, t in enumerate(ts):
-            if i in schedule.rematch_at:
+            if ref_update is not None and i in schedule.rematch_at:  # re-matched before a step, never the first
                 new_ref, mask, q = self.rematch(pred_ref, m["trg_enc"], m["ref_enc"], ref_z)
                 q_src = self.net.iteration_features(pred_src, m["trg_enc"])
                 new_src = self.soft_warp(q_src, src_k, src_z)
                 fb_iter = fb_iter + F.l1_loss(self.soft_warp(ref_k, q, new_ref), ref_z)
                 fb_iter = fb_iter + F.l1_loss(self.soft_warp(src_k, q_src, new_src), src_z)
                 mixed = blend(new_ref, pred_ref, mask if self.schedule.confidence else None)
-                x_ref = reinject(sched, x_ref, pred_ref, mixed, grid[i])
-                pred_ref = mixed
-            x_ref, pred_ref = ddim_step(sched, self.prior.eps(x_ref, t), t, x_ref)
+                x_ref = reinject(ref_update, mixed)
+            ref_update = ddim_update(sched, self.prior.eps(x_ref, t), t, x_ref)
+            x_ref, pred_ref = ref_update.prev_sample, ref_update.pred_original_sample
             x_src, pred_src = ddim_step(sched, self.prior.eps(x_src, t), t, x_src)
             if i == rand_idx:  # the UNet's own x0 loss on the source latent, noised afresh
                 x_orig = add_noise(sched, src_z, grid[i])

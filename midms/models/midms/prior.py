@@ -26,17 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DModel, VQModel
+from diffusers import AutoencoderKL, UNet2DModel, VQModel
 from torch import Tensor, nn
 
 from midms.errors import UserError
 from midms.models.midms.conv_autoencoder import ConvAutoencoder
+from midms.models.midms.schedule import LDMSchedule
 
 log = logging.getLogger(__name__)
 
 #: the LDM noise schedule: ``linear_start=0.0015, linear_end=0.0195`` over T = 1000 steps, betas linear in
 #: sqrt space (diffusers' ``scaled_linear``), and the CompVis DDIM grid (``steps_offset=1``, alpha_prev of
-#: the last step = alphas_cumprod[0], i.e. ``set_alpha_to_one=False``)
+#: the last step = alphas_cumprod[0], i.e. ``set_alpha_to_one=False``); computed by :mod:`.schedule`
 SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,
     "beta_start": 0.0015,
@@ -49,13 +50,17 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
+#: where a user sets the prior on the command line (``conf/model/midms.yaml`` keeps one prior per model size;
+#: pretrained LDMs are the paper size's; another size is ``model.sizes.<size>.prior``)
+PRIOR_KEYS = "model.sizes.paper.prior"
+
 #: the first stages, by ``kind``
 AUTOENCODERS: dict[str, type] = {"vq": VQModel, "kl": AutoencoderKL, "ae": ConvAutoencoder}
 
 
-def make_scheduler(**overrides: Any) -> DDIMScheduler:
-    """A DDIM scheduler that reproduces the CompVis LDM sampler (its ``make_ddim_timesteps`` 'uniform' grid)."""
-    return DDIMScheduler(**{**SCHEDULER_CONFIG, **overrides})
+def make_scheduler(**overrides: Any) -> LDMSchedule:
+    """The LDM's schedule and DDIM update, as the CompVis sampler computes them (:mod:`.schedule`)."""
+    return LDMSchedule(**{**SCHEDULER_CONFIG, **overrides})
 
 
 class LatentPrior(nn.Module):
@@ -63,7 +68,9 @@ class LatentPrior(nn.Module):
     prior's :class:`~.conv_autoencoder.ConvAutoencoder`).
 
     ``scale_factor`` multiplies latents after encoding and divides them before decoding (the LDM's
-    ``scale_factor``: 1.0 for the CelebA-HQ VQ-f4 model, 0.22765929 for LSUN-Churches KL-f8).
+    ``scale_factor``: 1.0 for the CelebA-HQ VQ-f4 model, 0.22765929 for LSUN-Churches KL-f8). ``compvis``: the
+    networks are a pretrained CompVis LDM, computed in the original's order of operations
+    (:mod:`.compvis_ops`: attention, the autoencoder's non-linearity and its VQ look-up).
     """
 
     def __init__(
@@ -72,18 +79,24 @@ class LatentPrior(nn.Module):
         unet: UNet2DModel,
         scale_factor: float = 1.0,
         scheduler_config: Mapping[str, Any] | None = None,
+        compvis: bool = False,
     ) -> None:
         super().__init__()
         self.vae, self.unet = vae, unet
         self.kind = next(kind for kind, cls in AUTOENCODERS.items() if isinstance(vae, cls))
         self.scale_factor = float(scale_factor)
         self.scheduler_config = dict(scheduler_config or SCHEDULER_CONFIG)
+        self.compvis = compvis
+        if compvis:
+            from midms.models.midms.compvis_ops import use_compvis_ops
+
+            use_compvis_ops(unet, vae)
 
     @property
     def latent_channels(self) -> int:
         return int(self.unet.config.in_channels)
 
-    def scheduler(self) -> DDIMScheduler:
+    def scheduler(self) -> LDMSchedule:
         return make_scheduler(**self.scheduler_config)
 
     def encode(self, images: Tensor, sample: bool = True) -> Tensor:
@@ -97,7 +110,14 @@ class LatentPrior(nn.Module):
 
     def decode(self, latents: Tensor) -> Tensor:
         """Latents -> images B×3×H×W (VQ decoding quantises first; gradients pass straight through)."""
-        return self.vae.decode(latents / self.scale_factor).sample
+        z = latents / self.scale_factor
+        if self.compvis and self.kind == "vq":
+            from midms.models.midms.compvis_ops import taming_quantize
+
+            return self.vae.decode(
+                taming_quantize(z, self.vae.quantize.embedding.weight), force_not_quantize=True
+            ).sample
+        return self.vae.decode(z).sample
 
     def eps(self, x: Tensor, t: int | Tensor) -> Tensor:
         """The UNet's noise prediction at timestep ``t`` (an int or a B-vector)."""
@@ -140,11 +160,11 @@ def load_diffusers(name: str, scale_factor: float = 1.0) -> LatentPrior:
         raise UserError(
             f"Pretrained LDM '{name}' is not available locally: {type(e).__name__}: {str(e)[:300]}. "
             f"Expected a diffusers layout with unet/ and vqvae/ (or vae/) in {where}. Fix: on a machine with internet "
-            f"run `huggingface-cli download {name}` and copy the cache here, or set model.prior.path to a local "
-            f"folder, or use model.prior.source=compvis with model.ckpt and config.yaml."
+            f"run `huggingface-cli download {name} --local-dir <folder>` and set {PRIOR_KEYS}.path=<folder>, or use "
+            f"{PRIOR_KEYS}.source=compvis with {PRIOR_KEYS}.path=<model.ckpt> and {PRIOR_KEYS}.config=<config.yaml>."
         ) from e
     log.info("loaded LDM prior %s (unet + %s)", name, type(vae).__name__)
-    return LatentPrior(vae.eval(), unet.eval(), scale_factor)
+    return LatentPrior(vae.eval(), unet.eval(), scale_factor, compvis=True)
 
 
 def build_prior(
@@ -159,16 +179,16 @@ def build_prior(
     """Build the prior from a config: ``random`` (with diffusers kwargs), ``diffusers`` or ``compvis``."""
     if source == "random":
         if kind not in AUTOENCODERS:
-            raise UserError(f"model.prior.kind={kind!r} is not one of {', '.join(AUTOENCODERS)}.")
+            raise UserError(f"{PRIOR_KEYS}.kind={kind!r} is not one of {', '.join(AUTOENCODERS)}.")
         return LatentPrior(AUTOENCODERS[kind](**dict(vae or {})), UNet2DModel(**dict(unet or {})), scale_factor)
     if source == "diffusers":
         if not path:
-            raise UserError("model.prior.source=diffusers needs model.prior.path (a folder or a hub id).")
+            raise UserError(f"{PRIOR_KEYS}.source=diffusers needs {PRIOR_KEYS}.path (a folder or a hub id).")
         return load_diffusers(path, scale_factor)
     if source == "compvis":
         from midms.models.midms.ldm_convert import load_compvis
 
         if not path:
-            raise UserError("model.prior.source=compvis needs model.prior.path (the LDM model.ckpt).")
+            raise UserError(f"{PRIOR_KEYS}.source=compvis needs {PRIOR_KEYS}.path (the LDM model.ckpt).")
         return load_compvis(path, config)
-    raise UserError(f"model.prior.source={source!r} is not one of random, diffusers, compvis.")
+    raise UserError(f"{PRIOR_KEYS}.source={source!r} is not one of random, diffusers, compvis.")

@@ -12,6 +12,13 @@ snapshot: ``{"epoch", "state_dict", "optimizer", "scheduler", ...}`` whose ``sta
   projections ``phi`` / ``theta``: this suite's :class:`~.encoders.MatchingNetwork` under other names
   (:mod:`midms.nn.official_names`).
 
+- ``diffusion_sampler.*``: the official ``DDIMSampler`` (``models/diffusion/ddim.py``) is an ``nn.Module`` that holds
+  the diffusion model, so the snapshot carries a second copy of every ``diff_model.`` tensor under
+  ``diffusion_sampler.model.``, and the schedule buffers its ``make_schedule`` registers (``betas``,
+  ``alphas_cumprod``, ..., ``ddim_alphas``, ``ddim_sigmas``, ...: :data:`SAMPLER_BUFFERS`). Each copy is checked
+  equal to the tensor it copies, the buffers that copy the LDM's schedule are checked equal to it, and all are then
+  dropped: they hold nothing the LDM does not.
+
 Everything is loaded strictly: the LDM part replaces the model's prior (the release brings its own, fine-tuned
 end to end), the matching part must fill :class:`~.encoders.MatchingNetwork` exactly. The official
 ``inference.py`` loads the same file with ``strict=False``; here a missing or extra tensor is an error.
@@ -24,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from midms.errors import UserError
@@ -41,6 +49,15 @@ from midms.nn.official_names import (
 from midms.weights import file_sha256
 
 LDM_PREFIX = "diff_model."
+SAMPLER_PREFIX = "diffusion_sampler."
+#: the buffers ``DDIMSampler.make_schedule`` registers (cvlab-kaist/MIDMs ``models/diffusion/ddim.py``); the first
+#: three are float32 copies of the LDM's own buffers of the same names
+SAMPLER_BUFFERS = (
+    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "ddim_sigmas",
+    "ddim_alphas", "ddim_alphas_prev", "ddim_sqrt_one_minus_alphas", "ddim_sigmas_for_original_num_steps",
+)  # fmt: skip
+SAMPLER_COPIES = SAMPLER_BUFFERS[:3]
 #: the release's layout (README, "Pretrained Models"): weights/celeba/midms_celebA_finetuned.pth and
 #: weights/celeba/pretrained/config.yaml
 DEFAULT_LDM_CONFIG = Path("pretrained") / "config.yaml"
@@ -60,17 +77,52 @@ def convert_matching(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def split_release(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """(the LDM's CompVis state dict, the matching networks' official state dict)."""
+def split_release(state: Mapping[str, Tensor], source: str = "the checkpoint") -> tuple[dict, dict]:
+    """(the LDM's CompVis state dict, the matching networks' official state dict); the sampler's copies checked
+    against what they copy and dropped."""
     state = strip_module(state)
     ldm = {k[len(LDM_PREFIX) :]: v for k, v in state.items() if k.startswith(LDM_PREFIX)}
-    matching = {k: v for k, v in state.items() if not k.startswith(LDM_PREFIX)}
     if not ldm:
         raise UserError(
-            f"The checkpoint has no '{LDM_PREFIX}*' tensors: it is not a MIDMs train.py snapshot (its state_dict "
+            f"{source} has no '{LDM_PREFIX}*' tensors: it is not a MIDMs train.py snapshot (its state_dict "
             "holds the fine-tuned LDM under diff_model.)."
         )
+    sampler = {k[len(SAMPLER_PREFIX) :]: v for k, v in state.items() if k.startswith(SAMPLER_PREFIX)}
+    _check_sampler_copies(sampler, ldm, source)
+    matching = {k: v for k, v in state.items() if not k.startswith((LDM_PREFIX, SAMPLER_PREFIX))}
     return ldm, matching
+
+
+def _check_sampler_copies(sampler: Mapping[str, Tensor], ldm: Mapping[str, Tensor], source: str) -> None:
+    """The official sampler's tensors hold only copies: of the LDM (``model.*``) and of its schedule."""
+    unknown, differ = [], []
+    for name, value in sampler.items():
+        copied = name.removeprefix("model.") if name.startswith("model.") else name
+        if not name.startswith("model.") and name not in SAMPLER_BUFFERS:
+            unknown.append(SAMPLER_PREFIX + name)
+        elif name.startswith("model.") or name in SAMPLER_COPIES:
+            original = ldm.get(copied)
+            if original is None and name.startswith("model."):
+                unknown.append(SAMPLER_PREFIX + name)
+            elif original is not None and not _same(value, original):
+                differ.append(f"{SAMPLER_PREFIX}{name} vs {LDM_PREFIX}{copied}")
+    if unknown or differ:
+        parts = []
+        if unknown:
+            parts.append(
+                f"{len(unknown)} sampler tensor(s) that copy nothing this suite knows ({', '.join(unknown[:6])})"
+            )
+        if differ:
+            parts.append(f"{len(differ)} sampler copies that differ from what they copy ({'; '.join(differ[:4])})")
+        raise UserError(
+            f"{source} does not fit MIDMs' released layout: {'; '.join(parts)}. The official DDIMSampler holds only "
+            f"the diffusion model (diffusion_sampler.model.*, a second reference to diff_model.*) and its schedule "
+            f"buffers; a file where they disagree was edited after saving. {FIX}"
+        )
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a.to(b.dtype), b)
 
 
 @dataclass
@@ -97,7 +149,9 @@ def read_release(path: str | Path, ldm_config: str | Path | None = None) -> Rele
                 f"weights/celeba/pretrained/config.yaml) and set model.pretrained (and model.pretrained_ldm_config "
                 f"when the config lies elsewhere)."
             )
-    raw = read_state(path)
-    ldm, matching = split_release(tensors_only(raw.get("state_dict", raw), path))
+    raw = read_state(
+        path, "MIDMs' released checkpoint", "the Pretrained Models link of https://github.com/cvlab-kaist/MIDMs"
+    )
+    ldm, matching = split_release(tensors_only(raw.get("state_dict", raw), path), str(path))
     prior = prior_from_state(ldm, config)
     return Release(prior, convert_matching(matching), {path.name: file_sha256(path), config.name: file_sha256(config)})

@@ -7,14 +7,15 @@ MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/mid
    interleaved step: on the 16-step grid (``range(0, 1000, 62) + 1``, 17 entries, 993 … 1) that is t = 311;
 2. ``ddim_steps // 4`` deterministic DDIM steps (eta = 0) with the UNet at t = 249, 187, 125, 63;
 3. before the 2nd and 3rd of them the current x0 prediction is re-matched to the exemplar; confident
-   positions (cycle check) take the re-warped latent, which is re-injected into the DDIM state as
-   ``x_prev = sqrt(alpha_prev) * x0_new + dir_xt`` (the official ``ddim_param``);
+   positions (cycle check) take the re-warped latent, from which the DDIM state is rebuilt as
+   ``x_prev = sqrt(alpha_prev) * x0_new + dir_xt`` (the official ``ddim_param``; without a re-match the same
+   expression gives the state back unchanged);
 4. refinement: the x0 prediction is noised to t = 101 on the 200-step grid (``hijack_step=180``) and
    denoised by the 20 remaining DDIM steps with eta = 1 (t = 96 … 1); the last x0 prediction is decoded.
 
 That is 4 + 20 = 24 UNet evaluations per image. Models and schedulers stay separate (diffusers style): the
-DDIM update is diffusers' :class:`~diffusers.DDIMScheduler` ``step``, whose ``prev_timestep = t - T // n``
-matches the CompVis grid for every step used here (:func:`official_grid`).
+schedule and the DDIM update are :class:`~.schedule.LDMSchedule`'s, the CompVis arithmetic (its
+``prev_timestep = t - T // n`` is the CompVis grid of :func:`official_grid` for every step used here).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import DDIMScheduler
 from torch import Tensor
 
 from midms.models.midms.matching import blend
+from midms.models.midms.schedule import DDIMUpdate, LDMSchedule
 
 log = logging.getLogger(__name__)
 
@@ -102,31 +103,38 @@ class InterleaveSchedule:
         return official_grid(self.refine_grid, self.num_train_timesteps)[self.refine_start :]
 
 
-def add_noise(scheduler: DDIMScheduler, x0: Tensor, t: int, generator: torch.Generator | None = None) -> Tensor:
+def _noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def add_noise(scheduler: LDMSchedule, x0: Tensor, t: int, generator: torch.Generator | None = None) -> Tensor:
     """``q_sample``: sqrt(a_t) x0 + sqrt(1 - a_t) noise."""
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    return scheduler.add_noise(x0, noise, torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device))
+    t_vec = torch.full((x0.shape[0],), t, dtype=torch.long)
+    return scheduler.add_noise(x0, _noise(x0, generator), t_vec)
+
+
+def ddim_update(scheduler: LDMSchedule, eps: Tensor, t: int, x: Tensor, eta: float = 0.0, generator=None) -> DDIMUpdate:
+    """One DDIM update from ``t`` to ``t - T // n`` (n = the scheduler's ``num_inference_steps``), with its parts."""
+    return scheduler.update(eps, t, x, eta, _noise(x, generator) if eta > 0 else None)
 
 
 def ddim_step(
-    scheduler: DDIMScheduler, eps: Tensor, t: int, x: Tensor, eta: float = 0.0, generator=None
+    scheduler: LDMSchedule, eps: Tensor, t: int, x: Tensor, eta: float = 0.0, generator=None
 ) -> tuple[Tensor, Tensor]:
-    """One DDIM update from ``t`` to ``t - T // n`` (n = the scheduler's ``num_inference_steps``): (x_prev, x0)."""
-    out = scheduler.step(eps, t, x, eta=eta, generator=generator)
+    """One DDIM update from ``t`` to ``t - T // n``: (x_prev, x0)."""
+    out = ddim_update(scheduler, eps, t, x, eta, generator)
     return out.prev_sample, out.pred_original_sample
 
 
-def reinject(scheduler: DDIMScheduler, x_prev: Tensor, x0_old: Tensor, x0_new: Tensor, t: int) -> Tensor:
-    """Replace the x0 part of an eta = 0 DDIM state at ``t - T // n``: add ``sqrt(alpha_prev) (x0_new - x0_old)``."""
-    prev_t = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
-    a_prev = scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else scheduler.final_alpha_cumprod
-    return x_prev + a_prev.sqrt().to(x_prev) * (x0_new - x0_old)
+def reinject(update: DDIMUpdate, x0_new: Tensor) -> Tensor:
+    """The eta = 0 DDIM state of ``update`` rebuilt around another x0: ``sqrt(alpha_prev) x0_new + dir``."""
+    return update.sqrt_alpha_prev * x0_new + update.direction
 
 
 class InterleavedSampler:
     """Runs :class:`InterleaveSchedule` with a UNet (``eps``), a ``rematch`` callback and two DDIM schedulers."""
 
-    def __init__(self, schedule: InterleaveSchedule, scheduler: DDIMScheduler, refine_scheduler: DDIMScheduler):
+    def __init__(self, schedule: InterleaveSchedule, scheduler: LDMSchedule, refine_scheduler: LDMSchedule):
         self.schedule = schedule
         self.scheduler, self.refine_scheduler = scheduler, refine_scheduler
         self.scheduler.set_timesteps(schedule.ddim_steps)
@@ -138,13 +146,13 @@ class InterleavedSampler:
         """Steps 1-3: noise the warped latent x0 (B×c×h×w), denoise with re-matching; returns the last x0."""
         s = self.schedule
         x = add_noise(self.scheduler, x0, s.noise_timestep, generator)
-        x0_pred = x0
+        x0_pred, update = x0, None
         for i, t in enumerate(s.unet_timesteps):
-            if i > 0 and rematch is not None and i in s.rematch_at:
+            if update is not None and rematch is not None and i in s.rematch_at:
                 x0_new, mask = rematch(x0_pred, i)
-                x0_mixed = blend(x0_new, x0_pred, mask if s.confidence else None)
-                x = reinject(self.scheduler, x, x0_pred, x0_mixed, s.unet_timesteps[i - 1])
-            x, x0_pred = ddim_step(self.scheduler, eps(x, t), t, x, eta=0.0)
+                x = reinject(update, blend(x0_new, x0_pred, mask if s.confidence else None))
+            update = ddim_update(self.scheduler, eps(x, t), t, x, eta=0.0)
+            x, x0_pred = update.prev_sample, update.pred_original_sample
         return x0_pred
 
     def refine(self, x0: Tensor, eps: EpsFn, generator: torch.Generator | None = None) -> Tensor:
