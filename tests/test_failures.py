@@ -397,3 +397,29 @@ def test_metrics_that_will_be_skipped_are_announced_before_training(run_entry, t
     warning, training = log.find("will not be computed at evaluation"), log.find("training tiny on synthetic")
     assert -1 < warning < training
     assert "fid: " in log[warning:training] and "inception-2015-12-05.pt" in log[warning:training]
+
+
+def test_a_diverged_training_run_fails_naming_the_step_and_is_not_scored(run_entry, tmp_path):
+    proc = run_entry(*MIDMS, "model.sizes.tiny.training.lr=1e12", "model.sizes.tiny.training.lr_diffusion=1e12")
+    assert proc.returncode == 1
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert res.status == "failed" and "training diverged at optimiser step" in res.error, res.error
+    assert "train/" in res.error and ("nan" in res.error or "inf" in res.error)
+    assert res.metrics == {} and res.traceback is None
+    (run_dir,) = {p.parent for p in (tmp_path / "logs" / "runs").rglob("results.json")}
+    assert not (run_dir / "samples").exists()  # nothing translated, nothing scored
+
+
+def test_non_finite_outputs_are_never_scored(tmp_path):
+    from midms.evaluation.evaluator import NonFiniteOutput, _translate
+
+    class Broken(torch.nn.Module):
+        can_warp = False
+
+        def translate(self, batch):
+            out = torch.zeros(2, 3, 4, 4)
+            out[1, 0, 0, 0] = float("nan")
+            return out
+
+    with pytest.raises(NonFiniteOutput, match="1 of 2 pairs.*inputs b"):
+        _translate(Broken(), {"id": ["a", "b"]}, needs_warp=False)

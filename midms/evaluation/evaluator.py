@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from midms.errors import UserError
 from midms.evaluation.images import decode, image_grid, save_images, semantics_to_rgb, to_uint8
 from midms.evaluation.metric_set import MetricSet
 from midms.metrics.base import EvalBatch, EvalContext, Metric, sample_name
@@ -111,6 +112,10 @@ class _ReferenceWriter:
         return final, fingerprint
 
 
+class NonFiniteOutput(UserError):
+    """A model translated a pair to NaN or infinite values: no metric may score such an output."""
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
@@ -123,6 +128,14 @@ def _translate(model: TranslationModel, batch: dict, needs_warp: bool) -> tuple[
     """The outputs, and the exemplar's one-hot labels warped onto the input when a metric needs them."""
     with torch.no_grad():
         fake = model.translate(batch)
+        finite = torch.isfinite(fake).flatten(1).all(dim=1)
+        if not finite.all():
+            ids = [str(i) for i, ok in zip(batch["id"], finite.tolist(), strict=True) if not ok]
+            raise NonFiniteOutput(
+                f"{type(model).__name__} translated {len(ids)} of {len(finite)} pairs of a batch to NaN or infinite "
+                f"values (inputs {', '.join(ids[:5])}): nothing is scored. The model's weights are probably not "
+                f"finite (a diverged training run, or a corrupt checkpoint); retrain it or load another checkpoint."
+            )
         warped = None
         if needs_warp and model.can_warp and "exemplar_labels" in batch and model.data_spec.num_classes:
             onehot = F.one_hot(batch["exemplar_labels"], model.data_spec.num_classes).permute(0, 3, 1, 2)
