@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # the process's umask, read once: files written here get the permissions open() would give
+os.umask(UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
@@ -27,7 +27,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     except OSError as e:
         raise OSError(e.errno, f"could not write {path}: {e.strerror or e}") from e
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as a plain open() would create it (mkstemp makes it private)
+        os.fchmod(fd, 0o666 & ~UMASK)  # as a plain open() would create it (mkstemp makes it private)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)

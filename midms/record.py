@@ -25,6 +25,7 @@ from typing import Any
 
 from midms.errors import UserError
 from midms.files import atomic_write_text
+from midms.processes import alive as _alive
 
 SCHEMA = 1
 RESULTS_FILE = "results.json"
@@ -61,7 +62,8 @@ class RunRecord:
     metric_errors: dict[str, str] = field(default_factory=dict)  # metric -> the error it raised
     error: str | None = None  # why the job failed
     traceback: str | None = None  # for errors that are not user mistakes
-    started: str | None = None
+    started: str | None = None  # the first attempt's start; a resumed job keeps it
+    resumed: list[str] = field(default_factory=list)  # when each resumed attempt started
     finished: str | None = None
     pid: int | None = None
     host: str | None = None
@@ -140,19 +142,6 @@ def unstarted_jobs(root: str | Path) -> list[Path]:
 def this_process() -> dict[str, Any]:
     """Who writes a ``running`` record: the process id and host, read back by :func:`effective_status`."""
     return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it exists
-        return True
-    try:  # a killed child that its parent has not reaped yet is a zombie: dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def effective_status(record: RunRecord, run_dir: str | Path, now: float | None = None) -> str:

@@ -223,6 +223,9 @@ def run(cfg: DictConfig) -> float:
         **this_process(),
     )
     previous = _previous(run_dir)
+    if cfg.get("resume") and previous is not None and previous.started:  # the job's start is its first attempt's
+        record.resumed = [*previous.resumed, record.started]
+        record.started = previous.started
     _write(run_dir, record)
     loggers: list = []
     objective = math.nan

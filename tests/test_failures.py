@@ -305,6 +305,7 @@ def test_a_killed_run_resumed_ends_bitwise_like_an_uninterrupted_one(run_entry, 
     assert b.status == "completed" and a.train["global_step"] == b.train["global_step"]
     assert a.metrics == b.metrics  # bitwise: the same floats
     assert b.wandb_id == first.wandb_id and a.config_hash == b.config_hash  # the same W&B run
+    assert b.started == first.started and len(b.resumed) == 1 and b.resumed[0] >= first.started  # both attempts
 
 
 @pytest.mark.slow
@@ -423,3 +424,53 @@ def test_non_finite_outputs_are_never_scored(tmp_path):
 
     with pytest.raises(NonFiniteOutput, match="1 of 2 pairs.*inputs b"):
         _translate(Broken(), {"id": ["a", "b"]}, needs_warp=False)
+
+
+def test_a_zero_evaluation_batch_is_an_error_not_a_fallback(run_entry, tmp_path):
+    proc = run_entry(*TINY, "model=copy_exemplar", "logger=none", "dataset.datamodule.eval_batch_size=0")
+    assert proc.returncode == 1
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert res.status == "failed" and "dataset.datamodule.eval_batch_size=0" in res.error
+
+
+def test_killed_evaluations_leave_no_temporary_reference_folders(run_entry, tmp_path):
+    """A killed evaluation's .<dataset>.<host>.<pid>.tmp folder is removed by the next evaluation on this host;
+    one of a live process (or of another host, which cannot be checked) is left alone."""
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    proc = run_entry(*TINY, "model=copy_exemplar", "logger=none")
+    assert proc.returncode == 0
+    (reference,) = {p.parent for p in (tmp_path / "cache" / "reference").glob("*/.complete")}
+    key = reference.name.rsplit("-", 1)[0]
+    host = socket.gethostname()
+    stale = reference.parent / f".{key}.{host}.{dead_pid}.tmp"
+    live = reference.parent / f".{key}.{host}.{os.getpid()}.tmp"
+    elsewhere = reference.parent / f".{key}.another-host.{dead_pid}.tmp"
+    for folder in (stale, live, elsewhere):
+        (folder / "image").mkdir(parents=True)
+    assert run_entry(*TINY, "model=copy_exemplar", "logger=none").returncode == 0
+    assert not stale.exists() and live.exists() and elsewhere.exists()
+
+
+def test_cache_files_and_folders_are_readable_by_the_group(tmp_path, monkeypatch):
+    """A team shares MIDMS_CACHE: what the suite writes there gets the permissions the umask gives (not 0600)."""
+    from midms.files import atomic_write_text
+    from midms.models.midms.prior import build_prior
+    from midms.models.midms.prior_training import _save
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        prior = build_prior(kind="ae", vae={"block_out_channels": [8, 8]}, unet={
+            "block_out_channels": [8, 8], "norm_num_groups": 4, "attention_head_dim": 4, "in_channels": 3,
+            "out_channels": 3, "down_block_types": ["DownBlock2D", "DownBlock2D"],
+            "up_block_types": ["UpBlock2D", "UpBlock2D"]})  # fmt: skip
+        _save(prior, {"scale_factor": 1.0}, tmp_path / "priors" / "key")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    folder = tmp_path / "priors" / "key"
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in folder.iterdir())  # group and others may read

@@ -75,10 +75,11 @@ class TranslationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.factory = dataset
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):
+        eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size  # null: the training batch
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if int(value) < 1:
                 raise UserError(f"dataset.datamodule.{key}={value}: a batch needs at least one sample; use 1 or more.")
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
         self.train_split, self.val_split, self.eval_split = train_split, val_split, eval_split
         self._splits: dict[str, Dataset] = {}

@@ -13,10 +13,12 @@ back exactly as one process would have measured them. The other ranks return Non
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from midms.evaluation.images import decode, image_grid, save_images, semantics_t
 from midms.evaluation.metric_set import MetricSet
 from midms.metrics.base import EvalBatch, EvalContext, Metric, sample_name
 from midms.models.base import TranslationModel
+from midms.processes import process_gone
 
 log = logging.getLogger(__name__)
 REFERENCE_KINDS = ("image", "exemplar", "target")
@@ -83,9 +86,19 @@ class _ReferenceWriter:
 
     def __init__(self, root: Path, dataset_key: str) -> None:
         self.root, self.dataset_key = root, dataset_key
-        self.tmp = root / f".{dataset_key}.{os.getpid()}.tmp"
+        self.tmp = root / f".{dataset_key}.{socket.gethostname()}.{os.getpid()}.tmp"
         self.digest = hashlib.sha256()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._remove_stale()
+
+    def _remove_stale(self) -> None:
+        """Temporary folders of killed evaluations (their process on this host has ended) are removed; another
+        host's are left to it (its process cannot be checked from here)."""
+        for folder in self.root.glob(f".{glob.escape(self.dataset_key)}.*.tmp"):
+            host, _, pid = folder.name[len(self.dataset_key) + 2 : -len(".tmp")].rpartition(".")
+            if pid.isdigit() and process_gone(host, int(pid)):
+                log.info("removing %s: left by an evaluation that was killed", folder)
+                shutil.rmtree(folder, ignore_errors=True)
 
     def add(self, kind: str, images: Tensor, names: list[str]) -> None:
         for image, name in zip(images, names, strict=True):

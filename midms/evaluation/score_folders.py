@@ -64,7 +64,7 @@ def matched(name: str, folder: Path | None, stems: list[str]) -> dict[str, Path]
 def check_files(folders: dict[str, dict[str, Path] | None], stems: list[str], size: int, resize: bool) -> list:
     """Decode every file that will be read: unreadable ones are an error naming them; so are images whose size
     is not ``size``×``size``, unless ``resize``. Returns the distinct sizes met (for the protocol)."""
-    from midms.imageio import check_image
+    from midms.imageio import UnsupportedImage, check_image, to_rgb
 
     unreadable, sizes, off = [], set(), []
     for flag, files in folders.items():
@@ -75,6 +75,12 @@ def check_files(folders: dict[str, dict[str, Path] | None], stems: list[str], si
                 unreadable.append(f"{path} ({reason})")
                 continue
             with Image.open(path) as im:
+                if "labels" not in flag:  # photos: their mode must have an 8-bit RGB reading
+                    try:
+                        to_rgb(im, path)
+                    except UnsupportedImage as err:
+                        unreadable.append(f"{path} ({err.reason})")
+                        continue
                 sizes.add(im.size)
                 if im.size != (size, size):
                     off.append(f"{flag}: {path.name} {im.size[0]}×{im.size[1]}")

@@ -39,6 +39,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from midms.errors import UserError
+from midms.files import UMASK
 from midms.metrics.pixel import per_image_psnr
 from midms.models.midms.prior import LatentPrior
 
@@ -221,9 +222,12 @@ def _save(prior: LatentPrior, info: Mapping[str, Any], folder: Path) -> None:
     """Write the prior next to ``folder`` and rename it into place: a killed job leaves no half cache."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    os.chmod(tmp, 0o777 & ~UMASK)  # as mkdir would make it (mkdtemp makes it private): a team shares the cache
     try:
         save_file({k: v.detach().contiguous() for k, v in prior.state_dict().items()}, tmp / WEIGHTS)
         (tmp / INFO).write_text(json.dumps(dict(info), indent=1))
+        for file in tmp.iterdir():  # safetensors writes its files private (0600)
+            os.chmod(file, 0o666 & ~UMASK)
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
