@@ -62,12 +62,12 @@ def test_midms_eval_scores_a_sixteen_bit_png_by_its_values(tmp_path, capsys):
     for folder, image in (("fake", Image.fromarray(grey8.astype(np.uint16) * 257)), ("real", Image.fromarray(grey8))):
         (tmp_path / folder).mkdir()
         image.save(tmp_path / folder / "a.png")
-    code = main(["--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"), "--target", str(tmp_path / "real"),
-                 "--metrics", "psnr", "--size", "16", "--device", "cpu", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
+    fake, real = str(tmp_path / "fake"), str(tmp_path / "real")
+    code = main(["--fake", fake, "--real", real, "--target", real, "--metrics", "psnr", "--size", "16",
+                 "--device", "cpu", "--cache-dir", str(tmp_path / "c")])  # fmt: skip
     out = capsys.readouterr()
     assert code == 0, out.err
     assert json.loads(out.out)["metrics"]["psnr"] >= 100  # the same picture (was read 99.6 % white)
     alpha = np.zeros((16, 16, 4), np.uint8)
     Image.fromarray(alpha, "RGBA").save(tmp_path / "fake" / "a.png")
-    assert main(["--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"), "--metrics", "psnr", "--size", "16",
-                 "--device", "cpu"]) == 2  # fmt: skip
+    assert main(["--fake", fake, "--real", real, "--metrics", "psnr", "--size", "16", "--device", "cpu"]) == 2
