@@ -26,7 +26,7 @@ TRACKED_PACKAGES = (
     "diffusers",
 )
 # config sections that say where things go or how they are logged, not what is computed
-UNHASHED_KEYS = ("paths", "logger", "hydra", "callbacks", "resume", "ckpt_path")
+UNHASHED_KEYS = ("paths", "logger", "hydra", "callbacks", "resume", "resume_with_changes", "ckpt_path")
 
 
 class Heartbeat:
@@ -59,11 +59,8 @@ class Heartbeat:
         self.stop()
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of the resolved config, without output paths and logger settings.
-
-    Two jobs with the same hash compute the same thing (the benchmark uses it to skip finished jobs).
-    """
+def hashed_config(cfg: DictConfig) -> dict:
+    """The resolved config as :func:`config_hash` hashes it: paths as placeholders, no logger or launch keys."""
     cfg = cfg.copy()
     with open_dict(cfg):  # paths are placeholders: values interpolated from them must not change the hash
         cfg.paths = {key: f"<paths.{key}>" for key in cfg.get("paths", {})}
@@ -71,8 +68,30 @@ def config_hash(cfg: DictConfig) -> str:
     assert isinstance(container, dict)
     for key in UNHASHED_KEYS:
         container.pop(key, None)
+    return json.loads(json.dumps(container, sort_keys=True, default=str))
+
+
+def config_hash(cfg: DictConfig | dict) -> str:
+    """A short hash of the resolved config, without output paths and logger settings.
+
+    Two jobs with the same hash compute the same thing (the benchmark uses it to skip finished jobs).
+    """
+    container = hashed_config(cfg) if isinstance(cfg, DictConfig) else cfg
     blob = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_changes(before: dict, after: dict, prefix: str = "") -> dict[str, list]:
+    """``{dotted key: [before, after]}`` for every leaf that differs (a key absent on one side: None there)."""
+    changes: dict[str, list] = {}
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.update(config_changes(a, b, f"{name}."))
+        elif a != b:
+            changes[name] = [a, b]
+    return changes
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:

@@ -64,6 +64,7 @@ class RunRecord:
     traceback: str | None = None  # for errors that are not user mistakes
     started: str | None = None  # the first attempt's start; a resumed job keeps it
     resumed: list[str] = field(default_factory=list)  # when each resumed attempt started
+    resumed_with_changes: dict[str, Any] | None = None  # resume_with_changes=true: the first hash and the changes
     finished: str | None = None
     pid: int | None = None
     host: str | None = None

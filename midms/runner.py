@@ -10,6 +10,7 @@ job of a sweep is a row in the report and the other jobs still run.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import time
@@ -30,9 +31,10 @@ from omegaconf.errors import OmegaConfBaseException
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.metric_set import MetricSet
+from midms.files import atomic_write_text
 from midms.metrics.base import EvalContext
 from midms.presets import check_preset
-from midms.provenance import Heartbeat, config_hash, git_commit, package_versions
+from midms.provenance import Heartbeat, config_changes, config_hash, git_commit, hashed_config, package_versions
 from midms.record import RESULTS_FILE, RecordError, RunRecord, this_process
 from midms.tracking import loggers as tracking
 
@@ -152,6 +154,35 @@ def _no_checkpoint(run_dir: Path) -> str:
     )
 
 
+#: the first attempt's resolved config (as hashed), beside results.json: what a resume is compared with
+JOB_CONFIG_FILE = "job_config.json"
+
+
+def _resume_changes(cfg: DictConfig, run_dir: Path, previous: RunRecord | None) -> dict[str, list] | None:
+    """What ``resume=true`` would change in the interrupted job's config: None when nothing (or nothing known)."""
+    if not cfg.get("resume") or previous is None or not previous.config_hash:
+        return None
+    try:
+        now = hashed_config(cfg)
+    except Exception:  # a config that does not resolve fails the job with its own message
+        return None
+    if config_hash(now) == previous.config_hash:
+        return None
+    saved = run_dir / JOB_CONFIG_FILE
+    before = json.loads(saved.read_text()) if saved.exists() else None
+    return config_changes(before, now) if before is not None else {"<config hash>": [previous.config_hash, "new"]}
+
+
+def _changed_config_message(run_dir: Path, changes: dict[str, list]) -> str:
+    shown = "; ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in list(changes.items())[:8])
+    return (
+        f"resume=true in {run_dir} with another config than the interrupted job's ({len(changes)} change(s): "
+        f"{shown}). Its checkpoint was trained with the first config, so the record would claim settings the "
+        f"model did not have. Resume with the same overrides, or add resume_with_changes=true to continue anyway "
+        f"(the record then lists the changes and the first config's hash)."
+    )
+
+
 def _trains(cfg: DictConfig) -> bool:
     """Whether the job trains (so ``resume=true`` needs a checkpoint); True when the model class is unknown."""
     if not cfg.get("train"):
@@ -223,6 +254,11 @@ def run(cfg: DictConfig) -> float:
         **this_process(),
     )
     previous = _previous(run_dir)
+    changes = _resume_changes(cfg, run_dir, previous)
+    if changes and not cfg.get("resume_with_changes"):  # refused before anything in the folder is touched
+        log.error("%s", _changed_config_message(run_dir, changes))
+        FAILED_JOBS.append(str(run_dir))
+        return math.nan
     if cfg.get("resume") and previous is not None and previous.started:  # the job's start is its first attempt's
         record.resumed = [*previous.resumed, record.started]
         record.started = previous.started
@@ -232,6 +268,10 @@ def run(cfg: DictConfig) -> float:
     heartbeat = Heartbeat(run_dir).start()
     try:
         record.config_hash = resolved_hash(cfg)
+        if changes:
+            record.resumed_with_changes = {"first_config_hash": previous.config_hash, "changes": changes}
+            log.warning("resuming with %d config change(s) (resume_with_changes=true): %s", len(changes), changes)
+        atomic_write_text(run_dir / JOB_CONFIG_FILE, json.dumps(hashed_config(cfg), indent=1))
         check_config(cfg)
         metric_check = functools.cache(lambda: metric_problems(cfg))  # the weights are loaded once, not per check
         check_preset(cfg, metric_check)

@@ -474,3 +474,27 @@ def test_cache_files_and_folders_are_readable_by_the_group(tmp_path, monkeypatch
     folder = tmp_path / "priors" / "key"
     assert folder.stat().st_mode & 0o777 == 0o755
     assert all(p.stat().st_mode & 0o044 == 0o044 for p in folder.iterdir())  # group and others may read
+
+
+def test_a_resume_with_another_config_is_refused_unless_asked_for_and_then_recorded(run_entry, tmp_path):
+    cut = tmp_path / "cut"
+    common = [*MIDMS, "trainer.max_epochs=2", "callbacks.step_checkpoint.every_n_train_steps=2", "~metrics.swd",
+              f"hydra.run.dir={cut}"]  # fmt: skip
+    killed = run_entry(*common, "+callbacks.die._target_=tiny_models.DieAtStep", "+callbacks.die.step=3")
+    assert killed.returncode == 3
+    first = RunRecord.read(cut / "results.json")
+    other = run_entry(*common, "resume=true", "seed=7", "model.sizes.tiny.training.lr=0.01")
+    assert other.returncode == 1
+    said = other.stdout + other.stderr
+    assert "another config than the interrupted job's" in said and "seed: 42 -> 7" in said
+    assert "model.module.training.lr: 0.003 -> 0.01" in said and "resume_with_changes=true" in said
+    unchanged = RunRecord.read(cut / "results.json")  # the interrupted job's record is left as it was
+    assert unchanged.status == "running" and unchanged.config_hash == first.config_hash
+    assert unchanged.started == first.started and unchanged.resumed == []
+    same = run_entry(*common, "resume=true", "seed=7", "resume_with_changes=true")
+    assert same.returncode == 0, same.stderr[-3000:]
+    res = RunRecord.read(cut / "results.json")
+    assert res.status == "completed" and res.config_hash != first.config_hash and res.seed == 7
+    changes = res.resumed_with_changes["changes"]  # the key and the values interpolated from it
+    assert res.resumed_with_changes["first_config_hash"] == first.config_hash
+    assert changes["seed"] == [42, 7] and set(changes) == {"seed", "model.module.seed", "dataset.datamodule.seed"}
