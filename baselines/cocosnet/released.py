@@ -26,7 +26,9 @@ from torch import Tensor, nn
 from midms.errors import UserError
 from midms.nn.official_names import (
     SPADE_AND_SPECTRAL_NORM,
+    SPADE_AND_SPECTRAL_NORM_INVERSE,
     load_strict,
+    official_trunk_name,
     read_state,
     rename,
     strip_module,
@@ -63,6 +65,37 @@ def _adaptor_block(match: re.Match) -> str:
     return f"{prefix}.blocks.{0 if kind == 'head_' else int(index) + 1}."
 
 
+_GENERATOR_INVERSE = (
+    (re.compile(r"^head\."), "head_0."),
+    (re.compile(r"^middle\.(\d+)\."), r"G_middle_\1."),
+    (re.compile(r"^attention\."), "attn."),
+    (re.compile(r"^to_rgb\."), "conv_img."),
+)
+_OUR_ADAPTOR_BLOCK = re.compile(r"^(adaptor_semantics|adaptor_image)\.(convs|blocks)\.(\d+)\.")
+_ADAPTOR_INVERSE = (
+    (re.compile(r"^adaptor_semantics\."), "adaptive_model_seg."),
+    (re.compile(r"^adaptor_image\."), "adaptive_model_img."),
+)
+
+
+def _official_adaptor_block(match: re.Match) -> str:
+    prefix, kind, index = match.group(1), match.group(2), int(match.group(3))
+    if kind == "convs":
+        return f"{prefix}.layer{index + 1}."
+    return f"{prefix}.{'head_0' if index == 0 else f'G_middle_{index - 1}'}."
+
+
+def official_generator_name(name: str) -> str:
+    """A :class:`CoCosNetGenerator` key -> the official ``SPADEGenerator`` name (for error messages)."""
+    return rename(rename(name, SPADE_AND_SPECTRAL_NORM_INVERSE), _GENERATOR_INVERSE)
+
+
+def official_correspondence_name(name: str) -> str:
+    """A :class:`CorrespondenceNet` key -> the official ``NoVGGCorrespondence`` name (for error messages)."""
+    name = official_trunk_name(rename(name, SPADE_AND_SPECTRAL_NORM_INVERSE))
+    return rename(_OUR_ADAPTOR_BLOCK.sub(_official_adaptor_block, name), _ADAPTOR_INVERSE)
+
+
 def convert_generator(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Official ``SPADEGenerator`` keys -> :class:`CoCosNetGenerator` keys (values untouched)."""
     return {rename(rename(k, _GENERATOR), SPADE_AND_SPECTRAL_NORM): v for k, v in strip_module(state).items()}
@@ -88,7 +121,11 @@ def load_released(corr: nn.Module, generator: nn.Module, folder: str | Path) -> 
             f"(the checkpoints/<name>/ folder linked from the README of https://github.com/microsoft/CoCosNet, "
             f"e.g. celebahqedge) with {RELEASED_FILES['corr']} and {RELEASED_FILES['generator']}."
         )
-    for name, module, convert in (("corr", corr, convert_correspondence), ("generator", generator, convert_generator)):
+    parts = (
+        ("corr", corr, convert_correspondence, official_correspondence_name),
+        ("generator", generator, convert_generator, official_generator_name),
+    )
+    for name, module, convert, official in parts:
         path = paths[name]
-        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), FIX)
+        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), FIX, official)
     return {path.name: file_sha256(path) for path in paths.values()}

@@ -28,7 +28,15 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from midms.errors import UserError
-from midms.nn.official_names import SPADE_AND_SPECTRAL_NORM, load_strict, read_state, rename, strip_module, tensors_only
+from midms.nn.official_names import (
+    SPADE_AND_SPECTRAL_NORM,
+    SPADE_AND_SPECTRAL_NORM_INVERSE,
+    load_strict,
+    read_state,
+    rename,
+    strip_module,
+    tensors_only,
+)
 from midms.weights import file_sha256
 
 GENERATOR_FILE, ENCODER_FILE = "latest_net_G.pth", "latest_net_E.pth"
@@ -45,6 +53,24 @@ _GENERATOR = (
     (re.compile(r"\.param_free_norm\."), ".norm."),
 )
 _ENCODER = re.compile(r"^layer(\d+)\.")
+_GENERATOR_INVERSE = (
+    (re.compile(r"^head\."), "head_0."),
+    (re.compile(r"^middle\.(\d+)\."), r"G_middle_\1."),
+    (re.compile(r"^to_rgb\."), "conv_img."),
+    (re.compile(r"\.mlp_shared\.1\."), ".mlp_shared.0."),
+    (re.compile(r"\.norm\."), ".param_free_norm."),
+)
+_OUR_ENCODER = re.compile(r"^convs\.(\d+)\.")
+
+
+def official_generator_name(name: str) -> str:
+    """A :class:`midms.nn.generator.SPADEGenerator` key -> the official name (for error messages)."""
+    return rename(rename(name, SPADE_AND_SPECTRAL_NORM_INVERSE), _GENERATOR_INVERSE)
+
+
+def official_encoder_name(name: str) -> str:
+    """A :class:`StyleEncoder` key -> the official ``ConvEncoder`` name (for error messages)."""
+    return _OUR_ENCODER.sub(lambda m: f"layer{int(m.group(1)) + 1}.", rename(name, SPADE_AND_SPECTRAL_NORM_INVERSE))
 
 
 def convert_generator(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -64,10 +90,10 @@ def convert_encoder(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def load_released(model: nn.Module, folder: str | Path) -> dict[str, str]:
     """Load the generator (and the encoder, when ``model`` has one) from ``folder``; returns ``{file: SHA-256}``."""
     folder = Path(folder).expanduser()
-    parts = [(folder / GENERATOR_FILE, model.generator, convert_generator)]
+    parts = [(folder / GENERATOR_FILE, model.generator, convert_generator, official_generator_name)]
     if model.encoder is not None:
-        parts.append((folder / ENCODER_FILE, model.encoder, convert_encoder))
-    absent = [str(path) for path, _, _ in parts if not path.is_file()]
+        parts.append((folder / ENCODER_FILE, model.encoder, convert_encoder, official_encoder_name))
+    absent = [str(path) for path, *_ in parts if not path.is_file()]
     if absent:
         vae = (
             f" With model.use_vae=true the encoder {ENCODER_FILE} is needed too: SPADE's released models have none, "
@@ -80,6 +106,6 @@ def load_released(model: nn.Module, folder: str | Path) -> dict[str, str]:
             f"checkpoints/<name>_pretrained/ folders of checkpoints.tar.gz, linked from the README of "
             f"https://github.com/NVlabs/SPADE, e.g. ade20k_pretrained).{vae}"
         )
-    for path, module, convert in parts:
-        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), FIX)
-    return {path.name: file_sha256(path) for path, _, _ in parts}
+    for path, module, convert, official in parts:
+        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), FIX, official)
+    return {path.name: file_sha256(path) for path, *_ in parts}

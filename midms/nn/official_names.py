@@ -13,7 +13,7 @@ reachable as ``trunk.i.act``. The model-specific prefixes are in ``baselines/coc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -32,8 +32,19 @@ SPADE_AND_SPECTRAL_NORM: tuple[tuple[re.Pattern, str], ...] = (
     (re.compile(r"\.weight_u$"), ".parametrizations.weight.0._u"),
     (re.compile(r"\.weight_v$"), ".parametrizations.weight.0._v"),
 )
+#: the inverse of :data:`SPADE_AND_SPECTRAL_NORM`: this suite's names -> the official ones (error messages)
+SPADE_AND_SPECTRAL_NORM_INVERSE: tuple[tuple[re.Pattern, str], ...] = (
+    (re.compile(r"\.shared\."), ".mlp_shared."),
+    (re.compile(r"\.gamma\."), ".mlp_gamma."),
+    (re.compile(r"\.beta\."), ".mlp_beta."),
+    (re.compile(r"\.parametrizations\.weight\.original$"), ".weight_orig"),
+    (re.compile(r"\.parametrizations\.weight\.0\._u$"), ".weight_u"),
+    (re.compile(r"\.parametrizations\.weight\.0\._v$"), ".weight_v"),
+)
 _TRUNK = re.compile(r"^layer\.(\d+)\.(conv1|prelu|conv2)\.(.+)$")
 _TRUNK_PARTS = {"conv1": "body.1", "prelu": "body.3", "conv2": "body.5"}
+_OUR_TRUNK = re.compile(r"^trunk\.(\d+)\.(body\.1|body\.3|body\.5|act)\.")
+_OFFICIAL_TRUNK_PARTS = {"body.1": "conv1", "body.3": "prelu", "body.5": "conv2", "act": "prelu"}
 
 
 def rename(key: str, rules: Rules) -> str:
@@ -50,6 +61,11 @@ def trunk_names(key: str) -> list[str] | None:
     i, part, leaf = match.groups()
     names = [f"trunk.{i}.{_TRUNK_PARTS[part]}.{leaf}"]
     return [*names, f"trunk.{i}.act.{leaf}"] if part == "prelu" else names
+
+
+def official_trunk_name(name: str) -> str:
+    """This suite's ``trunk.i.{body.k,act}.x`` -> the official ``layer.i.{conv1,prelu,conv2}.x`` (others kept)."""
+    return _OUR_TRUNK.sub(lambda m: f"layer.{m.group(1)}.{_OFFICIAL_TRUNK_PARTS[m.group(2)]}.", name)
 
 
 def strip_module(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -71,26 +87,37 @@ def tensors_only(state: Mapping, path: Path) -> dict[str, Tensor]:
     return dict(state)
 
 
-def load_strict(module: nn.Module, state: Mapping[str, Tensor], source: str, fix: str) -> None:
-    """``module.load_state_dict(state, strict=True)``, shapes checked first; one error naming every misfit."""
+def load_strict(
+    module: nn.Module,
+    state: Mapping[str, Tensor],
+    source: str,
+    fix: str,
+    official: Callable[[str], str] | None = None,
+) -> None:
+    """``module.load_state_dict(state, strict=True)``, shapes checked first; one error naming every misfit.
+
+    ``official`` maps this suite's names back to the official layout's: each misfit is then named as the file
+    names it (or would) and as the model does."""
+
+    def both(name: str) -> str:
+        theirs = official(name) if official else name
+        return name if theirs == name else f"{theirs} (here {name})"
+
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     shapes = sorted(
-        f"{k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+        f"{both(k)}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
         for k in set(own) & set(state)
         if tuple(state[k].shape) != tuple(own[k].shape)
     )
     if missing or extra or shapes:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} tensor(s) missing from the file ({', '.join(missing[:6])})")
+            parts.append(f"{len(missing)} tensor(s) missing from the file ({', '.join(map(both, missing[:6]))})")
         if extra:
-            parts.append(f"{len(extra)} tensor(s) the model does not have ({', '.join(extra[:6])})")
+            parts.append(f"{len(extra)} tensor(s) the model does not have ({', '.join(map(both, extra[:6]))})")
         if shapes:
             parts.append(f"{len(shapes)} tensor(s) of another shape ({'; '.join(shapes[:4])})")
-        raise UserError(
-            f"{source} does not fit the model: {'; '.join(parts)}. Names are after conversion from the official "
-            f"layout. {fix}"
-        )
+        raise UserError(f"{source} does not fit the model: {'; '.join(parts)}. {fix}")
     module.load_state_dict(state, strict=True)

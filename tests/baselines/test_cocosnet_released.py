@@ -18,7 +18,13 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from baselines.cocosnet.released import FIX, convert_correspondence, convert_generator, load_strict
+from baselines.cocosnet.released import (
+    FIX,
+    convert_correspondence,
+    convert_generator,
+    load_strict,
+    official_generator_name,
+)
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 
@@ -115,10 +121,12 @@ def test_a_corrupted_release_is_an_error_naming_the_tensor(released, fault):
     else:
         state[name] = torch.zeros(7, 7)
     with pytest.raises(UserError) as info:
-        load_strict(model.generator, convert_generator(state), "latest_net_G.pth", FIX)
+        load_strict(model.generator, convert_generator(state), "latest_net_G.pth", FIX, official_generator_name)
     message = str(info.value)
     wanted = {"missing": "missing from the file", "extra": "does not have", "shape": "another shape"}[fault]
     assert wanted in message and "up_2.conv_" in message and "latest_net_G.pth" in message
+    if fault != "extra":  # as the file names it, and as this suite does
+        assert f"{name} (here up_2.conv_1.parametrizations.weight.original)" in message
     if fault == "shape":
         assert "(7, 7)" in message
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from baselines.spade.released import FIX, convert_generator, load_released
+from baselines.spade.released import FIX, convert_generator, load_released, official_generator_name
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.nn.official_names import load_strict
@@ -105,20 +105,26 @@ def test_every_official_tensor_is_loaded_where_it_belongs(released):
     assert model.protocol["pretrained"] == expected
 
 
-@pytest.mark.parametrize("fault", ["missing", "shape"])
-def test_a_corrupted_release_is_an_error_naming_the_tensor(released, fault):
+@pytest.mark.parametrize(
+    ("fault", "name", "ours"),
+    [
+        ("missing", "up_1.norm_0.param_free_norm.running_mean", "up_1.norm_0.norm.running_mean"),
+        ("shape", "up_1.norm_0.param_free_norm.running_mean", "up_1.norm_0.norm.running_mean"),
+        ("missing", "up_0.norm_1.mlp_gamma.bias", "up_0.norm_1.gamma.bias"),
+    ],
+)
+def test_a_corrupted_release_is_an_error_naming_the_tensor(released, fault, name, ours):
     layout, _, model = released
     state = official_state(layout, "G")
-    name = "up_1.norm_0.param_free_norm.running_mean"
     if fault == "missing":
         del state[name]
     else:
         state[name] = torch.zeros(7)
     with pytest.raises(UserError) as info:
-        load_strict(model.generator, convert_generator(state), "latest_net_G.pth", FIX)
+        load_strict(model.generator, convert_generator(state), "latest_net_G.pth", FIX, official_generator_name)
     message = str(info.value)
     assert {"missing": "missing from the file", "shape": "another shape"}[fault] in message
-    assert "up_1.norm_0.norm.running_mean" in message and "model.use_vae" in message
+    assert f"{name} (here {ours})" in message and "model.use_vae" in message  # as the file names it, and as we do
 
 
 def test_the_released_layouts_do_not_cross(released):

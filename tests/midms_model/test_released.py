@@ -140,6 +140,8 @@ def test_a_corrupted_release_is_an_error_naming_the_tensor(tmp_path, fault):
     message = str(info.value)
     wanted = {"missing": "missing from the file", "extra": "does not have", "shape": "another shape"}[fault]
     assert wanted in message and "iter_enc." in message and "midms_celebA_finetuned.pth" in message
+    if fault != "extra":  # named as the file names it, and as this suite does
+        assert f"{name} (here iter_enc.block.conv_1.parametrizations.weight.original)" in message
 
 
 def test_a_file_that_is_not_a_midms_snapshot_or_lacks_its_config_is_named(tmp_path):

@@ -39,7 +39,9 @@ from midms.models.midms.ldm_convert import prior_from_state
 from midms.models.midms.prior import LatentPrior
 from midms.nn.official_names import (
     SPADE_AND_SPECTRAL_NORM,
+    SPADE_AND_SPECTRAL_NORM_INVERSE,
     load_strict,
+    official_trunk_name,
     read_state,
     rename,
     strip_module,
@@ -75,6 +77,15 @@ def convert_matching(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         for name in trunk_names(key) or [_ENCODER_BLOCK.sub(r"\1.block.", key)]:
             out[rename(name, SPADE_AND_SPECTRAL_NORM)] = value
     return out
+
+
+_OUR_ENCODER_BLOCK = re.compile(r"^(seg_enc|real_enc|iter_enc)\.block\.")
+
+
+def official_matching_name(name: str) -> str:
+    """A :class:`MatchingNetwork` key -> the official name (the inverse of :func:`convert_matching`)."""
+    name = rename(official_trunk_name(name), SPADE_AND_SPECTRAL_NORM_INVERSE)
+    return _OUR_ENCODER_BLOCK.sub(r"\1.G_middle_1.", name)
 
 
 def split_release(state: Mapping[str, Tensor], source: str = "the checkpoint") -> tuple[dict, dict]:
@@ -134,7 +145,7 @@ class Release:
     sha256: dict[str, str]
 
     def load_matching(self, net: nn.Module, source: str) -> None:
-        load_strict(net, self.matching, source, FIX)
+        load_strict(net, self.matching, source, FIX, official_matching_name)
 
 
 def read_release(path: str | Path, ldm_config: str | Path | None = None) -> Release:
