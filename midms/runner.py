@@ -28,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from midms import preflight
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.metric_set import MetricSet
@@ -202,8 +203,28 @@ def resume_point(cfg: DictConfig, run_dir: Path, previous: RunRecord | None) -> 
     if not cfg.get("resume") or not _trains(cfg):
         return checked_ckpt_path(cfg.get("ckpt_path")), wandb_id
     last = run_dir / "checkpoints" / "last.ckpt"  # its existence is checked by run() before anything is written
-    log.info("resuming from %s", last)
-    return str(last), wandb_id
+    return str(intact_checkpoint(last)), wandb_id
+
+
+def intact_checkpoint(last: Path) -> Path:
+    """``last`` when it reads, else the newest other checkpoint of its folder that does (with a warning)."""
+    others = sorted((p for p in last.parent.glob("*.ckpt") if p != last), key=lambda p: p.stat().st_mtime, reverse=True)
+    problems = []
+    for path in [last, *others]:
+        try:
+            preflight.check_checkpoint(str(path), "resume")
+        except UserError as e:
+            problems.append(str(e))
+            continue
+        if path != last:
+            log.warning("%s cannot be read (%s); resuming from %s, the newest checkpoint that can", last,
+                        problems[0], path)  # fmt: skip
+        log.info("resuming from %s", path)
+        return path
+    raise UserError(
+        f"resume=true, but no checkpoint in {last.parent} can be read: {' | '.join(problems[:3])}. Start the job "
+        f"again without resume=true (or in another folder)."
+    )
 
 
 def resolved_hash(cfg: DictConfig) -> str:
@@ -268,6 +289,9 @@ def run(cfg: DictConfig) -> float:
     heartbeat = Heartbeat(run_dir).start()
     try:
         record.config_hash = resolved_hash(cfg)
+        preflight.check_cache_writable(cfg.paths.cache_dir)
+        preflight.check_wandb_reachable(cfg)
+        preflight.check_metrics_build(cfg)
         if changes:
             record.resumed_with_changes = {"first_config_hash": previous.config_hash, "changes": changes}
             log.warning("resuming with %d config change(s) (resume_with_changes=true): %s", len(changes), changes)
@@ -281,6 +305,8 @@ def run(cfg: DictConfig) -> float:
         model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
         tags = [f"model:{cfg.model.name}", f"dataset:{cfg.dataset.name}", f"ablation:{cfg.ablation.name}"]
         ckpt_path, wandb_id = resume_point(cfg, run_dir, previous)
+        if not cfg.get("resume"):
+            preflight.check_checkpoint(ckpt_path)
         loggers = tracking.build_loggers(cfg, group=sweep_group(cfg), tags=tags, wandb_id=wandb_id)
         for logger in loggers:
             if isinstance(logger, tracking.WandbLogger):
@@ -350,7 +376,7 @@ def run(cfg: DictConfig) -> float:
         record.status = "completed"
         return objective
     except Exception as e:
-        user_error = _user_error(e)
+        user_error = _user_error(e) or preflight.disk_full(e)
         record.status = "failed"
         if user_error is not None:  # a user mistake: the message says what to change; no traceback
             record.error = str(user_error)

@@ -498,3 +498,103 @@ def test_a_resume_with_another_config_is_refused_unless_asked_for_and_then_recor
     changes = res.resumed_with_changes["changes"]  # the key and the values interpolated from it
     assert res.resumed_with_changes["first_config_hash"] == first.config_hash
     assert changes["seed"] == [42, 7] and set(changes) == {"seed", "model.module.seed", "dataset.datamodule.seed"}
+
+
+def test_a_truncated_cached_prior_is_trained_again(run_entry, tmp_path):
+    assert run_entry(*MIDMS, "logger=none", f"hydra.run.dir={tmp_path / 'a'}").returncode == 0
+    (weights,) = (tmp_path / "cache" / "priors").rglob("*.safetensors")
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[: len(intact) // 2])  # a disk error, an interrupted copy of a shared cache
+    again = run_entry(*MIDMS, "logger=none", f"hydra.run.dir={tmp_path / 'b'}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    said = again.stdout + again.stderr
+    assert "cannot be read" in said and "training it again" in said
+    assert weights.read_bytes() == intact  # retrained the same (seeded), and cached whole again
+    assert RunRecord.read(tmp_path / "b" / "results.json").status == "completed"
+
+
+def test_a_corrupt_last_checkpoint_falls_back_to_the_newest_intact_one(run_entry, tmp_path):
+    cut = tmp_path / "cut"
+    common = [*MIDMS, "trainer.max_epochs=2", "callbacks.step_checkpoint.every_n_train_steps=2", "~metrics.swd",
+              f"hydra.run.dir={cut}"]  # fmt: skip
+    assert run_entry(*common, "+callbacks.die._target_=tiny_models.DieAtStep", "+callbacks.die.step=5").returncode == 3
+    last = cut / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    resumed = run_entry(*common, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = resumed.stdout + resumed.stderr
+    assert "last.ckpt cannot be read" in said and "the newest checkpoint that can" in said
+    assert RunRecord.read(cut / "results.json").status == "completed"
+
+
+def test_a_pickled_object_as_checkpoint_is_refused_in_one_paragraph(run_entry, tmp_path):
+    bad = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}, "callback": Heartbeat}, bad)  # a class: code that unpickling would import
+    proc = run_entry(*MIDMS, "logger=none", f"ckpt_path={bad}")
+    assert proc.returncode == 1
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert res.status == "failed" and "holds Python objects" in res.error and str(bad) in res.error
+    assert "weights_only=False" not in res.error and res.traceback is None and res.train is None
+
+
+def test_an_unwritable_cache_or_a_broken_metric_stops_the_job_before_training(run_entry, isolated_env, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    isolated_env["MIDMS_CACHE"] = str(blocker / "cache")  # cannot be created (root may write anywhere else)
+    proc = run_entry(*MIDMS, "logger=none", f"hydra.run.dir={tmp_path / 'a'}")
+    res = RunRecord.read(tmp_path / "a" / "results.json")
+    assert proc.returncode == 1 and res.status == "failed" and res.train is None and res.traceback is None
+    assert "cannot be written" in res.error and "MIDMS_CACHE" in res.error
+    isolated_env["MIDMS_CACHE"] = str(tmp_path / "cache")
+    proc = run_entry(
+        *MIDMS, "logger=none", "metrics.psnr._target_=midms.metrics.nope.PSNR", f"hydra.run.dir={tmp_path / 'b'}"
+    )
+    res = RunRecord.read(tmp_path / "b" / "results.json")
+    assert proc.returncode == 1 and res.train is None and res.traceback is None
+    assert "metrics.psnr" in res.error and "midms.metrics.nope.PSNR" in res.error and "~metrics.psnr" in res.error
+
+
+def test_wandb_online_without_network_stops_before_training(run_entry, isolated_env, tmp_path):
+    isolated_env.update(WANDB_MODE="online", WANDB_BASE_URL="http://127.0.0.1:9")  # nothing listens on port 9
+    proc = run_entry(*TINY, "model=copy_exemplar", "logger=wandb")
+    res = _only_results(tmp_path / "logs" / "runs")
+    assert proc.returncode == 1 and res.status == "failed" and res.traceback is None
+    assert "127.0.0.1:9 cannot be reached" in res.error and "WANDB_MODE=offline" in res.error and res.metrics == {}
+
+
+def test_a_full_disk_is_named_and_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import errno as errno_codes
+
+    from hydra import compose, initialize_config_dir
+
+    import midms.evaluation.evaluator as evaluator
+    from midms import runner
+
+    def no_space(images, names, folder, image_format):
+        raise OSError(errno_codes.ENOSPC, "No space left on device", str(folder / f"{names[0]}.png"))
+
+    monkeypatch.setattr(evaluator, "save_images", no_space)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, "model=copy_exemplar", "logger=none",
+                                           f"paths.output_dir={tmp_path / 'run'}",
+                                           f"paths.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+    assert math.isnan(runner.run(cfg))
+    res = RunRecord.read(tmp_path / "run" / "results.json")
+    assert res.status == "failed" and "No space left on the device while writing" in res.error
+    assert str(tmp_path / "run" / "samples") in res.error and res.traceback is None
+    assert not list((tmp_path / "cache").rglob("*.tmp"))  # the reference writer's folder is gone
+
+
+def test_a_report_of_unreadable_records_lists_a_failed_row_per_file(tmp_path):
+    from midms.reporting import collect_jobs
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text("{not json")
+    jobs, _ = collect_jobs(tmp_path)
+    assert jobs["status"].tolist() == ["failed", "failed"] and jobs["model"].isna().all()
+    from midms.reporting.cli import main as report
+
+    assert report([str(tmp_path)]) == 0  # the report is written: the jobs that failed are its content
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert table.count("is unreadable") == 2 and "Jobs not completed" in table

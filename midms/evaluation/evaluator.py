@@ -106,6 +106,9 @@ class _ReferenceWriter:
             self.digest.update(image.contiguous().numpy().tobytes())
         save_images(images, names, self.tmp / kind, "png")
 
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def finish(self) -> tuple[Path, str]:
         """Move the images into place (or reuse an identical finished folder); ``(folder, fingerprint)``."""
         fingerprint = self.digest.hexdigest()[:16]
@@ -180,6 +183,65 @@ def _translate_shard(
             torch.save(warped.cpu(), warp_dir / f"{index:06d}.pt")
 
 
+def _measure(
+    model: TranslationModel,
+    dataloader,
+    ctx: EvalContext,
+    metric_set: MetricSet,
+    reference: _ReferenceWriter,
+    world: int,
+    warp_dir: Path,
+    grid_rows: int,
+) -> tuple[list[dict[str, Any]], list[list[Tensor]], list[Any]]:
+    """Every batch translated (or read back, when ranks translated it), saved, and measured: the per-image rows,
+    the sample grid's columns and the pairs skipped as unreadable."""
+    needs_warp = metric_set.needs_warp  # of the metrics that will run
+    rows: list[dict[str, Any]] = []
+    grid_columns: list[list[Tensor]] = []
+    seen: set[str] = set()
+    skipped_pairs: list[Any] = []
+    desc = "translate + measure" if world == 1 else "measure"
+    for index, batch in enumerate(tqdm(dataloader, desc=desc, unit="batch", leave=False)):
+        skipped_pairs += batch.pop("skipped_pairs", [])
+        if "id" not in batch:  # every pair of this batch was unreadable
+            continue
+        batch = _to_device(batch, ctx.device)
+        names = sample_names(list(batch["id"]), list(batch["exemplar_id"]), seen)
+        if world == 1:
+            fake, warped = _translate(model, batch, needs_warp)
+            fake_u8 = save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, ctx.image_format)
+        else:  # written by the rank that translated the batch; read back as they were saved
+            files = [ctx.samples_dir / f"{name}.{ctx.image_format}" for name in names]
+            fake_u8 = torch.stack([decode(path.read_bytes()) for path in files])
+            warp_file = warp_dir / f"{index:06d}.pt"
+            warped = torch.load(warp_file, weights_only=True).to(ctx.device) if warp_file.exists() else None
+        real_u8 = {k: to_uint8(batch[k]).cpu() for k in REFERENCE_KINDS if k in batch}
+        for kind, images in real_u8.items():
+            # real photos by input id (one file per input, however many exemplars it is evaluated with)
+            reference.add(kind, images, list(batch["id"]) if kind == "image" else names)
+        eval_batch = EvalBatch(
+            fake=_unit(fake_u8).to(ctx.device),
+            image=_unit(real_u8["image"]).to(ctx.device),
+            exemplar=_unit(real_u8["exemplar"]).to(ctx.device),
+            names=names,
+            input_ids=list(batch["id"]),
+            target=_unit(real_u8["target"]).to(ctx.device) if "target" in real_u8 else None,
+            labels=batch.get("labels"),
+            exemplar_labels=batch.get("exemplar_labels"),
+            warped_exemplar_labels=warped,
+        )
+        per_image = metric_set.update(eval_batch)
+        for i, name in enumerate(names):
+            row = {"name": name, "id": batch["id"][i], "exemplar_id": batch["exemplar_id"][i]}
+            row.update({k: float(v[i]) for k, v in per_image.items()})
+            rows.append(row)
+        if sum(c[0].shape[0] for c in grid_columns) < grid_rows:
+            cols = [semantics_to_rgb(batch["semantics"].cpu()), real_u8["exemplar"], fake_u8]
+            cols.append(real_u8["target"] if "target" in real_u8 else real_u8["image"])
+            grid_columns.append(cols)
+    return rows, grid_columns, skipped_pairs
+
+
 def evaluate(
     model: TranslationModel,
     dataloader: torch.utils.data.DataLoader,
@@ -228,54 +290,17 @@ def evaluate(
     outcome = EvalOutcome()
     metric_set = MetricSet(metrics)
     metric_set.setup(ctx)
-    needs_warp = metric_set.needs_warp  # of the metrics that will run
 
     reference = _ReferenceWriter(Path(cache_dir) / "reference", dataset_key)
-    rows: list[dict[str, Any]] = []
-    grid_columns: list[list[Tensor]] = []
-    seen: set[str] = set()
-    skipped_pairs: list[Any] = []
-    desc = "translate + measure" if world == 1 else "measure"
-    for index, batch in enumerate(tqdm(dataloader, desc=desc, unit="batch", leave=False)):
-        skipped_pairs += batch.pop("skipped_pairs", [])
-        if "id" not in batch:  # every pair of this batch was unreadable
-            continue
-        batch = _to_device(batch, device)
-        names = sample_names(list(batch["id"]), list(batch["exemplar_id"]), seen)
-        if world == 1:
-            fake, warped = _translate(model, batch, needs_warp)
-            fake_u8 = save_images(to_uint8(fake).cpu(), names, ctx.samples_dir, image_format)
-        else:  # written by the rank that translated the batch; read back as they were saved
-            files = [ctx.samples_dir / f"{name}.{image_format}" for name in names]
-            fake_u8 = torch.stack([decode(path.read_bytes()) for path in files])
-            warp_file = warp_dir / f"{index:06d}.pt"
-            warped = torch.load(warp_file, weights_only=True).to(device) if warp_file.exists() else None
-        real_u8 = {k: to_uint8(batch[k]).cpu() for k in REFERENCE_KINDS if k in batch}
-        for kind, images in real_u8.items():
-            # real photos by input id (one file per input, however many exemplars it is evaluated with)
-            reference.add(kind, images, list(batch["id"]) if kind == "image" else names)
-        eval_batch = EvalBatch(
-            fake=_unit(fake_u8).to(device),
-            image=_unit(real_u8["image"]).to(device),
-            exemplar=_unit(real_u8["exemplar"]).to(device),
-            names=names,
-            input_ids=list(batch["id"]),
-            target=_unit(real_u8["target"]).to(device) if "target" in real_u8 else None,
-            labels=batch.get("labels"),
-            exemplar_labels=batch.get("exemplar_labels"),
-            warped_exemplar_labels=warped,
+    try:
+        rows, grid_columns, skipped_pairs = _measure(
+            model, dataloader, ctx, metric_set, reference, world, warp_dir, grid_rows
         )
-        per_image = metric_set.update(eval_batch)
-        for i, name in enumerate(names):
-            row = {"name": name, "id": batch["id"][i], "exemplar_id": batch["exemplar_id"][i]}
-            row.update({k: float(v[i]) for k, v in per_image.items()})
-            rows.append(row)
-        if sum(c[0].shape[0] for c in grid_columns) < grid_rows:
-            cols = [semantics_to_rgb(batch["semantics"].cpu()), real_u8["exemplar"], fake_u8]
-            cols.append(real_u8["target"] if "target" in real_u8 else real_u8["image"])
-            grid_columns.append(cols)
-    # from here on the data actually read names the caches: the reference folder and the FID statistics
-    ctx.reference_dir, outcome.reference_fingerprint = reference.finish()
+        # from here on the data actually read names the caches: the reference folder and the FID statistics
+        ctx.reference_dir, outcome.reference_fingerprint = reference.finish()
+    except BaseException:
+        reference.discard()  # a failed evaluation (a full disk, a kill) leaves no temporary folder behind
+        raise
     ctx.dataset_key = f"{dataset_key}-{outcome.reference_fingerprint}"
     outcome.reference_dir = ctx.reference_dir
     ctx.num_images = len(rows)

@@ -33,6 +33,11 @@ def _job_name(folder: Path, root: Path) -> str:
     return str(folder.relative_to(root)) if folder != root else "."
 
 
+#: the identity and status columns of a jobs table
+JOB_COLUMNS = ("job", "run_dir", "model", "dataset", "ablation", "seed", "config_hash", "status", "experiment",
+               "started", "wandb_id", "error")  # fmt: skip
+
+
 def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every job under ``root`` (a run, a sweep or a benchmark folder) and the metric directions.
 
@@ -58,7 +63,9 @@ def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
     for folder in unstarted_jobs(root):
         job = {"job": _job_name(folder, root), "run_dir": str(folder)}
         rows.append({**job, "status": "failed", "error": UNSTARTED_ERROR})
-    return latest_per_job(pd.DataFrame(rows)), directions
+    # every column the report reads exists, also when no record was readable (the rows are then all failures)
+    jobs = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys([*JOB_COLUMNS, *(k for r in rows for k in r)])))
+    return latest_per_job(jobs), directions
 
 
 def latest_per_job(jobs: pd.DataFrame) -> pd.DataFrame:

@@ -218,6 +218,20 @@ def load_cached(prior: LatentPrior, folder: Path) -> dict[str, Any]:
     return info
 
 
+def _load_intact(prior: LatentPrior, folder: Path) -> dict[str, Any] | None:
+    """The cached prior loaded into ``prior``; None (``prior`` untouched, the entry removed) when it cannot be read
+    (a truncated file, a disk error): the caller trains it again."""
+    before = {k: v.clone() for k, v in prior.state_dict().items()}
+    try:
+        return load_cached(prior, folder)
+    except Exception as e:  # safetensors' and json's errors, a missing or misshapen tensor
+        log.warning("prior stage: the cached prior at %s cannot be read (%s: %s); training it again", folder,
+                    type(e).__name__, e)  # fmt: skip
+        prior.load_state_dict(before)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
 def _save(prior: LatentPrior, info: Mapping[str, Any], folder: Path) -> None:
     """Write the prior next to ``folder`` and rename it into place: a killed job leaves no half cache."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -252,9 +266,9 @@ def prepare_prior(
         folder = Path(cache_root) / cache_key(dataset_key, prior_cfg, stage)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
-            if (folder / INFO).is_file():
+            info = _load_intact(prior, folder) if (folder / INFO).is_file() else None
+            if info is not None:
                 log.info("prior stage: the prior trained on %s is cached at %s", dataset_key, folder)
-                info = load_cached(prior, folder)
             else:
                 info = train_prior(prior, collect_images(batches, stage.max_images), stage)
                 _save(prior, info, folder)
