@@ -29,7 +29,7 @@ from midms.processes import alive as _alive
 
 SCHEMA = 1
 RESULTS_FILE = "results.json"
-STATUSES = ("running", "completed", "failed")
+STATUSES = ("running", "completed", "failed", "interrupted")
 #: touched every HEARTBEAT_SECONDS while a job runs; a ``running`` record without a fresh one was interrupted
 HEARTBEAT_FILE = ".heartbeat"
 HEARTBEAT_SECONDS = 30.0
@@ -48,7 +48,9 @@ class RecordError(UserError):
 class RunRecord:
     """One job: what ran, its status, its numbers and the protocol that produced them."""
 
-    status: str = "running"  # running | completed | failed (interrupted is derived: effective_status)
+    status: str = (
+        "running"  # running | completed | failed | interrupted (SIGTERM; a dead running job: effective_status)
+    )
     model: str | None = None
     dataset: str | None = None
     ablation: str | None = None

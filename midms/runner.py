@@ -28,7 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from midms import preflight
+from midms import interrupt, preflight
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.metric_set import MetricSet
@@ -202,8 +202,8 @@ def resume_point(cfg: DictConfig, run_dir: Path, previous: RunRecord | None) -> 
     wandb_id = previous.wandb_id if cfg.get("resume") and previous is not None else None
     if not cfg.get("resume") or not _trains(cfg):
         return checked_ckpt_path(cfg.get("ckpt_path")), wandb_id
-    last = run_dir / "checkpoints" / "last.ckpt"  # its existence is checked by run() before anything is written
-    return str(intact_checkpoint(last)), wandb_id
+    last = run_dir / "checkpoints" / "last.ckpt"  # checked by run(): absent only after a stop before the first one
+    return (str(intact_checkpoint(last)) if last.exists() else None), wandb_id
 
 
 def intact_checkpoint(last: Path) -> Path:
@@ -259,11 +259,14 @@ def run(cfg: DictConfig) -> float:
     """Run one job; return the objective (``eval/<cfg.objective>``), NaN when the job failed or lacks it."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous(run_dir)
     if cfg.get("resume") and _trains(cfg) and not (run_dir / "checkpoints" / "last.ckpt").exists():
-        # nothing to resume from: say so and leave the folder (and the record of the earlier attempt) as it is
-        log.error("%s", _no_checkpoint(run_dir))
-        FAILED_JOBS.append(str(run_dir))
-        return math.nan
+        if previous is not None and previous.status == "interrupted":  # stopped before its first checkpoint
+            log.info("the interrupted job stopped before its first checkpoint: it starts again from the beginning")
+        else:  # nothing to resume from: say so and leave the folder (and the earlier attempt's record) as it is
+            log.error("%s", _no_checkpoint(run_dir))
+            FAILED_JOBS.append(str(run_dir))
+            return math.nan
     record = RunRecord(
         model=_value(cfg, "model.name"),
         dataset=_value(cfg, "dataset.name"),
@@ -274,7 +277,6 @@ def run(cfg: DictConfig) -> float:
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **this_process(),
     )
-    previous = _previous(run_dir)
     changes = _resume_changes(cfg, run_dir, previous)
     if changes and not cfg.get("resume_with_changes"):  # refused before anything in the folder is touched
         log.error("%s", _changed_config_message(run_dir, changes))
@@ -287,6 +289,7 @@ def run(cfg: DictConfig) -> float:
     loggers: list = []
     objective = math.nan
     heartbeat = Heartbeat(run_dir).start()
+    restore_sigterm = interrupt.install()
     try:
         record.config_hash = resolved_hash(cfg)
         preflight.check_cache_writable(cfg.paths.cache_dir)
@@ -375,6 +378,13 @@ def run(cfg: DictConfig) -> float:
                 log.warning("objective metric %r was not computed (skipped or not configured)", cfg.objective)
         record.status = "completed"
         return objective
+    except (interrupt.JobInterrupted, SystemExit) as e:  # SystemExit: Lightning's own stop after SIGTERM
+        if not (isinstance(e, interrupt.JobInterrupted) or interrupt.requested()):
+            raise
+        record.status = "interrupted"
+        resume = f"python run.py <same overrides> hydra.run.dir={run_dir} resume=true"
+        record.error = f"{e or 'stopped by SIGTERM'}. Continue it: {resume}"
+        log.warning("%s", record.error)
     except Exception as e:
         user_error = _user_error(e) or preflight.disk_full(e)
         record.status = "failed"
@@ -386,10 +396,11 @@ def run(cfg: DictConfig) -> float:
             log.exception("job failed")
     finally:
         heartbeat.stop()
+        restore_sigterm()
         record.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write(run_dir, record)
         tracking.finish(loggers, record.status)
-        if record.status == "failed":
+        if record.status in ("failed", "interrupted"):
             FAILED_JOBS.append(str(run_dir))
         else:
             log.info("results: %s", {k: round(v, 4) for k, v in record.metrics.items()})

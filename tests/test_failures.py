@@ -598,3 +598,61 @@ def test_a_report_of_unreadable_records_lists_a_failed_row_per_file(tmp_path):
     assert report([str(tmp_path)]) == 0  # the report is written: the jobs that failed are its content
     table = (tmp_path / "report" / "table.md").read_text()
     assert table.count("is unreadable") == 2 and "Jobs not completed" in table
+
+
+@pytest.mark.parametrize("step", [None, 3], ids=["prior-stage", "training"])
+def test_sigterm_stops_the_job_interrupted_with_a_checkpoint_and_resume_finishes_it(run_entry, tmp_path, step):
+    cut = tmp_path / "cut"
+    common = [*MIDMS, "trainer.max_epochs=2", "~metrics.swd", f"hydra.run.dir={cut}"]
+    term = ["+callbacks.term._target_=tiny_models.TermAt", f"+callbacks.term.step={'null' if step is None else step}"]
+    stopped = run_entry(*common, *term)
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    res = RunRecord.read(cut / "results.json")
+    assert res.status == "interrupted" and "stopped by SIGTERM during" in res.error and "resume=true" in res.error
+    checkpoints = sorted(p.name for p in (cut / "checkpoints").glob("*.ckpt")) if (cut / "checkpoints").exists() else []
+    if step is None:  # the prior stage: no checkpoint yet, and the prior is not cached half-trained
+        assert "prior stage" in res.error and checkpoints == []
+        assert not list((tmp_path / "cache").rglob("*.safetensors"))
+    else:  # after the step it was in, one last.ckpt
+        assert checkpoints == ["last.ckpt"]
+        assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step + 1
+    resumed = run_entry(*common, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = RunRecord.read(cut / "results.json")
+    assert done.status == "completed" and done.train["global_step"] == 8 and done.metrics
+    # both checkpoint callbacks (epoch and step) write the one last.ckpt, the newest state (no last-v1.ckpt)
+    assert [p.name for p in (cut / "checkpoints").glob("last*")] == ["last.ckpt"]
+    assert torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+
+
+def test_sigterm_during_evaluation_is_interrupted_and_resume_evaluates_again(tmp_path, monkeypatch):
+    import signal as signals
+
+    from hydra import compose, initialize_config_dir
+
+    import midms.evaluation.evaluator as evaluator
+    from midms import runner
+
+    translate = evaluator._translate
+
+    def translate_then_term(*args, **kwargs):
+        os.kill(os.getpid(), signals.SIGTERM)  # during the first batch: the job stops before the second
+        return translate(*args, **kwargs)
+
+    def compose_job(*extra):
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return compose("config", overrides=[*TINY, "model=copy_exemplar", "logger=none", *extra,
+                                               "dataset.datamodule.eval_batch_size=4",
+                                               f"paths.output_dir={tmp_path / 'run'}",
+                                               f"paths.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+
+    monkeypatch.setattr(evaluator, "_translate", translate_then_term)
+    before = signals.getsignal(signals.SIGTERM)
+    assert math.isnan(runner.run(compose_job()))
+    assert signals.getsignal(signals.SIGTERM) is before  # the job's handler is gone with the job
+    res = RunRecord.read(tmp_path / "run" / "results.json")
+    assert res.status == "interrupted" and "evaluation" in res.error and res.metrics == {}
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+    monkeypatch.setattr(evaluator, "_translate", translate)
+    runner.run(compose_job("resume=true"))
+    assert RunRecord.read(tmp_path / "run" / "results.json").status == "completed"

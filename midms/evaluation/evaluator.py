@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from midms import interrupt
 from midms.errors import UserError
 from midms.evaluation.images import decode, image_grid, save_images, semantics_to_rgb, to_uint8
 from midms.evaluation.metric_set import MetricSet
@@ -202,6 +203,7 @@ def _measure(
     skipped_pairs: list[Any] = []
     desc = "translate + measure" if world == 1 else "measure"
     for index, batch in enumerate(tqdm(dataloader, desc=desc, unit="batch", leave=False)):
+        interrupt.check("evaluation (resume=true evaluates again)")
         skipped_pairs += batch.pop("skipped_pairs", [])
         if "id" not in batch:  # every pair of this batch was unreadable
             continue

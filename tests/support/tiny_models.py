@@ -57,3 +57,25 @@ class DieAtStep(Callback):
             import os
 
             os._exit(3)
+
+
+class TermAt(Callback):
+    """Sends this process SIGTERM, as a scheduler pre-empting the job would: when training starts (``step=None``:
+    before the model's own start, i.e. before MIDMs' prior stage) or when training reaches ``step``."""
+
+    def __init__(self, step: int | None = None) -> None:
+        self.step = step
+
+    def _term(self) -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.step is None:
+            self._term()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.step is not None and trainer.global_step == self.step:
+            self._term()

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from midms import interrupt
 from midms.errors import UserError
 from midms.files import UMASK
 from midms.metrics.pixel import per_image_psnr
@@ -118,6 +119,7 @@ def train_autoencoder(prior: LatentPrior, images: Tensor, stage: PriorStage, gen
     bar = tqdm(_batches(len(images), stage.ae_steps, stage.batch_size, gen), total=stage.ae_steps, desc="prior: AE")
     device = _device(prior)
     for idx in bar:
+        interrupt.check("the prior stage (not cached yet: it starts again on resume)")
         rec, reg = autoencoder_losses(prior, images[idx].to(device), stage.kl_weight)
         opt.zero_grad()
         (rec + reg).backward()
@@ -151,6 +153,7 @@ def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torc
     )
     device = _device(prior)
     for idx in bar:
+        interrupt.check("the prior stage (not cached yet: it starts again on resume)")
         z = latents[idx]
         t = torch.randint(0, sched.config.num_train_timesteps, (z.shape[0],), generator=gen)
         noise = torch.randn(z.shape, generator=gen)
