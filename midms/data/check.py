@@ -93,6 +93,9 @@ def check(cfg: DictConfig, out: TextIO | None = None) -> int:
             if "pairs_from_file" in protocol:
                 eval_line += f"; {protocol['pairs_from_file']} from the list, {protocol['pairs_seeded']} seeded"
             eval_line += ")"
+            skipped = getattr(dataset, "unreadable_pairs", [])
+            if skipped:
+                eval_line += f", {len(skipped)} of them skipped (they read an unreadable file), e.g. {skipped[:3]}"
     print(f"\n{'split':<8} {'role':<11} {'samples':>8} {'unreadable':>11}", file=out)
     for split, role, count, bad_count in rows:
         print(f"{split:<8} {role:<11} {count:>8} {bad_count:>11}", file=out)

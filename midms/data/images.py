@@ -310,6 +310,7 @@ class ExemplarPairs(Dataset):
         self._scan_result: dict[str, str] | None = None
         self._scan_thorough = False
         self._unreadable_ids: set[str] = set()
+        self.unreadable_pairs: list[str] = []  # evaluation: the inputs whose pair reads an unreadable file
 
     # -- to implement -------------------------------------------------------------------------------------
 
@@ -422,8 +423,23 @@ class ExemplarPairs(Dataset):
             self.bad_files.add(path, reason, f"{self.name} {self.split}")
         if bad:
             self._unreadable_ids |= {s for s, paths in per_id.items() if any(str(p) in bad for p in paths)}
-            self.ids = [s for s in self.ids if s not in self._unreadable_ids]
-            self._setup_pairs()  # again, without the unreadable samples (as queries or as exemplars)
+            if self.train:  # training draws from the readable samples only (as queries or as exemplars)
+                self.ids = [s for s in self.ids if s not in self._unreadable_ids]
+                self._setup_pairs()
+            else:  # evaluation keeps its pairs: one that reads an unreadable file is skipped and listed, not re-paired
+                self.unreadable_pairs = [
+                    self.ids[i]
+                    for i in range(len(self.ids))
+                    if self.ids[i] in self._unreadable_ids or self._refs[i][0] in self._unreadable_ids
+                ]
+                log.warning(
+                    "%s %s: %d unreadable file(s); the %d evaluation pair(s) that read one are skipped and listed "
+                    "in the record (no pair is re-paired)",
+                    self.name,
+                    self.split,
+                    len(bad),
+                    len(self.unreadable_pairs),
+                )
         self._scan_result, self._scan_thorough = bad, thorough
         return dict(bad)
 

@@ -15,7 +15,7 @@ from midms.data import celebahq
 from midms.data.celebahq import CelebAHQEdges, part_boundaries
 from midms.data.contract import validate_sample
 from midms.data.datamodule import TranslationDataModule
-from midms.data.images import CropFlip, crop_flip, photo_array
+from midms.data.images import CropFlip, SkippedPair, crop_flip, photo_array
 from midms.errors import UserError
 from midms.testing.fake_celebahq import write_fake_layout
 
@@ -216,17 +216,32 @@ def test_cache_stores_the_edge_tensor(root: Path, tmp_path: Path, monkeypatch: p
         CelebAHQEdges(root, split="val", cache_dir=cache, canny="current", **SMALL)[0]  # another Canny: another cache
 
 
-def test_unreadable_images_are_skipped_and_counted(root: Path) -> None:
-    bad = root / "CelebA-HQ-img" / "6309.jpg"  # a val photo: garbage
-    bad.write_bytes(b"not a jpeg at all")
-    truncated = root / "CelebA-HQ-img" / "7010.jpg"  # another: cut in half
-    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+@pytest.mark.parametrize("fault", ["garbage photo", "truncated photo", "broken mask"])
+def test_an_unreadable_file_skips_every_pair_that_reads_it_and_re_pairs_none(root: Path, fault: str) -> None:
+    intact = CelebAHQEdges(root, split="val", **SMALL)
+    pairs = [(intact[i]["id"], intact[i]["exemplar_id"]) for i in range(len(intact))]
+    face = pairs[0][1]  # an exemplar of one pair, and the input of its own
+    if fault == "broken mask":
+        path = root / "CelebAMask-HQ-mask-anno" / str(int(face) // 2000) / f"{int(face):05d}_nose.png"
+        path.write_bytes(b"broken")
+    else:
+        path = root / "CelebA-HQ-img" / f"{face}.jpg"
+        cut = b"not a jpeg at all" if fault == "garbage photo" else path.read_bytes()[: path.stat().st_size // 2]
+        path.write_bytes(cut)
     val = CelebAHQEdges(root, split="val", **SMALL)
-    assert len(val) == 2 and val.protocol()["skipped_images"] == 2
-    assert set(val.protocol()["bad_files"]) == {str(bad), str(truncated)}
-    assert all(val[i]["exemplar_id"] not in ("6309", "7010") for i in range(len(val)))
-    with pytest.raises(UserError, match="6309.jpg"):
-        CelebAHQEdges(root, split="val", strict=True, **SMALL)
+    assert len(val) == len(intact)  # every pair is still there: none dropped, none re-paired
+    affected = {i for i, (q, e) in enumerate(pairs) if face in (q, e)}
+    assert len(affected) >= 2  # the face in both roles
+    for i in range(len(val)):
+        got = val[i]
+        if i in affected:
+            assert isinstance(got, SkippedPair) and (got.id, got.exemplar_id) == pairs[i] and str(path) in got.reason
+        else:
+            assert (got["id"], got["exemplar_id"]) == pairs[i]
+    assert str(path) in val.protocol()["bad_files"]
+    if fault != "broken mask":  # the quick scan decodes photos (masks are read when the pair is)
+        with pytest.raises(UserError, match=f"{face}.jpg"):
+            CelebAHQEdges(root, split="val", strict=True, **SMALL)
 
     broken = root / "CelebA-HQ-img" / "701.jpg"  # a train photo, found only while loading
     broken.write_bytes(b"junk")

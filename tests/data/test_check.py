@@ -48,7 +48,12 @@ def test_check_lists_unreadable_and_missing_files(data_dir: Path, tmp_path: Path
     status, out, _ = run_check(
         capsys, "dataset=celebahq", f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp_path / 'cache'}", *SMALL
     )
-    assert status == 1 and f"unreadable: {mask}" in out and "evaluation: 3 pairs" in out
+    assert status == 1 and f"unreadable: {mask}" in out
+    # 5608's own pair, and the pair whose listed exemplar it is: both skipped, neither re-paired
+    assert (
+        "evaluation: 4 pairs" in out
+        and "2 of them skipped (they read an unreadable file), e.g. ['5608', '7711']" in out
+    )
     label = sorted((data_dir / "lsun_church" / "training").glob("*.png"))[0]
     label.unlink()
     status, out, _ = run_check(capsys, "dataset=lsun_church", f"paths.data_dir={data_dir}", *SMALL)
