@@ -75,11 +75,17 @@ def load_image(path: Path | str, mode: str | None = "RGB") -> Image.Image:
         raise UnreadableFile(path, f"{type(err).__name__}: {err}") from err
 
 
+#: how an image of another size is brought to the evaluation size: PIL bilinear, as the semantic and style
+#: metrics' reference scripts load images (torchvision ``Resize((256, 256))`` on PIL images: UNITE's and MATEBIT's
+#: ``test_vgg_metrics``)
+RESIZE_FILTER = Image.BILINEAR
+
+
 def load_image_tensor(path: Path | str, size: int | None = None) -> torch.Tensor:
-    """An RGB image as a uint8 3×H×W tensor, resized (PIL bicubic) to ``size``×``size`` when given."""
+    """An RGB image as a uint8 3×H×W tensor, resized (:data:`RESIZE_FILTER`) to ``size``×``size`` when given."""
     im = load_image(path)
     if size is not None and im.size != (size, size):
-        im = im.resize((size, size), Image.BICUBIC)
+        im = im.resize((size, size), RESIZE_FILTER)
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
 
 

@@ -79,6 +79,26 @@ def test_other_sizes_need_resize_which_is_recorded(tmp_path, capsys, caplog):
     assert code == 0, out.err
     resize = json.loads(out.out)["protocol"]["resize"]
     assert resize["to"] == 32 and resize["from"] == [[32, 32], [48, 48]]
+    assert resize["filter"].startswith("PIL bilinear")  # as the VGG metric scripts resize (torchvision Resize)
+    from midms.imageio import load_image_tensor
+
+    expected = np.asarray(Image.open(fake / "a.png").resize((32, 32), Image.BILINEAR))
+    assert np.array_equal(load_image_tensor(fake / "a.png", 32).permute(1, 2, 0).numpy(), expected)
+
+
+def test_the_vgg_metrics_take_the_papers_weights_from_the_command_line(tmp_path, capsys, caplog):
+    from midms.evaluation.score_folders import build_metrics
+
+    weights = tmp_path / "vgg19_conv.pth"
+    weights.write_bytes(b"")
+    metrics = build_metrics(["semantic", "style", "psnr"], "default", str(weights))
+    assert metrics["semantic"].weights == str(weights) and metrics["style"].weights == str(weights)
+    assert build_metrics(["semantic"], "default")["semantic"].weights == "torchvision"  # the preset's, without it
+    names = ["a", "b"]
+    fake, real = _folder(tmp_path / "fake", names, 0), _folder(tmp_path / "real", names, 1)
+    code, out = _run(capsys, "--fake", str(fake), "--real", str(real), "--metrics", "semantic", "--size", "32",
+                     "--vgg-weights", str(tmp_path / "absent.pth"))  # fmt: skip
+    assert code == 2 and "--vgg-weights" in caplog.text and "absent.pth" in caplog.text
 
 
 def test_a_single_image_skips_distribution_metrics_with_the_reason(tmp_path, capsys):

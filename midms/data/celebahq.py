@@ -40,7 +40,10 @@ the same values. The boundary rule is a 4-neighbour comparison: identical to sci
 
 ``labels``: the CelebAMask-HQ face-parsing map (19 classes, 0 = background), made as the dataset's own
 ``face_parsing/Data_preprocessing/g_mask.py`` makes it: parts in the order of :data:`FACE_PARTS`, later parts
-painted over earlier ones, class = position + 1.
+painted over earlier ones, class = position + 1, except that glasses are not painted (class 3 stays unused):
+the label maps the semantic and style metrics' reference scripts read (UNITE's and MATEBIT's, and CoCosNet v2's
+mask-to-face data) are ``CelebAMask-HQ-mask-anno/all_parts_except_glasses``, "the parsing mask except glasses",
+so a pixel under glasses keeps the part painted there (skin, an eye, a brow).
 
 Pre-processing and pairing follow CoCosNet (see :mod:`midms.data.images`): training loads 286, crops 256 and
 flips (the same crop and flip on the photo, its edge tensor and labels); evaluation resizes to 256; pairing
@@ -115,7 +118,7 @@ FACE_PARTS = (
 )
 FACE_CLASSES = ("background", *FACE_PARTS)
 SEMANTIC_NC = 2 + len(INNER_PARTS)  # 15
-CACHE_VERSION = "edges15-v1"
+CACHE_VERSION = "edges15-v2"  # v2: label maps without glasses
 
 LAYOUT = """\
   {root}/CelebA-HQ-img/<id>.jpg                                    (photos)
@@ -176,12 +179,17 @@ def edge_tensor(masks: Mapping[str, np.ndarray], grey: np.ndarray, canny: str = 
     return out
 
 
+#: parts left out of the label maps, as in ``all_parts_except_glasses`` (module docstring)
+UNLABELLED_PARTS = ("eye_g",)
+
+
 def face_labels(masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """The CelebAMask-HQ parsing map (uint8, 0 = background): later parts of FACE_PARTS paint over earlier ones."""
+    """The CelebAMask-HQ parsing map (uint8, 0 = background): later parts of FACE_PARTS paint over earlier ones;
+    glasses are not painted (:data:`UNLABELLED_PARTS`)."""
     labels = np.zeros(shape, dtype=np.uint8)
     for k, part in enumerate(FACE_PARTS, start=1):
         mask = masks.get(part)
-        if mask is not None:
+        if mask is not None and part not in UNLABELLED_PARTS:
             labels[mask != 0] = k
     return labels
 

@@ -91,7 +91,7 @@ def check_files(folders: dict[str, dict[str, Path] | None], stems: list[str], si
     if off and not resize:
         raise UserError(
             f"{len(off)} image(s) are not {size}×{size} px (the evaluation size, --size), e.g. {off[:4]}. Pass "
-            f"--size with the images' size, or --resize to resize them (bicubic; label maps nearest), which the "
+            f"--size with the images' size, or --resize to resize them (PIL bilinear; label maps nearest), which the "
             f"protocol records."
         )
     return sorted(sizes)
@@ -110,8 +110,20 @@ def load_preset(preset: str):
     return OmegaConf.merge(*[load_preset(str(d)) for d in parents], conf)
 
 
-def build_metrics(names: list[str] | None, preset: str) -> dict:
+#: the metrics computed on VGG19 features (CoCosNet's semantic consistency and style relevance)
+VGG_METRICS = ("semantic", "style")
+
+
+def build_metrics(names: list[str] | None, preset: str, vgg_weights: str | None = None) -> dict:
+    """The preset's metrics (or ``names`` of them); ``vgg_weights`` replaces the VGG metrics' weights (the papers':
+    CoCosNet's Caffe ``vgg19_conv.pth``)."""
     conf = load_preset(preset)
+    if vgg_weights:
+        if not Path(vgg_weights).expanduser().is_file():
+            raise UserError(f"--vgg-weights {vgg_weights}: no such file (CoCosNet's vgg19_conv.pth, or torchvision's)")
+        for name in VGG_METRICS:
+            if conf.get(name) is not None:
+                conf[name].weights = str(Path(vgg_weights).expanduser())
     unknown = sorted(set(names or []) - set(conf))
     if unknown:
         elsewhere = [p.stem for p in sorted(METRICS_CONF.glob("*.yaml")) if set(unknown) <= set(load_preset(p.stem))]
@@ -129,7 +141,9 @@ def score(args: argparse.Namespace) -> dict:
     labels = matched("labels", args.labels, stems)
     ex_labels = matched("exemplar-labels", args.exemplar_labels, stems)
     assert real is not None
-    metric_set = MetricSet(build_metrics(args.metrics.split(",") if args.metrics else None, args.preset))
+    metric_set = MetricSet(
+        build_metrics(args.metrics.split(",") if args.metrics else None, args.preset, args.vgg_weights)
+    )
     used = {"fake": fake, "real": real, "exemplars": exemplars, "target": target, "labels": labels}
     sizes = check_files({**used, "exemplar-labels": ex_labels}, stems, args.size, args.resize)
     real_id = hashlib.sha256(f"{Path(args.real).resolve()}:{len(real)}".encode()).hexdigest()[:12]
@@ -180,7 +194,7 @@ def score(args: argparse.Namespace) -> dict:
             "num_images": len(stems),
             "image_size": args.size,
             "resize": (
-                {"to": args.size, "from": [list(s) for s in sizes], "filter": "bicubic (label maps: nearest)"}
+                {"to": args.size, "from": [list(s) for s in sizes], "filter": "PIL bilinear (label maps: nearest)"}
                 if args.resize and sizes != [(args.size, args.size)]
                 else None
             ),
@@ -205,7 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", help="comma-separated names from the preset (default: all of it)")
     p.add_argument("--preset", default="default", help="metric preset in conf/metrics/ (default: default)")
     p.add_argument("--size", type=int, default=256, help="the evaluation size: images are size×size (default 256)")
-    p.add_argument("--resize", action="store_true", help="resize images of other sizes to --size (recorded)")
+    p.add_argument(
+        "--resize",
+        action="store_true",
+        help="resize images of other sizes to --size (PIL bilinear, as the VGG metric scripts; recorded)",
+    )
+    p.add_argument(
+        "--vgg-weights",
+        dest="vgg_weights",
+        help="VGG19 weights of the semantic and style metrics, e.g. CoCosNet's vgg19_conv.pth (the papers' values); "
+        "recorded in the metrics' protocol",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)

@@ -116,6 +116,18 @@ def test_edge_channels_lie_on_the_mask_boundaries(root: Path) -> None:
             if part in masks:
                 painted_over |= masks[part] != 0
         assert np.array_equal(labels == hair + 1, (masks["hair"] != 0) & ~painted_over)  # g_mask.py's order
+        # no glasses class: the reference scripts' maps are all_parts_except_glasses (UNITE, MATEBIT); a pixel under
+        # glasses keeps what the parts before and after them paint (CelebAMask-HQ's eye_g is class 3)
+        assert not (labels == 3).any()
+        if "eye_g" in masks:
+            glasses = masks["eye_g"] != 0
+            skin = FACE_PARTS.index("skin") + 1
+            after = np.zeros((64, 64), dtype=bool)
+            for part in FACE_PARTS[FACE_PARTS.index("eye_g") + 1 :]:
+                if part in masks:
+                    after |= masks[part] != 0
+            under = glasses & ~after & (masks["skin"] != 0) & (masks.get("nose", np.zeros((64, 64))) == 0)
+            assert under.any() and (labels[under] == skin).all()
     assert any("eye_g" not in read_masks(root, i) for i in ds.ids) and any(
         "eye_g" in read_masks(root, i) for i in ds.ids
     )
@@ -200,7 +212,7 @@ def test_cache_stores_the_edge_tensor(root: Path, tmp_path: Path, monkeypatch: p
     first = CelebAHQEdges(root, split="val", cache_dir=cache, **SMALL)
     samples = [first[i] for i in range(len(first))]
     files = sorted(cache.rglob("*.npz"))
-    assert len(files) == 4 and all(f.parent.name.startswith("edges15-v1-canny_official-48px-") for f in files)
+    assert len(files) == 4 and all(f.parent.name.startswith("edges15-v2-canny_official-48px-") for f in files)
 
     def no_edges(*args, **kwargs):
         raise AssertionError("the cache was not used")
