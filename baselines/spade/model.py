@@ -10,6 +10,10 @@ https://github.com/NVlabs/SPADE. The losses, weights and optimisers follow ``mod
   1/4, 1, × ``lambda_vgg`` (10). As the released ``VGGLoss``, the [-1, 1] images go into torchvision's ImageNet
   VGG19 without the ImageNet normalisation;
 - ``kld``: ``-0.5 · Σ(1 + logvar - mu² - exp(logvar))``, summed over the batch and the code, × ``lambda_kld`` (0.05).
+  The released ``KLDLoss`` sums over each GPU's share of the batch and ``trainers/pix2pix_trainer.py`` averages the
+  GPUs' losses (``sum(g_losses.values()).mean()``), so its weight is that of a sum over the per-GPU batch (4: 32 on
+  8 GPUs); here the sum is scaled by ``kld_reference_batch / batch``, the same effective weight on any number of
+  devices and batch (under DDP each rank's term, whose gradients DDP averages, as the released GPUs').
 
 In training the encoder sees the ground truth (the image the generator reconstructs), as the released code; at
 evaluation it sees the exemplar, so the exemplar sets the style (the paper's Figure 15 use). The code is drawn
@@ -23,7 +27,10 @@ The generator's parameter-free norm is BatchNorm (``--norm_G spectralspadesyncba
 serve in evaluation); on several devices ``trainer.sync_batchnorm=true`` makes it the released synchronised one.
 
 ``use_vae: false`` is the released models' layout (no encoder; the generator starts from the resized semantics):
-the exemplar is then not used, which the protocol records.
+the exemplar is then not used, which the protocol records. The released ade20k model reads ADE20K's unknown class in
+the last channel (``data/ade20k_dataset.py``: ``label - 1``, then -1 -> ``label_nc``), where this suite's one-hot
+labels have it first: ``unknown_label_last`` (``auto``: a released model on 151-channel labels) moves channel 0 last
+wherever the model reads semantics (generator and discriminator).
 """
 
 from __future__ import annotations
@@ -57,11 +64,14 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "lambda_feat": 10.0,
     "lambda_vgg": 10.0,
     "lambda_kld": 0.05,
+    "kld_reference_batch": 4,  # the released runs' per-GPU batch (--batchSize 32 on 8 GPUs): the KL sum's scale
     "reconstruction_target": "image",  # image | target (the synthetic data's ground truth)
     "niter": 50,
     "niter_decay": 0,
 }
 INFERENCE_Z = ("sample", "mean")
+#: ADE20K's one-hot labels: 150 classes and the unknown class
+ADE20K_CHANNELS = 151
 
 
 class SPADEModel(AlternatingGAN):
@@ -100,6 +110,7 @@ class SPADEModel(AlternatingGAN):
         init_gain: float = 0.02,
         inference_z: str = "sample",
         pretrained: str | None = None,
+        unknown_label_last: bool | str = "auto",
     ) -> None:
         super().__init__(data_spec)
         require_image_size("spade", data_spec.image_size)
@@ -114,6 +125,9 @@ class SPADEModel(AlternatingGAN):
         self.automatic_optimization = False
         self.lr, self.ttur, self.inference_z = lr, ttur, inference_z
         nc = data_spec.semantic_nc
+        if unknown_label_last == "auto":  # the released ade20k model on ADE20K labels (150 classes + unknown)
+            unknown_label_last = bool(pretrained) and nc == ADE20K_CHANNELS
+        self.unknown_label_last = bool(unknown_label_last)
         self.generator = SPADEGenerator(
             nc,
             ngf=ngf,
@@ -135,6 +149,7 @@ class SPADEModel(AlternatingGAN):
             "inference_z": inference_z if use_vae else None,
             "vgg_weights": self.vgg.weights_id,
             "settings": dict(self.settings),
+            "unknown_label_last": self.unknown_label_last,
         }
         if not use_vae:
             self.protocol["note"] = "use_vae=false: no style encoder; the exemplar is not used"
@@ -177,8 +192,16 @@ class SPADEModel(AlternatingGAN):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         return z, mu, logvar
 
+    def model_semantics(self, semantics: Tensor) -> Tensor:
+        """The semantics in the channel order the networks read (``unknown_label_last``: channel 0 moved last)."""
+        return torch.cat([semantics[:, 1:], semantics[:, :1]], dim=1) if self.unknown_label_last else semantics
+
+    def discriminate(self, semantics: Tensor, fake: Tensor, real: Tensor) -> tuple[list, list]:
+        return super().discriminate(self.model_semantics(semantics), fake, real)
+
     def generate(self, semantics: Tensor, style_image: Tensor, sample: bool = True) -> tuple[Tensor, Tensor | None]:
         """The output and the KL term (unweighted; ``None`` without the encoder)."""
+        semantics = self.model_semantics(semantics)
         if self.encoder is None:
             return self.generator(semantics), None
         z, mu, logvar = self.encode(style_image, sample)
@@ -205,8 +228,8 @@ class SPADEModel(AlternatingGAN):
         real = self.reconstruction(batch)
         fake, kld = self.generate(batch["semantics"], real)
         terms: dict[str, Tensor] = {}
-        if kld is not None:
-            terms["kld"] = kld * s["lambda_kld"]
+        if kld is not None:  # a sum over the local batch, brought to the released per-GPU batch's scale
+            terms["kld"] = kld * s["lambda_kld"] * s["kld_reference_batch"] / batch["semantics"].shape[0]
         pred_fake, pred_real = self.discriminate(batch["semantics"], fake, real)
         terms["gan"] = losses.hinge_g_loss(pred_fake)
         if s["lambda_feat"] > 0:

@@ -91,8 +91,11 @@ def test_the_loss_terms_are_the_released_ones_with_their_weights(tmp_path):
     _, mu, logvar = seen["code"]
     assert torch.equal(model.encoder(real)[0], mu)  # the encoder saw the ground truth
     normal = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
-    kl = torch.distributions.kl_divergence(normal, torch.distributions.Normal(0.0, 1.0)).sum()
-    torch.testing.assert_close(terms["kld"], 0.05 * kl)
+    per_sample = torch.distributions.kl_divergence(normal, torch.distributions.Normal(0.0, 1.0)).flatten(1).sum(1)
+    # the released weight: KLDLoss sums over each GPU's share, pix2pix_trainer.py averages the GPUs' losses; the
+    # released runs had 4 a GPU (--batchSize 32 on 8 GPUs), so the term is the mean over GPUs of 4-sample sums
+    released_per_gpu_batch = 4
+    torch.testing.assert_close(terms["kld"], 0.05 * per_sample.mean() * released_per_gpu_batch)
 
     slices = [vgg[:2], vgg[2:7], vgg[7:12], vgg[12:21], vgg[21:30]]
     expected, x, y = 0.0, fake, real
@@ -107,6 +110,26 @@ def test_the_loss_terms_are_the_released_ones_with_their_weights(tmp_path):
     torch.testing.assert_close(terms["gan_feat"], 10 * losses.gan_feature_matching_loss(pred_fake, pred_real))
     torch.testing.assert_close(terms["gan"], losses.hinge_g_loss(pred_fake))
     assert set(terms) == {"kld", "gan", "gan_feat", "vgg"}
+
+
+def test_the_kl_term_weighs_the_same_on_one_device_or_several():
+    """32 samples in one process, 16 on each of two (DDP averages the ranks' gradients) and the released 8 GPUs
+    × 4 (pix2pix_trainer.py: the mean over GPUs of each GPU's KLDLoss sum) give one effective term."""
+    from baselines.spade.model import DEFAULT_SETTINGS
+
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(32, 256), torch.randn(32, 256) * 0.1
+
+    def term(m, lv):  # the model's computation for a local batch
+        s = DEFAULT_SETTINGS
+        return losses.kl_divergence(m, lv) * s["lambda_kld"] * s["kld_reference_batch"] / m.shape[0]
+
+    released = torch.stack(
+        [0.05 * losses.kl_divergence(m, lv) for m, lv in zip(mu.chunk(8), logvar.chunk(8), strict=True)]
+    ).mean()
+    two_ranks = torch.stack([term(m, lv) for m, lv in zip(mu.chunk(2), logvar.chunk(2), strict=True)]).mean()
+    torch.testing.assert_close(term(mu, logvar), released)
+    torch.testing.assert_close(two_ranks, released)
 
 
 def test_a_caffe_vgg_or_missing_weights_is_one_clear_user_error(tmp_path, monkeypatch):

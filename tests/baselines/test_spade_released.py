@@ -142,3 +142,34 @@ def test_a_missing_encoder_names_the_file_and_the_released_layout(tmp_path):
     with pytest.raises(UserError, match="missing .*latest_net_E.pth.*model.use_vae=false") as info:
         load_released(model, tmp_path)
     assert "NVlabs/SPADE" in str(info.value) and "latest_net_G.pth," not in str(info.value)
+
+
+def test_the_released_ade20k_model_reads_the_unknown_class_last(released):
+    """SPADE's data/ade20k_dataset.py: ``label - 1`` and -1 -> label_nc, so one-hot channel k is ADE20K class k + 1
+    and the last channel (150) the unknown class 0; this suite's labels put unknown first."""
+    layout, _, model = released
+    if layout != "ade20k":
+        assert not model.unknown_label_last  # 15 edge channels: nothing to move
+        return
+    assert model.unknown_label_last and model.protocol["unknown_label_last"] is True
+    labels = torch.tensor([[0, 1], [150, 7]])  # ADE20K ids: unknown, wall, flag, bed
+    onehot = torch.nn.functional.one_hot(labels, 151).permute(2, 0, 1)[None].float()
+    released_order = model.model_semantics(onehot)
+    for ade_id, channel in ((0, 150), (1, 0), (150, 149), (7, 6)):
+        assert released_order[0, channel][labels == ade_id].all(), (ade_id, channel)
+    seen = {}
+    forward = model.generator.forward
+
+    def spy(x, *args):
+        seen["x"] = x
+        return forward(x, *args)
+
+    model.generator.forward = spy
+    try:
+        with torch.no_grad():
+            model.generate(onehot.repeat(1, 1, 128, 128), None)
+    finally:
+        del model.generator.forward
+    assert torch.equal(seen["x"][:, :, :2, :2], released_order)  # what the generator reads
+    own = _model("lsun_church", 151, "model.unknown_label_last=auto")  # trained here: the suite's order
+    assert not own.unknown_label_last
