@@ -55,6 +55,14 @@ MIDMS = {  # cvlab-kaist/MIDMs train.py argparse defaults
     "model.module.temperature": 0.005,  # util/util.py: soft_warp(alpha=0.005), get_flow(temp=0.005)
     "model.module.cycle_threshold": 0.5,  # models/midms.py: fb_mask = (fbcheck(...) < 0.5), in grid units
     "model.module.sampler.confidence": True,  # --confidence_masking True
+    "model.module.sampler.ddim_steps": 16,  # models/midms.py forward: ddim_num_steps = 16 if mode == "inference"
+    "model.module.sampler.interleave_steps": None,  # ... t_list: ddim_num_steps // 4 steps from 3/4 of the grid on
+    "model.module.sampler.rematch_at": [1, 2],  # ... re-matching when idx in range(1, 3)
+    "model.module.sampler.refine": True,  # ... mode == "inference": copied_diffusion_sampler.sample(...)
+    "model.module.sampler.refine_grid": 200,  # ... sample(200, ...)
+    "model.module.sampler.refine_start": 180,  # ... hijack_step=180
+    "model.module.sampler.refine_eta": 1.0,  # ... eta=1
+    "model.module.cycle_mode": "official",  # util/util.py fbcheck: the forward flow sampled at the forward target
     "trainer.max_epochs": 4,  # --epochs 4
     "dataset.datamodule.batch_size": 8,  # --batch-size 1 per process on the README's 8 GPUs
 }
@@ -70,6 +78,7 @@ COCOSNET = {  # microsoft/CoCosNet options/ and models/networks/
     "model.module.spade_hidden": 128,  # normalization.py: SPADE nhidden = 128
     "model.module.lr": 2e-4,  # train_options.py --lr 0.0002 (TTUR: G at lr/2, D at 2 lr)
     "model.module.temperature": 0.01,  # networks/correspondence.py: temperature=0.01
+    "model.module.use_attention": True,  # README training commands (celebahqedge, ade20k): --use_attention
     "dataset.datamodule.batch_size": 32,  # README: --batchSize 32 over 8 GPUs
 }
 COCOSNET_SETTINGS = {  # the README's training commands; options/train_options.py for the rest
@@ -107,6 +116,13 @@ COCOSNET_LOSS_WEIGHTS = {  # train_options.py defaults, the same for every comma
     "weight_gan": 10.0,  # --weight_gan
     "novgg_featpair": 10.0,  # --novgg_featpair (domain alignment)
     "fm_reference_batch": 4,  # the README's 32 over 8 GPUs: the per-GPU batch its feature-matching mean sees
+}
+COCOSNET_MASK_IGNORE = {"lsun_church": 0}  # pix2pix_model.py compute_generator_loss: weight[gt_label == 0] = 0
+ADAM_EPS = {  # the optimisers' epsilon
+    "cocosnet_g": 1e-3,  # CoCosNet pix2pix_model.py create_optimizers: Adam(G_params, ..., eps=1e-3)
+    "cocosnet_d": 1e-8,  # ... Adam(D_params, lr=D_lr, betas=(beta1, beta2)): torch's default
+    "spade": 1e-8,  # SPADE pix2pix_model.py create_optimizers: Adam(..., betas=(beta1, beta2)) for G and D
+    "midms": 1e-8,  # MIDMs train.py: optim.AdamW([...], weight_decay=args.weight_decay)
 }
 COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200}  # niter + niter_decay
 COCOSNET_BETAS = (0.0, 0.9)  # train_options.py: TTUR (no_TTUR unset) sets beta1 = 0, beta2 = 0.9
@@ -190,6 +206,9 @@ def test_the_midms_module_built_from_a_preset_uses_the_official_loss_weights(dat
 
     assert pytest.approx(MIDMS_FEATURE_WEIGHTS) == FEAT_WEIGHTS
     assert model.cfg["warmup_iter"] == 10000 and model.temperature == 0.005
+    assert model.schedule.unet_timesteps == [249, 187, 125, 63] and model.schedule.refine_noise_timestep == 101
+    (opt,), _ = model.configure_optimizers()
+    assert type(opt) is torch.optim.AdamW and all(g["eps"] == ADAM_EPS["midms"] for g in opt.param_groups)
 
 
 @pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
@@ -199,11 +218,15 @@ def test_the_cocosnet_module_built_from_a_preset_uses_the_official_weights_and_o
     model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC[dataset])
     for key, value in {**COCOSNET_SETTINGS[dataset], **COCOSNET_LOSS_WEIGHTS}.items():
         assert model.settings[key] == value, key
+    if dataset in COCOSNET_MASK_IGNORE:
+        assert model.settings["mask_ignore_index"] == COCOSNET_MASK_IGNORE[dataset]
     assert model.corr.match_kernel == 3  # base_options.py --match_kernel 3 (the unfold window of the matching)
     (opt_g, opt_d), _ = model.configure_optimizers()
     assert all(g["lr"] == pytest.approx(1e-4) for g in opt_g.param_groups)  # generator + correspondence: lr / 2
     assert all(g["lr"] == pytest.approx(4e-4) for g in opt_d.param_groups)  # discriminator: lr * 2
     assert all(g["betas"] == COCOSNET_BETAS for opt in (opt_g, opt_d) for g in opt.param_groups)
+    assert all(g["eps"] == ADAM_EPS["cocosnet_g"] for g in opt_g.param_groups)
+    assert all(g["eps"] == ADAM_EPS["cocosnet_d"] for g in opt_d.param_groups)
 
 
 @pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
@@ -218,6 +241,7 @@ def test_the_spade_module_built_from_a_preset_uses_the_official_weights_and_opti
     assert all(g["lr"] == pytest.approx(1e-4) for g in opt_g.param_groups)  # generator + encoder: lr / 2
     assert all(g["lr"] == pytest.approx(4e-4) for g in opt_d.param_groups)  # discriminator: lr * 2
     assert all(g["betas"] == COCOSNET_BETAS for opt in (opt_g, opt_d) for g in opt.param_groups)  # the same rule
+    assert all(g["eps"] == ADAM_EPS["spade"] for opt in (opt_g, opt_d) for g in opt.param_groups)
 
 
 @pytest.mark.parametrize(
