@@ -191,6 +191,7 @@ def measure(
                 device="cpu",
                 seed=0,
                 cache_dir=cache_dir,
+                vgg_weights=None,
             )
             result = score(args)
             if level == 0:
