@@ -433,6 +433,7 @@ def test_a_zero_evaluation_batch_is_an_error_not_a_fallback(run_entry, tmp_path)
     assert res.status == "failed" and "dataset.datamodule.eval_batch_size=0" in res.error
 
 
+@pytest.mark.slow  # the rule itself, in-process: test_a_dead_process_s_temporary_reference_folder_is_removed
 def test_killed_evaluations_leave_no_temporary_reference_folders(run_entry, tmp_path):
     """A killed evaluation's .<dataset>.<host>.<pid>.tmp folder is removed by the next evaluation on this host;
     one of a live process (or of another host, which cannot be checked) is left alone."""
@@ -500,6 +501,7 @@ def test_a_resume_with_another_config_is_refused_unless_asked_for_and_then_recor
     assert changes["seed"] == [42, 7] and set(changes) == {"seed", "model.module.seed", "dataset.datamodule.seed"}
 
 
+@pytest.mark.slow  # in-process: test_an_unreadable_cache_entry_is_trained_again_and_replaced
 def test_a_truncated_cached_prior_is_trained_again(run_entry, tmp_path):
     assert run_entry(*MIDMS, "logger=none", f"hydra.run.dir={tmp_path / 'a'}").returncode == 0
     (weights,) = (tmp_path / "cache" / "priors").rglob("*.safetensors")
@@ -513,6 +515,7 @@ def test_a_truncated_cached_prior_is_trained_again(run_entry, tmp_path):
     assert RunRecord.read(tmp_path / "b" / "results.json").status == "completed"
 
 
+@pytest.mark.slow  # in-process: test_the_newest_readable_checkpoint_is_resumed_from
 def test_a_corrupt_last_checkpoint_falls_back_to_the_newest_intact_one(run_entry, tmp_path):
     cut = tmp_path / "cut"
     common = [*MIDMS, "trainer.max_epochs=2", "callbacks.step_checkpoint.every_n_train_steps=2", "~metrics.swd",
@@ -600,7 +603,7 @@ def test_a_report_of_unreadable_records_lists_a_failed_row_per_file(tmp_path):
     assert table.count("is unreadable") == 2 and "Jobs not completed" in table
 
 
-@pytest.mark.parametrize("step", [None, 3], ids=["prior-stage", "training"])
+@pytest.mark.parametrize("step", [pytest.param(None, marks=pytest.mark.slow), 3], ids=["prior-stage", "training"])
 def test_sigterm_stops_the_job_interrupted_with_a_checkpoint_and_resume_finishes_it(run_entry, tmp_path, step):
     cut = tmp_path / "cut"
     common = [*MIDMS, "trainer.max_epochs=2", "~metrics.swd", f"hydra.run.dir={cut}"]
@@ -656,3 +659,63 @@ def test_sigterm_during_evaluation_is_interrupted_and_resume_evaluates_again(tmp
     monkeypatch.setattr(evaluator, "_translate", translate)
     runner.run(compose_job("resume=true"))
     assert RunRecord.read(tmp_path / "run" / "results.json").status == "completed"
+
+
+def test_a_dead_process_s_temporary_reference_folder_is_removed(tmp_path):
+    import socket
+
+    from midms.evaluation.evaluator import _ReferenceWriter
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host, root = socket.gethostname(), tmp_path / "reference"
+    stale, live = root / f".key.{host}.{int(dead.stdout)}.tmp", root / f".key.{host}.{os.getpid()}.tmp"
+    elsewhere, other_key = (
+        root / f".key.another-host.{int(dead.stdout)}.tmp",
+        root / f".other.{host}.{dead.stdout.strip()}.tmp",
+    )
+    for folder in (stale, live, elsewhere, other_key):
+        (folder / "image").mkdir(parents=True)
+    writer = _ReferenceWriter(root, "key")
+    assert not stale.exists() and elsewhere.exists() and other_key.exists()
+    assert writer.tmp == live and not live.exists()  # this process's own folder is started afresh
+
+
+def test_an_unreadable_cache_entry_is_trained_again_and_replaced(tmp_path, caplog):
+    from midms.models.midms.prior import build_prior
+    from midms.models.midms.prior_training import PriorStage, prepare_prior
+
+    def prior():
+        torch.manual_seed(0)
+        return build_prior(kind="ae", vae={"block_out_channels": [8, 8]}, unet={
+            "block_out_channels": [8, 8], "norm_num_groups": 4, "attention_head_dim": 4, "in_channels": 3,
+            "out_channels": 3, "down_block_types": ["DownBlock2D", "DownBlock2D"],
+            "up_block_types": ["UpBlock2D", "UpBlock2D"]})  # fmt: skip
+
+    images = [{"image": torch.rand(8, 3, 16, 16) * 2 - 1}]
+    stage = PriorStage(ae_steps=2, unet_steps=2, batch_size=4, unet_batch_size=4, max_images=8)
+    first = prepare_prior(prior(), images, stage, tmp_path, "data", {"kind": "ae"})
+    (weights,) = (tmp_path).rglob("*.safetensors")
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[: len(intact) // 2])
+    again = prepare_prior(prior(), images, stage, tmp_path, "data", {"kind": "ae"})
+    assert "cannot be read" in caplog.text and "training it again" in caplog.text
+    assert again["cache"] == first["cache"] and weights.read_bytes() == intact  # the same (seeded) training
+
+
+def test_the_newest_readable_checkpoint_is_resumed_from(tmp_path, caplog):
+    from midms.errors import UserError
+    from midms.runner import intact_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for i, name in enumerate(("epoch000.ckpt", "step0000006.ckpt", "last.ckpt")):
+        torch.save({"global_step": i}, folder / name)
+        os.utime(folder / name, (1000 + i, 1000 + i))
+    assert intact_checkpoint(folder / "last.ckpt") == folder / "last.ckpt"
+    (folder / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    assert intact_checkpoint(folder / "last.ckpt") == folder / "step0000006.ckpt"
+    assert "last.ckpt cannot be read" in caplog.text and "the newest checkpoint that can" in caplog.text
+    for other in ("epoch000.ckpt", "step0000006.ckpt"):
+        (folder / other).write_bytes(b"")
+    with pytest.raises(UserError, match="no checkpoint in .* can be read"):
+        intact_checkpoint(folder / "last.ckpt")
