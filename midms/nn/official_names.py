@@ -23,24 +23,25 @@ from midms.weights import load_checkpoint
 
 Rules = Iterable[tuple[re.Pattern, str]]
 
+#: (official, this suite's) name fragments: SPADE's MLP inside a key, the old spectral-norm hook at its end
+_SPADE_AND_SPECTRAL_NORM_NAMES = (
+    (".mlp_shared.", ".shared.", False),
+    (".mlp_gamma.", ".gamma.", False),
+    (".mlp_beta.", ".beta.", False),
+    (".weight_orig", ".parametrizations.weight.original", True),
+    (".weight_u", ".parametrizations.weight.0._u", True),
+    (".weight_v", ".parametrizations.weight.0._v", True),
+)
+
+
+def _rules(pairs: Iterable[tuple[str, str, bool]]) -> tuple[tuple[re.Pattern, str], ...]:
+    return tuple((re.compile(re.escape(a) + ("$" if at_end else "")), b) for a, b, at_end in pairs)
+
+
 #: SPADE's MLP and the old spectral-norm hook -> this suite's names
-SPADE_AND_SPECTRAL_NORM: tuple[tuple[re.Pattern, str], ...] = (
-    (re.compile(r"\.mlp_shared\."), ".shared."),
-    (re.compile(r"\.mlp_gamma\."), ".gamma."),
-    (re.compile(r"\.mlp_beta\."), ".beta."),
-    (re.compile(r"\.weight_orig$"), ".parametrizations.weight.original"),
-    (re.compile(r"\.weight_u$"), ".parametrizations.weight.0._u"),
-    (re.compile(r"\.weight_v$"), ".parametrizations.weight.0._v"),
-)
-#: the inverse of :data:`SPADE_AND_SPECTRAL_NORM`: this suite's names -> the official ones (error messages)
-SPADE_AND_SPECTRAL_NORM_INVERSE: tuple[tuple[re.Pattern, str], ...] = (
-    (re.compile(r"\.shared\."), ".mlp_shared."),
-    (re.compile(r"\.gamma\."), ".mlp_gamma."),
-    (re.compile(r"\.beta\."), ".mlp_beta."),
-    (re.compile(r"\.parametrizations\.weight\.original$"), ".weight_orig"),
-    (re.compile(r"\.parametrizations\.weight\.0\._u$"), ".weight_u"),
-    (re.compile(r"\.parametrizations\.weight\.0\._v$"), ".weight_v"),
-)
+SPADE_AND_SPECTRAL_NORM = _rules(_SPADE_AND_SPECTRAL_NORM_NAMES)
+#: the inverse: this suite's names -> the official ones (error messages name both)
+SPADE_AND_SPECTRAL_NORM_INVERSE = _rules((b, a, end) for a, b, end in _SPADE_AND_SPECTRAL_NORM_NAMES)
 _TRUNK = re.compile(r"^layer\.(\d+)\.(conv1|prelu|conv2)\.(.+)$")
 _TRUNK_PARTS = {"conv1": "body.1", "prelu": "body.3", "conv2": "body.5"}
 _OUR_TRUNK = re.compile(r"^trunk\.(\d+)\.(body\.1|body\.3|body\.5|act)\.")

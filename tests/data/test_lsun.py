@@ -9,11 +9,11 @@ import lmdb
 import numpy as np
 import pytest
 import torch
+from pairs import assert_only_its_pairs_are_skipped, evaluation_pairs
 from PIL import Image
 
 from midms.data import lsun
 from midms.data.contract import validate_sample
-from midms.data.images import SkippedPair
 from midms.data.lsun import LSUNChurch, export_lmdb
 from midms.errors import UserError
 from midms.testing.fake_lsun import write_fake_layout
@@ -73,21 +73,12 @@ def test_missing_label_map_is_named(root: Path) -> None:
 
 @pytest.mark.parametrize("fault", ["truncated photo", "broken label map"])
 def test_an_unreadable_file_skips_every_pair_that_reads_it_and_re_pairs_none(root: Path, fault: str) -> None:
-    intact = LSUNChurch(root, split="val", **SMALL)
-    pairs = [(intact[i]["id"], intact[i]["exemplar_id"]) for i in range(len(intact))]
+    pairs = evaluation_pairs(LSUNChurch(root, split="val", **SMALL))
     key = pairs[0][1]  # an exemplar of one pair, and the input of its own
     path = root / "validation" / f"{key}.{'jpg' if fault == 'truncated photo' else 'png'}"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     val = LSUNChurch(root, split="val", **SMALL)
-    assert len(val) == len(intact)
-    affected = {i for i, (q, e) in enumerate(pairs) if key in (q, e)}
-    assert len(affected) >= 2  # the photo in both roles
-    for i in range(len(val)):
-        got = val[i]
-        if i in affected:
-            assert isinstance(got, SkippedPair) and (got.id, got.exemplar_id) == pairs[i] and str(path) in got.reason
-        else:
-            assert (got["id"], got["exemplar_id"]) == pairs[i]  # the same exemplar as with every file intact
+    assert_only_its_pairs_are_skipped(val, pairs, key, path)
     assert val.protocol()["bad_files"] == [str(path)]
     if fault == "truncated photo":  # found by the scan on construction (a cut label map: when its pair is read)
         with pytest.raises(UserError, match=path.name):
