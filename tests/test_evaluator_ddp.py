@@ -33,21 +33,24 @@ def _evaluate(run_dir: Path, cache_dir: Path, shard: tuple[int, int]):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.output_dir={run_dir}", *OVERRIDES])
     logging.disable(logging.WARNING)
-    torch.manual_seed(0)
-    datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
-    datamodule.setup("test")
-    model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
-    dataset = datamodule.eval_dataset
-    return evaluate(
-        model,
-        datamodule.eval_dataloader(),
-        build_metrics(cfg),
-        run_dir=run_dir,
-        cache_dir=cache_dir,
-        dataset_key=dataset.dataset_key,
-        image_size=dataset.spec.image_size,
-        shard=shard,
-    )
+    try:
+        torch.manual_seed(0)
+        datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+        datamodule.setup("test")
+        model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
+        dataset = datamodule.eval_dataset
+        return evaluate(
+            model,
+            datamodule.eval_dataloader(),
+            build_metrics(cfg),
+            run_dir=run_dir,
+            cache_dir=cache_dir,
+            dataset_key=dataset.dataset_key,
+            image_size=dataset.spec.image_size,
+            shard=shard,
+        )
+    finally:
+        logging.disable(logging.NOTSET)  # the setting is global: later tests read the log
 
 
 def _worker(rank: int, init: str, run_dir: str, cache_dir: str) -> None:

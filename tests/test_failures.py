@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import logging
 import math
 import os
 import signal
@@ -680,7 +682,30 @@ def test_a_dead_process_s_temporary_reference_folder_is_removed(tmp_path):
     assert writer.tmp == live and not live.exists()  # this process's own folder is started afresh
 
 
-def test_an_unreadable_cache_entry_is_trained_again_and_replaced(tmp_path, caplog):
+@contextlib.contextmanager
+def logged(name: str):
+    """The messages logger ``name`` emits meanwhile: a handler on the logger itself, which is enabled meanwhile (a
+    logging configuration applied by an earlier in-process test may have disabled it or stopped its propagation to
+    the root logger, where caplog listens)."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger(name)
+    level, disabled, disabled_below = logger.level, logger.disabled, logging.root.manager.disable
+    logger.setLevel(logging.DEBUG)
+    logger.disabled = False
+    logging.disable(logging.NOTSET)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.disabled = disabled
+        logging.disable(disabled_below)
+
+
+def test_an_unreadable_cache_entry_is_trained_again_and_replaced(tmp_path):
     from midms.models.midms.prior import build_prior
     from midms.models.midms.prior_training import PriorStage, prepare_prior
 
@@ -697,12 +722,13 @@ def test_an_unreadable_cache_entry_is_trained_again_and_replaced(tmp_path, caplo
     (weights,) = (tmp_path).rglob("*.safetensors")
     intact = weights.read_bytes()
     weights.write_bytes(intact[: len(intact) // 2])
-    again = prepare_prior(prior(), images, stage, tmp_path, "data", {"kind": "ae"})
-    assert "cannot be read" in caplog.text and "training it again" in caplog.text
+    with logged("midms.models.midms.prior_training") as lines:
+        again = prepare_prior(prior(), images, stage, tmp_path, "data", {"kind": "ae"})
+    assert any("cannot be read" in line and "training it again" in line for line in lines)
     assert again["cache"] == first["cache"] and weights.read_bytes() == intact  # the same (seeded) training
 
 
-def test_the_newest_readable_checkpoint_is_resumed_from(tmp_path, caplog):
+def test_the_newest_readable_checkpoint_is_resumed_from(tmp_path):
     from midms.errors import UserError
     from midms.runner import intact_checkpoint
 
@@ -713,8 +739,9 @@ def test_the_newest_readable_checkpoint_is_resumed_from(tmp_path, caplog):
         os.utime(folder / name, (1000 + i, 1000 + i))
     assert intact_checkpoint(folder / "last.ckpt") == folder / "last.ckpt"
     (folder / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
-    assert intact_checkpoint(folder / "last.ckpt") == folder / "step0000006.ckpt"
-    assert "last.ckpt cannot be read" in caplog.text and "the newest checkpoint that can" in caplog.text
+    with logged("midms.runner") as lines:
+        assert intact_checkpoint(folder / "last.ckpt") == folder / "step0000006.ckpt"
+    assert any("last.ckpt cannot be read" in line and "the newest checkpoint that can" in line for line in lines)
     for other in ("epoch000.ckpt", "step0000006.ckpt"):
         (folder / other).write_bytes(b"")
     with pytest.raises(UserError, match="no checkpoint in .* can be read"):
