@@ -157,7 +157,9 @@ class TranslationDataModule(L.LightningDataModule):
             return {}
         loop = trainer.fit_loop
         batches = loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": loop.epoch_progress.current.processed, "batches_done": batches}
+        # the epoch those batches belong to: ``completed`` (``processed`` already counts an epoch whose end hooks are
+        # running, where the epoch-end checkpoint is written; the resumed run would then skip an epoch's order)
+        return {"epoch": loop.epoch_progress.current.completed, "batches_done": batches}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._resume_position = dict(state_dict) or None
