@@ -108,7 +108,7 @@ def _check_sampler_copies(sampler: Mapping[str, Tensor], ldm: Mapping[str, Tenso
     """The official sampler's tensors hold only copies: of the LDM (``model.*``) and of its schedule."""
     unknown, differ = [], []
     for name, value in sampler.items():
-        copied = name.removeprefix("model.") if name.startswith("model.") else name
+        copied = name.removeprefix("model.")
         if not name.startswith("model.") and name not in SAMPLER_BUFFERS:
             unknown.append(SAMPLER_PREFIX + name)
         elif name.startswith("model.") or name in SAMPLER_COPIES:
