@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 from midms.evaluation.images import save_images, to_uint8
-from midms.evaluation.score_folders import score
+from midms.evaluation.score_folders import score_folders
 from midms.reporting.tables import UNCERTAINTY_SUFFIXES
 
 log = logging.getLogger("midms.metric_check")
@@ -168,7 +168,7 @@ def measure(
     _save_labels(pairs["labels"], names, work / "labels")
     _save_labels(pairs["exemplar_labels"], names, work / "exemplar_labels")
     rows, skipped, directions = [], {}, {}
-    for_identity: dict | None = None
+    for_identity = None
     jobs = [(d, level, s) for d in degradations for level, s in enumerate(d.strengths)]
     for degradation, level, strength in tqdm(jobs, desc="metric check", unit="set"):
         if level == 0 and for_identity is not None:  # level 0 is the target itself for every degradation
@@ -176,32 +176,27 @@ def measure(
         else:
             fake = work / f"fake_{degradation.name}_{level}"
             _save(degradation.apply(pairs["target"], strength, pairs), names, fake)
-            args = argparse.Namespace(
-                fake=fake,
-                real=work / "image",
+            result = score_folders(
+                fake,
+                work / "image",
                 exemplars=work / "exemplar",
                 target=work / "target",
                 labels=work / "labels",
                 exemplar_labels=work / "exemplar_labels",
-                metrics=",".join(metrics) if metrics else None,
+                metrics=metrics,
                 preset=preset,
                 size=size,
-                resize=False,
                 batch_size=64,
-                device="cpu",
-                seed=0,
                 cache_dir=cache_dir,
-                vgg_weights=None,
             )
-            result = score(args)
             if level == 0:
                 for_identity = result
-        skipped.update(result["skipped"])
-        skipped.update({k: f"error: {v}" for k, v in result["metric_errors"].items()})
-        directions.update(result["directions"])
+        skipped.update(result.skipped)
+        skipped.update({k: f"error: {v}" for k, v in result.errors.items()})
+        directions.update(result.directions)
         where = {"degradation": degradation.name, "level": level, "strength": strength}
         # a value's own uncertainty (``swd_ci95``: its bootstrap half-width) is not a measure of the images
-        measured = {m: v for m, v in result["metrics"].items() if not m.endswith(UNCERTAINTY_SUFFIXES)}
+        measured = {m: v for m, v in result.metrics.items() if not m.endswith(UNCERTAINTY_SUFFIXES)}
         rows += [{"metric": metric, **where, "value": value} for metric, value in measured.items()]
     return pd.DataFrame(rows), skipped, directions
 

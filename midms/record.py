@@ -3,9 +3,10 @@
 Every job leaves one :class:`RunRecord` in its folder. The runner writes it (``running`` when the job starts,
 ``completed`` or ``failed`` when it ends); the reports, the benchmark runner and the W&B summary read it back
 through :meth:`RunRecord.read` or :func:`iter_records`. The file carries ``schema`` (:data:`SCHEMA`); a file
-without it is read as schema 0 (the same fields, before the number was written). A file from a newer suite,
-one with fields this version does not know, or one that is not a run record is a :class:`RecordError` naming
-the file, never a row made of guesses.
+without it is read as schema 0 (the same fields, before the number was written); schemas 0 and 1 recorded
+only each metric's direction, and are read with the rest of ``metric_info`` as the tables of that time knew
+it. A file from a newer suite, one with fields this version does not know, or one that is not a run record is
+a :class:`RecordError` naming the file, never a row made of guesses.
 
 A ``running`` record whose job has died is reported as ``interrupted`` (:func:`effective_status`): the
 process id and host are in the record, and a heartbeat file next to it is touched while the job runs.
@@ -27,7 +28,12 @@ from midms.errors import UserError
 from midms.files import atomic_write_text
 from midms.processes import alive as _alive
 
-SCHEMA = 1
+SCHEMA = 2
+#: the summary-table columns of the metrics of schema-1 records, which did not carry ``metric_info``
+_SCHEMA1_HEADLINE = {"fid", "kid", "swd", "fd_dinov2", "fd_clip", "cmmd", "precision", "recall", "density", "coverage",
+                     "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color", "style_texture",
+                     "style_global", "matching_accuracy"}  # fmt: skip
+_SCHEMA1_FID_MODES = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
 RESULTS_FILE = "results.json"
 STATUSES = ("running", "completed", "failed", "interrupted")
 #: touched every HEARTBEAT_SECONDS while a job runs; a ``running`` record without a fresh one was interrupted
@@ -59,7 +65,9 @@ class RunRecord:
     config_hash: str | None = None  # the resolved config without paths and logging (midms.provenance)
     run_dir: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)  # eval values; None where not finite
-    directions: dict[str, str] = field(default_factory=dict)  # metric -> "higher" | "lower" is better
+    # value key -> {metric, direction ("higher" | "lower" is better), headline, stable_min_images, num_images,
+    # implementation}: what the metric declared (midms.metrics.base.ValueInfo); reporting reads only this
+    metric_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
     metric_errors: dict[str, str] = field(default_factory=dict)  # metric -> the error it raised
     error: str | None = None  # why the job failed
@@ -82,6 +90,10 @@ class RunRecord:
     def wandb_id(self) -> str | None:
         return (self.wandb or {}).get("id")
 
+    @property
+    def directions(self) -> dict[str, str]:
+        return {key: info["direction"] for key, info in self.metric_info.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
 
@@ -100,6 +112,10 @@ class RunRecord:
                 f"{source} has schema {schema!r}; this version of the suite reads schemas 0 to {SCHEMA}. "
                 f"Read it with the version that wrote it, or update the suite."
             )
+        if schema < 2:  # metric directions only: the rest of what the metrics declare is filled in as it was
+            directions = data.pop("directions", None) or {}
+            recorded = (data.get("protocol") or {}).get("metrics") or {}
+            data["metric_info"] = {k: _schema1_info(k, d, recorded) for k, d in directions.items()}
         known = {f.name for f in fields(cls)}
         if unknown := sorted(data.keys() - known):
             raise RecordError(f"{source}: fields {unknown} are not part of run record schema {SCHEMA}.")
@@ -114,6 +130,18 @@ class RunRecord:
         except (OSError, json.JSONDecodeError) as e:
             raise RecordError(f"{path} is unreadable: {e}") from e
         return cls.from_dict(data, source=str(path))
+
+
+def _schema1_info(key: str, direction: str, recorded: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 value's entry: the stable minimum, image count and FID mode were in its metric's protocol."""
+    return {
+        "metric": key,
+        "direction": direction,
+        "headline": key in _SCHEMA1_HEADLINE,
+        "stable_min_images": recorded.get(f"{key}.stable_min_images"),
+        "num_images": recorded.get(f"{key}.num_generated"),
+        "implementation": _SCHEMA1_FID_MODES.get(recorded.get(f"{key}.mode")),
+    }
 
 
 def _jsonable(value: Any) -> Any:

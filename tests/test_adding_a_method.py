@@ -1,5 +1,5 @@
-"""The README's "Adding a method" guide, built from its own code blocks and run through the real entry point,
-so the guide cannot drift from the code."""
+"""The guide to adding a method (``docs/guides/adding-a-method.md``), built from its own code blocks and run through
+the real entry point, so the guide cannot drift from the code."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _guide_files() -> dict[str, str]:
     """The fenced blocks of the guide, keyed by the path on their first line (``# my_methods/...``)."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Adding a method", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```(?:python|yaml)\n# (\S+)\n(.*?)```", section, flags=re.S)
+    guide = (ROOT / "docs" / "guides" / "adding-a-method.md").read_text()
+    blocks = re.findall(r"```(?:python|yaml)\n# (\S+)\n(.*?)```", guide, flags=re.S)
     return dict(blocks)
 
 

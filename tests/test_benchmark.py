@@ -117,8 +117,8 @@ def test_published_numbers_are_compared_only_where_the_protocol_matches(tmp_path
     jobs, _ = collect_jobs(tmp_path)
     published = pd.DataFrame(
         [
-            ["cocosnet", "celebahq", "fid", 14.3, "fid_impl=pytorch-fid;format=jpg;size=256", "s", "yes"],
-            ["cocosnet", "celebahq", "fid", 16.95, "fid_impl=pytorch-fid;format=png;size=256", "s", "yes"],
+            ["cocosnet", "celebahq", "fid", 14.3, "impl=pytorch-fid;format=jpg;size=256", "s", "yes"],
+            ["cocosnet", "celebahq", "fid", 16.95, "impl=pytorch-fid;format=png;size=256", "s", "yes"],
             ["midms", "celebahq", "fid", 15.67, "unknown", "s", "no"],
             ["copy_exemplar", "celebahq", "fid", 1.0, "unknown", "s", "no"],
         ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +12,8 @@ from torch.utils.data import DataLoader, Dataset
 from midms.data.contract import DataSpec
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import MetricSkipped
-from midms.evaluation.evaluator import evaluate, sample_names
+from midms.evaluation.evaluator import evaluate
+from midms.evaluation.translate import sample_names
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.pixel import PSNR, SSIM
 from midms.models.copy_exemplar import CopyExemplar
@@ -30,10 +33,9 @@ def test_psnr_of_copy_exemplar_equals_numpy_on_saved_pngs(tmp_path):
     out = evaluate(
         model, loader, {"psnr": PSNR(), "ssim": SSIM()}, tmp_path / "run", tmp_path / "cache", ds.dataset_key, 32
     )
-    ref = out.reference_dir
-    assert (
-        ref.parent == tmp_path / "cache" / "reference" and ref.name == f"{ds.dataset_key}-{out.reference_fingerprint}"
-    )
+    ref = Path(out.folder.reference_dir)
+    assert ref.parent == tmp_path / "cache" / "reference"
+    assert ref.name == f"{ds.dataset_key}-{out.folder.reference_fingerprint}"
     psnrs = []
     for i in range(len(ds)):
         name = f"test_{i:05d}"
@@ -49,10 +51,12 @@ def test_psnr_of_copy_exemplar_equals_numpy_on_saved_pngs(tmp_path):
 
 def test_reference_images_are_written_once_per_dataset_key(tmp_path):
     ds, model, loader = _setup(tmp_path, n=6)
-    ref = evaluate(model, loader, {}, tmp_path / "a", tmp_path / "cache", ds.dataset_key, 32).reference_dir
+    ref = Path(evaluate(model, loader, {}, tmp_path / "a", tmp_path / "cache", ds.dataset_key, 32).folder.reference_dir)
     assert (ref / ".complete").exists() and len(list((ref / "image").glob("*.png"))) == 6
     stamp = (ref / "image" / "test_00000.png").stat().st_mtime_ns
-    again = evaluate(model, loader, {}, tmp_path / "b", tmp_path / "cache", ds.dataset_key, 32).reference_dir
+    again = Path(
+        evaluate(model, loader, {}, tmp_path / "b", tmp_path / "cache", ds.dataset_key, 32).folder.reference_dir
+    )
     assert again == ref and (ref / "image" / "test_00000.png").stat().st_mtime_ns == stamp
     assert not list(ref.parent.glob(".*.tmp"))
 
@@ -88,9 +92,10 @@ def test_reference_cache_is_keyed_by_content_so_a_damaged_copy_never_serves_a_cl
     clean, first = run("a", ds)
     damaged, bad = run("b", _Damaged(ds))
     again, second = run("c", ds)
-    assert bad.reference_fingerprint != first.reference_fingerprint and bad.reference_dir != first.reference_dir
+    assert bad.folder.reference_fingerprint != first.folder.reference_fingerprint
+    assert bad.folder.reference_dir != first.folder.reference_dir
     assert damaged != clean  # SWD compares the outputs with the split's real photos
-    assert again == clean and second.reference_dir == first.reference_dir
+    assert again == clean and second.folder.reference_dir == first.folder.reference_dir
 
 
 def test_jpg_outputs_are_measured_as_saved(tmp_path):
@@ -139,7 +144,7 @@ def test_skipped_and_failed_metrics_are_reported_and_others_still_count(tmp_path
     out = evaluate(model, loader, metrics, tmp_path / "run", tmp_path / "cache", "nt", 32)
     assert "ground-truth target" in out.skipped["psnr"]
     assert out.skipped["fid"].startswith("weights file /nowhere/w.pth is missing")
-    assert out.metric_errors == {"broken": "RuntimeError: broken on purpose"}
+    assert out.errors == {"broken": "RuntimeError: broken on purpose"}
     assert out.metrics == {} and out.num_images == 4
 
 

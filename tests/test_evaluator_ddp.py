@@ -74,4 +74,4 @@ def test_two_processes_score_what_one_process_scores(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(two_dir / "per_image.csv"), one.per_image, check_dtype=False)
     samples = {p.name: p.read_bytes() for p in (two_dir / "samples").glob("*.png")}
     assert len(samples) == 24 and samples == {p.name: p.read_bytes() for p in (tmp_path / "one" / "samples").glob("*")}
-    assert not (two_dir / ".warped").exists()  # the warped labels were read and removed
+    assert not list((two_dir / "eval").glob(".*"))  # the ranks' shares were joined and their parts removed

@@ -25,8 +25,8 @@ from midms.record import RunRecord, effective_status, this_process
 from midms.reporting import collect_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
-HEARTBEAT_FILE = ".heartbeat"  # README: touched every 30 s while a job runs
-STALE_AFTER_SECONDS = 300  # README: a heartbeat older than 5 minutes means the job is gone
+HEARTBEAT_FILE = ".heartbeat"  # docs/reliability.md: touched every 30 s while a job runs
+STALE_AFTER_SECONDS = 300  # docs/reliability.md: a heartbeat older than 5 minutes means the job is gone
 MIDMS = [*TINY, "model=midms", *MIDMS_TINY, "ablation=no_refine", "logger=csv"]
 
 
@@ -237,7 +237,7 @@ def test_an_evaluation_pair_with_missing_files_is_skipped_and_counted_never_repl
 
 
 def test_a_repeated_evaluation_pair_is_an_error_not_an_overwritten_sample():
-    from midms.evaluation.evaluator import sample_names
+    from midms.evaluation.translate import sample_names
 
     seen: set[str] = set()
     assert sample_names(["a", "a"], ["x", "y"], seen) == ["a", "a__y"]
@@ -414,18 +414,18 @@ def test_a_diverged_training_run_fails_naming_the_step_and_is_not_scored(run_ent
 
 
 def test_non_finite_outputs_are_never_scored(tmp_path):
-    from midms.evaluation.evaluator import NonFiniteOutput, _translate
+    from midms.data.contract import DataSpec
+    from midms.evaluation.translate import NonFiniteOutput, _translate
+    from midms.models.base import TranslationModel
 
-    class Broken(torch.nn.Module):
-        can_warp = False
-
+    class Broken(TranslationModel):
         def translate(self, batch):
             out = torch.zeros(2, 3, 4, 4)
             out[1, 0, 0, 0] = float("nan")
             return out
 
     with pytest.raises(NonFiniteOutput, match="1 of 2 pairs.*inputs b"):
-        _translate(Broken(), {"id": ["a", "b"]}, needs_warp=False)
+        _translate(Broken(DataSpec(1, 4, None, False)), {"id": ["a", "b"]}, warp_labels=False)
 
 
 def test_a_zero_evaluation_batch_is_an_error_not_a_fallback(run_entry, tmp_path):
@@ -572,13 +572,13 @@ def test_a_full_disk_is_named_and_leaves_no_temporary_folder(tmp_path, monkeypat
 
     from hydra import compose, initialize_config_dir
 
-    import midms.evaluation.evaluator as evaluator
+    import midms.evaluation.translate as translation
     from midms import runner
 
     def no_space(images, names, folder, image_format):
         raise OSError(errno_codes.ENOSPC, "No space left on device", str(folder / f"{names[0]}.png"))
 
-    monkeypatch.setattr(evaluator, "save_images", no_space)
+    monkeypatch.setattr(translation, "save_images", no_space)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[*TINY, "model=copy_exemplar", "logger=none",
                                            f"paths.output_dir={tmp_path / 'run'}",
@@ -635,7 +635,7 @@ def test_sigterm_during_evaluation_is_interrupted_and_resume_evaluates_again(tmp
 
     from hydra import compose, initialize_config_dir
 
-    import midms.evaluation.evaluator as evaluator
+    import midms.evaluation.translate as evaluator
     from midms import runner
 
     translate = evaluator._translate
@@ -666,7 +666,7 @@ def test_sigterm_during_evaluation_is_interrupted_and_resume_evaluates_again(tmp
 def test_a_dead_process_s_temporary_reference_folder_is_removed(tmp_path):
     import socket
 
-    from midms.evaluation.evaluator import _ReferenceWriter
+    from midms.evaluation.folder import _remove_stale
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host, root = socket.gethostname(), tmp_path / "reference"
@@ -677,9 +677,9 @@ def test_a_dead_process_s_temporary_reference_folder_is_removed(tmp_path):
     )
     for folder in (stale, live, elsewhere, other_key):
         (folder / "image").mkdir(parents=True)
-    writer = _ReferenceWriter(root, "key")
+    _remove_stale(root, "key")
     assert not stale.exists() and elsewhere.exists() and other_key.exists()
-    assert writer.tmp == live and not live.exists()  # this process's own folder is started afresh
+    assert live.exists()  # this process is alive: its folder is its own to finish
 
 
 @contextlib.contextmanager
@@ -730,7 +730,7 @@ def test_an_unreadable_cache_entry_is_trained_again_and_replaced(tmp_path):
 
 def test_the_newest_readable_checkpoint_is_resumed_from(tmp_path):
     from midms.errors import UserError
-    from midms.runner import intact_checkpoint
+    from midms.resume import intact_checkpoint
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -739,7 +739,7 @@ def test_the_newest_readable_checkpoint_is_resumed_from(tmp_path):
         os.utime(folder / name, (1000 + i, 1000 + i))
     assert intact_checkpoint(folder / "last.ckpt") == folder / "last.ckpt"
     (folder / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
-    with logged("midms.runner") as lines:
+    with logged("midms.resume") as lines:
         assert intact_checkpoint(folder / "last.ckpt") == folder / "step0000006.ckpt"
     assert any("last.ckpt cannot be read" in line and "the newest checkpoint that can" in line for line in lines)
     for other in ("epoch000.ckpt", "step0000006.ckpt"):

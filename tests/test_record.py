@@ -15,7 +15,7 @@ def test_a_record_reads_back_as_written_with_non_finite_numbers_as_null(tmp_path
                        protocol={"num_images": 8}, wandb={"id": "abc"})  # fmt: skip
     record.write(tmp_path / "results.json")
     raw = json.loads((tmp_path / "results.json").read_text())
-    assert raw["schema"] == 1 and raw["metrics"] == {"psnr": 12.5, "fid": None}  # valid JSON for every reader
+    assert raw["schema"] == 2 and raw["metrics"] == {"psnr": 12.5, "fid": None}  # valid JSON for every reader
     back = RunRecord.read(tmp_path / "results.json")
     assert back.metrics == {"psnr": 12.5, "fid": None} and back.wandb_id == "abc" and back.protocol == record.protocol
 
@@ -23,13 +23,26 @@ def test_a_record_reads_back_as_written_with_non_finite_numbers_as_null(tmp_path
 def test_a_file_without_a_schema_number_is_read_as_schema_zero(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"status": "failed", "error": "boom", "model": "cocosnet"}))
     back = RunRecord.read(tmp_path / "results.json")
-    assert back.status == "failed" and back.error == "boom" and back.schema == 1
+    assert back.status == "failed" and back.error == "boom" and back.schema == 2
+
+
+def test_a_schema_one_record_reads_with_what_its_metrics_declared_then(tmp_path):
+    """Schema 1 kept each metric's direction, and FID's stable minimum, image count and mode in its protocol."""
+    old = {"schema": 1, "status": "completed", "metrics": {"fid": 30.0, "fid_ci95": 2.0, "psnr": 14.0},
+           "directions": {"fid": "lower", "fid_ci95": "lower", "psnr": "higher"},
+           "protocol": {"metrics": {"fid.stable_min_images": 2048, "fid.num_generated": 32,
+                                    "fid.mode": "clean"}}}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    info = RunRecord.read(tmp_path / "results.json").metric_info
+    assert info["fid"] == {"metric": "fid", "direction": "lower", "headline": True, "stable_min_images": 2048,
+                           "num_images": 32, "implementation": "clean-fid"}  # fmt: skip
+    assert not info["fid_ci95"]["headline"] and info["psnr"]["direction"] == "higher"
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ({"status": "completed", "schema": 2}, "schema 2"),  # a newer suite wrote it
+        ({"status": "completed", "schema": 3}, "schema 3"),  # a newer suite wrote it
         ({"status": "completed", "scores": {}}, "['scores']"),  # a field this schema does not have
         ({"status": "done"}, "status 'done'"),
         ([1, 2], "not a run record"),

@@ -13,17 +13,19 @@ from midms.reporting import collect_jobs, collect_wandb
 from midms.reporting.cli import main
 from midms.reporting.plots import sample_grid
 
+PSNR_INFO = {"metric": "psnr", "direction": "higher", "headline": True}
+
 
 def _job(root, name, **fields):
     RunRecord(**fields).write(root / name / "results.json")
 
 
 def _sweep(root):
-    psnr = {"psnr": "higher"}
+    psnr = {"psnr": PSNR_INFO}
     _job(root, "0", status="completed", model="a", dataset="synthetic", ablation="none", seed=0, config_hash="h0",
-         metrics={"psnr": 20.0}, directions=psnr)  # fmt: skip
+         metrics={"psnr": 20.0}, metric_info=psnr)  # fmt: skip
     _job(root, "1", status="completed", model="a", dataset="synthetic", ablation="none", seed=1, config_hash="h1",
-         metrics={"psnr": 22.0}, directions=psnr, skipped={"fid": "weights missing"})  # fmt: skip
+         metrics={"psnr": 22.0}, metric_info=psnr, skipped={"fid": "weights missing"})  # fmt: skip
     _job(root, "2", status="failed", model="c", dataset="synthetic", ablation="none", seed=0, config_hash="h2",
          error="UserError: bad\nmore")  # fmt: skip
     (root / "3").mkdir()
@@ -32,8 +34,8 @@ def _sweep(root):
 
 def test_one_row_per_job_with_failures_as_rows(tmp_path):
     _sweep(tmp_path)
-    df, directions = collect_jobs(tmp_path)
-    assert list(df["job"]) == ["0", "1", "2", "3"] and directions == {"psnr": "higher"}
+    df, info = collect_jobs(tmp_path)
+    assert list(df["job"]) == ["0", "1", "2", "3"] and info["psnr"]["direction"] == "higher"
     assert list(df["status"]) == ["completed", "completed", "failed", "failed"]
     assert df.loc[0, "psnr"] == 20.0 and pd.isna(df.loc[2, "psnr"])
     assert df.loc[1, "skipped"] == "fid: weights missing"
@@ -93,7 +95,7 @@ class _FakeRun:
         self.id, self.job_type, self.group, self.state = rid, job_type, group, state
         self.config = {"model": {"name": model}, "dataset": {"name": "synthetic"}, "ablation": {"name": "none"},
                        "seed": seed}  # fmt: skip
-        self.summary = {"eval/psnr": psnr, "train/loss": 0.1, "eval_info/directions": {"psnr": "higher"}}
+        self.summary = {"eval/psnr": psnr, "train/loss": 0.1, "eval_info/metric_info": {"psnr": PSNR_INFO}}
         if status:
             self.summary["status"] = status
 
@@ -111,8 +113,8 @@ def test_a_wandb_project_gives_the_same_rows_and_report(tmp_path, monkeypatch, c
     runs = [_FakeRun("r1", "a", 20.0), _FakeRun("r2", "a", 22.0, seed=1), _FakeRun("s", "a", 0, job_type="summary"),
             _FakeRun("r3", "b", 11.0, state="crashed", status=None)]  # fmt: skip
     api = _FakeApi(runs)
-    df, directions = collect_wandb("team/proj", group="g", api=api)
-    assert api.calls == [("team/proj", {"group": "g"})] and directions == {"psnr": "higher"}
+    df, info = collect_wandb("team/proj", group="g", api=api)
+    assert api.calls == [("team/proj", {"group": "g"})] and info == {"psnr": PSNR_INFO}
     assert list(df["model"]) == ["a", "a", "b"] and list(df["psnr"]) == [20.0, 22.0, 11.0]
     assert list(df["status"]) == ["completed", "completed", "interrupted"] and "train/loss" not in df
     import midms.reporting.cli as cli

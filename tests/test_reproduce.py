@@ -86,7 +86,7 @@ def test_the_dry_run_with_everything_present_hashes_the_files_and_counts_the_pai
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(f"file {i}".encode())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr("midms.runner.metric_problems", lambda cfg: {})  # metric weights: tested elsewhere
+    monkeypatch.setattr("midms.runner.metric_problems", lambda cfg, metrics=None: {})  # metric weights: elsewhere
     matrix = load_matrix("reproduce_celebahq")
     report, complete = dry_run(matrix, matrix.jobs())
     assert complete and "MISSING" not in report and "Everything is here." in report

@@ -45,10 +45,12 @@ def test_eval_metrics_keep_their_best_value_and_samples_go_with_the_model(offlin
     run.define_metric = lambda key, **kw: declared.append((key, kw)) or real_define(key, **kw)
     run.log_artifact = lambda artifact, *a, **kw: artifacts.append(artifact) or real_log_artifact(artifact, *a, **kw)
     samples = _samples(tmp_path / "samples")
-    values, directions = {"psnr": 12.5, "swd": 100.0}, {"psnr": "higher", "swd": "lower"}
-    log_evaluation([logger], values, pd.DataFrame(), None, {"num_images": 2}, directions, samples)
+    values = {"psnr": 12.5, "swd": 100.0}
+    info = {"psnr": {"direction": "higher", "headline": True}, "swd": {"direction": "lower", "headline": True}}
+    log_evaluation([logger], values, pd.DataFrame(), None, {"num_images": 2}, info, samples)
     assert declared == [("eval/psnr", {"summary": "max"}), ("eval/swd", {"summary": "min"})]
-    assert dict(run.summary["eval_info/directions"]) == directions and run.summary["eval/psnr"] == 12.5
+    summary_info = {k: dict(v) for k, v in dict(run.summary["eval_info/metric_info"]).items()}
+    assert summary_info == info and run.summary["eval/psnr"] == 12.5
     if log_model:
         (artifact,) = artifacts
         assert artifact.type == "samples" and sorted(artifact.manifest.entries) == ["00000.png", "00001.png"]
@@ -77,7 +79,7 @@ def test_offline_the_workspace_is_a_spec_file_and_nothing_is_sent(tmp_path, monk
 
     monkeypatch.setattr(ws.Workspace, "save", no_network)
     assert publish_workspace("default", {"psnr": "higher"}, tmp_path, online=False) is None
-    spec = json.loads((tmp_path / "wandb_workspace.json").read_text())  # the file the README names
+    spec = json.loads((tmp_path / "wandb_workspace.json").read_text())  # the file docs/benchmarks.md names
     assert spec["group"] == "default" and [p["metric"] for p in spec["panels"]] == ["eval/psnr"]
 
 

@@ -226,8 +226,17 @@ class CoCosNet(AlternatingGAN):
         """Warp exemplar-aligned ``values`` (default the exemplar's semantics) by the soft correspondence: resized
         to the correlation's resolution (nearest, as the released code resizes the exemplar's semantics), warped,
         and up-sampled back to H×W as the network up-samples its warp (bilinear or nearest)."""
-        values = batch["exemplar_semantics"] if values is None else values
         corr, _ = self.corr.correlate(batch["semantics"], batch["exemplar"], batch["exemplar_semantics"])
+        return self._warp_by(corr, batch, values)
+
+    @torch.no_grad()
+    def translate_and_warp(self, batch: dict, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The output and the warp of ``values`` from one correlation."""
+        out = self(batch)
+        return out["fake"].clamp(-1, 1), (None if values is None else self._warp_by(out["corr"], batch, values))
+
+    def _warp_by(self, corr: Tensor, batch: dict, values: Tensor | None) -> Tensor:
+        values = batch["exemplar_semantics"] if values is None else values
         h, w = batch["semantics"].shape[2] // DOWN, batch["semantics"].shape[3] // DOWN
         low = F.interpolate(values.float(), size=(h, w), mode="nearest")
         warped = soft_warp(corr, low, self.corr.temperature, (h, w))

@@ -45,10 +45,10 @@ def aggregate(
     of an earlier version of the matrix stay on disk but are not averaged with the current ones)."""
     from midms.reporting import collect_jobs, write_report
 
-    rows, directions = collect_jobs(runs_dir)
+    rows, info = collect_jobs(runs_dir)
     if config_hashes is not None and "config_hash" in rows:
         rows = rows[rows["config_hash"].isin(config_hashes) | rows["config_hash"].isna()].reset_index(drop=True)
-    return write_report(rows, directions, out_dir, f"Benchmark `{name}`"), rows, directions
+    return write_report(rows, info, out_dir, f"Benchmark `{name}`"), rows, info
 
 
 def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | None) -> int:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     failed_groups = [g for g, js in groups.items() if run_group(js, matrix, runs_dir, args.launcher)]
 
     hashes = {job_hash(j, matrix.experiment) for j in jobs}
-    out_dir, rows, directions = aggregate(runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name, hashes)
+    out_dir, rows, info = aggregate(runs_dir, bench_root / time.strftime("%Y-%m-%d"), matrix.name, hashes)
     log.info("aggregate written to %s", out_dir)
     sys.stdout.write((out_dir / "table.md").read_text())
     if not args.no_wandb_summary:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from midms.tracking.workspace import publish_workspace
 
         log_summary_run(matrix.name, out_dir)
-        table = summary_table(rows, directions)
+        table = summary_table(rows, info)
         metrics = {m: table.attrs["directions"][m] for m in table.attrs.get("metrics", [])}
         publish_workspace(matrix.name, metrics, out_dir, online=wandb_mode(None) == "online")
     if failed_groups:

@@ -13,7 +13,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from midms.errors import MetricSkipped
-from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.metrics.base import EvalBatch, EvalContext, Metric, ValueInfo
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,16 @@ class MetricSet:
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.protocol: dict[str, Any] = {}
-        self.directions: dict[str, str] = {}  # value key -> "higher" | "lower" is better, for tables
+        self.info: dict[str, ValueInfo] = {}  # value key -> what the record says of it (direction, headline, ...)
         self._checked = False
 
     @property
     def needs_warp(self) -> bool:
-        return any(getattr(m, "needs_warp", False) for m in self.active.values())
+        return any(m.needs_warp for m in self.active.values())
+
+    @property
+    def directions(self) -> dict[str, str]:
+        return {key: info.direction for key, info in self.info.items()}
 
     def _skip(self, name: str, reason: str) -> None:
         self.skipped[name] = reason
@@ -71,15 +75,14 @@ class MetricSet:
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         values: dict[str, float] = {}
         for name, metric in tqdm(list(self.active.items()), desc="metrics", unit="metric", leave=False):
-            minimum = getattr(metric, "min_images", 1)
-            if ctx.num_images < minimum:
-                self._skip(name, f"needs at least {minimum} images, got {ctx.num_images}")
+            if ctx.num_images < metric.min_images:
+                self._skip(name, f"needs at least {metric.min_images} images, got {ctx.num_images}")
                 continue
             try:
                 computed = metric.compute(ctx)
                 values.update(computed)
-                self.directions.update({k: "higher" if metric.higher_is_better else "lower" for k in computed})
-                self.protocol.update({f"{name}.{k}": v for k, v in getattr(metric, "protocol", {}).items()})
+                self.info.update({k: metric.value_info(k, ctx.num_images) for k in computed})
+                self.protocol.update({f"{name}.{k}": v for k, v in metric.protocol.items()})
             except MetricSkipped as e:
                 self._skip(name, str(e))
             except Exception as e:

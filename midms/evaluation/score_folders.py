@@ -20,31 +20,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
-from tqdm.auto import tqdm
 
 from midms.errors import UserError
-from midms.evaluation.metric_set import MetricSet
-from midms.imageio import load_image_tensor
-from midms.metrics.base import EvalBatch, EvalContext
-from midms.metrics.folders import list_images, to_unit
+from midms.evaluation import folder as layout
+from midms.evaluation.scoring import Scores, score_folder
+from midms.metrics.base import Metric, input_id_of
+from midms.metrics.folders import list_images
 from midms.provenance import package_versions
 from midms.resources import conf_dir
 
 log = logging.getLogger("midms.eval")
 METRICS_CONF = conf_dir() / "metrics"
-
-
-def load_labels(path: Path, size: int) -> torch.Tensor:
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P", "I", "I;16"):
-            raise UserError(f"label map {path} has mode {im.mode}; expected a single-channel PNG of class ids")
-        im = im.resize((size, size), Image.NEAREST) if im.size != (size, size) else im
-        return torch.from_numpy(np.asarray(im).astype(np.int64))
 
 
 def matched(name: str, folder: Path | None, stems: list[str]) -> dict[str, Path] | None:
@@ -132,77 +122,91 @@ def build_metrics(names: list[str] | None, preset: str, vgg_weights: str | None 
     return {n: instantiate(conf[n], name=n) for n in (names or list(conf)) if conf[n] is not None}
 
 
-def score(args: argparse.Namespace) -> dict:
-    fake = list_images(args.fake)
-    stems = list(fake)
-    real = matched("real", args.real, stems)
-    exemplars = matched("exemplars", args.exemplars, stems)
-    target = matched("target", args.target, stems)
-    labels = matched("labels", args.labels, stems)
-    ex_labels = matched("exemplar-labels", args.exemplar_labels, stems)
-    assert real is not None
-    metric_set = MetricSet(
-        build_metrics(args.metrics.split(",") if args.metrics else None, args.preset, args.vgg_weights)
-    )
-    used = {"fake": fake, "real": real, "exemplars": exemplars, "target": target, "labels": labels}
-    sizes = check_files({**used, "exemplar-labels": ex_labels}, stems, args.size, args.resize)
-    real_id = hashlib.sha256(f"{Path(args.real).resolve()}:{len(real)}".encode()).hexdigest()[:12]
+def folder_layout(root: Path, folders: dict[str, str | Path | None], stems: list[str], batch_size: int) -> None:
+    """Lay the user's folders out as an evaluation folder (:mod:`midms.evaluation.folder`) under ``root``, by
+    symbolic links: nothing is copied, and :func:`~midms.evaluation.scoring.score_folder` reads it as a run's."""
+    reference, eval_dir = root / "reference", root / layout.EVAL
+    reference.mkdir(parents=True)
+    eval_dir.mkdir()
+    links = {
+        root / layout.SAMPLES: folders["fake"],
+        reference / "image": folders["real"],
+        reference / "exemplar": folders["exemplars"],
+        reference / "target": folders["target"],
+        eval_dir / "labels": folders["labels"],
+        eval_dir / "exemplar_labels": folders["exemplar_labels"],
+    }
+    for link, folder in links.items():
+        if folder is not None:
+            link.symlink_to(Path(folder).resolve(), target_is_directory=True)
+    layout.write_pairs(eval_dir, [{"name": s, "id": input_id_of(s), "exemplar_id": "", "batch": i // batch_size}
+                                  for i, s in enumerate(stems)])  # fmt: skip
+
+
+def score_folders(
+    fake: str | Path,
+    real: str | Path,
+    *,
+    exemplars: str | Path | None = None,
+    target: str | Path | None = None,
+    labels: str | Path | None = None,
+    exemplar_labels: str | Path | None = None,
+    metrics: dict[str, Metric] | list[str] | None = None,
+    preset: str = "default",
+    vgg_weights: str | None = None,
+    size: int = 256,
+    resize: bool = False,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    cache_dir: str | Path = ".cache/midms",
+) -> Scores:
+    """Score a folder of outputs from any codebase against the real images (files matched by name).
+
+    ``metrics``: metric objects, or names from the ``preset`` of ``conf/metrics/`` (default: all of it).
+    Unusable input is a :class:`~midms.errors.UserError` naming the files. Example::
+
+        from midms import score_folders
+        scores = score_folders("out/fake", "data/real", target="data/gt", metrics=["psnr", "ssim"], size=64)
+        print(scores.metrics["psnr"], scores.skipped)
+    """
+    found = list_images(fake)
+    stems = list(found)
+    folders = {"fake": fake, "real": real, "exemplars": exemplars, "target": target, "labels": labels,
+               "exemplar_labels": exemplar_labels}  # fmt: skip
+    files = {name: matched(name.replace("_", "-"), folders[name], stems) for name in folders if name != "fake"}
+    if not isinstance(metrics, dict):
+        metrics = build_metrics(metrics, preset, vgg_weights)
+    sizes = check_files({"fake": found, **files}, stems, size, resize)
+    real_id = hashlib.sha256(f"{Path(real).resolve()}:{len(stems)}".encode()).hexdigest()[:12]
+    resized = {"to": size, "from": [list(s) for s in sizes], "filter": "PIL bilinear (label maps: nearest)"}
+    info = layout.FolderInfo(
+        "", None, f"folder-{real_id}-{size}px", size, found[stems[0]].suffix.lstrip(".").lower(),
+        extra={"resize_labels": True, "resize": resized if resize and sizes != [(size, size)] else None},
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        reference = Path(tmp)
-        (reference / "image").symlink_to(Path(args.real).resolve(), target_is_directory=True)
-        ctx = EvalContext(
-            samples_dir=Path(args.fake),
-            reference_dir=reference,
-            cache_dir=Path(args.cache_dir),
-            dataset_key=f"folder-{real_id}-{args.size}px",
-            image_size=args.size,
-            image_format=fake[stems[0]].suffix.lstrip(".").lower(),
-            num_images=len(stems),
-            device=torch.device(args.device),
-            seed=args.seed,
-        )
-        metric_set.setup(ctx)
-        for i in tqdm(range(0, len(stems), args.batch_size), desc="score", unit="batch", leave=False):
-            chunk = stems[i : i + args.batch_size]
+        folder_layout(Path(tmp), folders, stems, batch_size)
+        info.reference_dir = str(Path(tmp) / "reference")
+        info.write(Path(tmp) / layout.EVAL)
+        return score_folder(tmp, metrics, cache_dir, device=device, seed=seed, grid_rows=0)
 
-            def images(files, chunk=chunk):
-                if files is None:
-                    return None
-                return to_unit(torch.stack([load_image_tensor(files[s], args.size) for s in chunk])).to(ctx.device)
 
-            def label_maps(files, chunk=chunk):
-                return None if files is None else torch.stack([load_labels(files[s], args.size) for s in chunk])
-
-            metric_set.update(
-                EvalBatch(
-                    fake=images(fake),
-                    image=images(real),
-                    exemplar=images(exemplars),
-                    names=chunk,
-                    target=images(target),
-                    labels=label_maps(labels),
-                    exemplar_labels=label_maps(ex_labels),
-                )
-            )
-        values = metric_set.compute(ctx)
+def as_json(scores: Scores, args: argparse.Namespace) -> dict:
+    """What ``midms-eval`` prints: values, what each metric declared, skips, errors and the protocol."""
     return {
-        "metrics": values,
-        "directions": metric_set.directions,
-        "skipped": metric_set.skipped,
-        "metric_errors": metric_set.errors,
+        "metrics": scores.metrics,
+        "metric_info": {key: info.to_dict() for key, info in scores.info.items()},
+        "skipped": scores.skipped,
+        "metric_errors": scores.errors,
         "protocol": {
-            "num_images": len(stems),
+            "num_images": scores.num_images,
             "image_size": args.size,
-            "resize": (
-                {"to": args.size, "from": [list(s) for s in sizes], "filter": "PIL bilinear (label maps: nearest)"}
-                if args.resize and sizes != [(args.size, args.size)]
-                else None
-            ),
-            "image_format": ctx.image_format,
+            "resize": scores.folder.extra["resize"],
+            "image_format": scores.folder.image_format,
             "seed": args.seed,
             "fake": str(args.fake),
             "real": str(args.real),
-            "metrics": metric_set.protocol,
+            "metrics": scores.protocol,
             "packages": package_versions(),
         },
     }
@@ -236,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", default=".cache/midms", help="reference statistics cache (default .cache/midms)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = {k: v for k, v in vars(args).items() if k not in ("fake", "real", "metrics")}
     try:
-        result = score(args)
+        names = args.metrics.split(",") if args.metrics else None
+        scores = score_folders(args.fake, args.real, metrics=names, **options)
     except UserError as e:
         log.error("%s", e)
         return 2
-    sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(as_json(scores, args), indent=2, default=str) + "\n")
     return 0
 
 

@@ -11,8 +11,10 @@ Metrics know nothing of models, the runner or W&B.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,6 +33,23 @@ def input_id_of(name: str) -> str:
     return name.split(SAMPLE_NAME_SEPARATOR, 1)[0]
 
 
+class SharedFeatures:
+    """The feature passes of one scoring, shared explicitly by the metrics that use the same network (FID and KID
+    read Inception features of both folders once; FD-DINOv2 and PRDC one DINOv2 pass). Keyed by what decides the
+    features (network identity, folder, resolution); lives as long as the :class:`EvalContext` that holds it."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Any, Any] = {}
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self._entries:
+            self._entries[key] = compute()
+        return self._entries[key]
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._entries
+
+
 @dataclass
 class EvalContext:
     """Where an evaluation's files are and what protocol it follows."""
@@ -44,6 +63,7 @@ class EvalContext:
     num_images: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
+    features: SharedFeatures = field(default_factory=SharedFeatures)  # feature passes shared by the metrics
 
 
 @dataclass
@@ -57,20 +77,66 @@ class EvalBatch:
     target: Tensor | None = None  # B×3×H×W ground-truth translation, where the dataset has one
     labels: Tensor | None = None  # B×H×W int64 region labels of the input
     exemplar_labels: Tensor | None = None  # B×H×W int64 region labels of the exemplar
-    warped_exemplar_labels: Tensor | None = None  # B×K×H×W exemplar one-hot labels warped by the model
+    warped_labels: Tensor | None = None  # B×H×W the exemplar's labels carried onto the input by the model's warp
     input_ids: list[str] | None = None  # input id of each output (several outputs share one with several exemplars)
 
 
+@dataclass(frozen=True)
+class ValueInfo:
+    """What the record says of one reported value (``results.json``'s ``metric_info[<key>]``): reporting reads
+    only this, never a metric's own protocol keys."""
+
+    metric: str  # the metric (config key) that computed it
+    direction: str  # "higher" | "lower" is better
+    headline: bool  # a column of the summary table
+    stable_min_images: int | None = None  # below it the value is flagged (†) in tables
+    num_images: int | None = None  # the images it was computed on
+    implementation: str | None = None  # what a published number must have used to be comparable (FID's library)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Metric(ABC):
-    """Base class of every metric. ``name`` is the config key; values are reported as ``eval/<key>``."""
+    """Base class of every metric. ``name`` is the config key; values are reported as ``eval/<key>``.
+
+    The class declares what tables and the runner need to know; a subclass overrides what differs:
+    """
 
     #: higher is better (True), lower is better (False); used by tables and the objective
     higher_is_better: bool = True
+    #: its :meth:`headline_keys` are columns of the summary table (False: recorded, not tabled)
+    headline: bool = True
     #: the fewest evaluated images the value is defined on; below it the metric is skipped with that reason
     min_images: int = 1
+    #: the fewest images on which the value is stable (e.g. FID's 2048); below it tables flag the value
+    stable_min_images: int | None = None
+    #: the evaluator computes ``warped_labels`` (the model's matching) only when a metric needs it
+    needs_warp: bool = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__.lower()
+        #: how the values were computed (weights, resolution, estimator settings); filled by ``compute``
+        self.protocol: dict[str, Any] = {}
+
+    def headline_keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`compute`'s values that are summary-table columns (default: the metric's name)."""
+        return (self.name,)
+
+    def implementation(self) -> str | None:
+        """The implementation a published number must share to be compared with ours (None: any)."""
+        return None
+
+    def value_info(self, key: str, num_images: int) -> ValueInfo:
+        """The record's entry for one of this metric's values (:class:`ValueInfo`)."""
+        return ValueInfo(
+            metric=self.name,
+            direction="higher" if self.higher_is_better else "lower",
+            headline=self.headline and key in self.headline_keys(),
+            stable_min_images=self.stable_min_images,
+            num_images=num_images,
+            implementation=self.implementation(),
+        )
 
     def setup(self, ctx: EvalContext) -> None:  # noqa: B027 - optional hook
         """Prepare for an evaluation (load weights, reset state); raise ``MetricSkipped`` if it cannot run."""

@@ -42,7 +42,6 @@ import json
 import logging
 import re
 import warnings
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,13 +53,15 @@ from PIL import Image
 from midms.errors import UserError
 from midms.files import atomic_write
 from midms.metrics import uncertainty
-from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.metrics.base import EvalBatch, EvalContext, Metric, SharedFeatures
 from midms.metrics.folders import list_images
 from midms.metrics.inception import FeatureFn, check_mode, cleanfid_version, inception_extractor
 
 log = logging.getLogger(__name__)
 
 _CACHE_FORMAT = 1  # bump when the layout of the cached statistics changes
+#: the library whose numbers each clean-fid mode reproduces (what a published FID states)
+FID_IMPLEMENTATIONS = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
 
 
 # ------------------------------------------------------------------------------------------- distances
@@ -338,9 +339,9 @@ def _reference_stats(
     num_reference: int | None,
     cache_dir: Path | None,
     dataset_key: str | None,
-    memo: dict[Any, Any],
+    shared: SharedFeatures,
 ) -> tuple[FeatureStats, dict[str, Any]]:
-    """Statistics of the real folder: from ``memo``, else from the disk cache, else computed (and cached)."""
+    """Statistics of the real folder: from ``shared``, else from the disk cache, else computed (and cached)."""
     files = _select_files(real_dir, num_reference)
     key = dataset_key if dataset_key is not None else str(real_dir.resolve())
     stem, fields = reference_cache_key(
@@ -348,8 +349,12 @@ def _reference_stats(
     )
     path = cache_dir / "fid_stats" / f"{stem}.npz" if cache_dir is not None else None
     info: dict[str, Any] = {"num_reference": len(files), "reference_stats": str(path) if path else None}
-    if ("ref", stem) in memo:  # FID and KID of one evaluation: the second one reuses the first's
-        return memo[("ref", stem)]
+    return shared.get(("ref", stem), lambda: _read_or_compute(spec, files, real_dir, path, fields, info))
+
+
+def _read_or_compute(
+    spec: _Spec, files: list[Path], real_dir: Path, path: Path | None, fields: dict[str, Any], info: dict[str, Any]
+) -> tuple[FeatureStats, dict[str, Any]]:
     stats = _read_cache(path, fields) if path is not None else None
     info["reference_stats_cached"] = stats is not None
     if stats is None:
@@ -359,30 +364,14 @@ def _reference_stats(
             log.info("reference FID stats written to %s", path)
     else:
         log.info("reference FID stats read from %s", path)
-    memo[("ref", stem)] = stats, info
     return stats, info
 
 
-def _generated_features(spec: _Spec, fake_dir: Path, memo: dict[Any, Any]) -> np.ndarray:
+def _generated_features(spec: _Spec, fake_dir: Path, shared: SharedFeatures) -> np.ndarray:
     files = _select_files(fake_dir)
     key = ("fake", str(fake_dir.resolve()), _fingerprint(files, with_mtime=True), spec.mode, spec.image_size)
     key += (spec.extractor_id,)
-    if key not in memo:
-        memo[key] = spec.features(files, f"FID generated {fake_dir.name}")
-    return memo[key]
-
-
-# Features shared by the metrics of one evaluation (FID and KID read each folder once); an entry lives as
-# long as the evaluation's EvalContext.
-_EVAL_MEMO: dict[int, dict[Any, Any]] = {}
-
-
-def _memo_for(ctx: EvalContext) -> dict[Any, Any]:
-    key = id(ctx)
-    if key not in _EVAL_MEMO:
-        _EVAL_MEMO[key] = {}
-        weakref.finalize(ctx, _EVAL_MEMO.pop, key, None)
-    return _EVAL_MEMO[key]
+    return shared.get(key, lambda: spec.features(files, f"FID generated {fake_dir.name}"))
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -433,9 +422,12 @@ class _CleanFIDMetric(Metric):
         self.progress = progress
         self.feature_extractor = feature_extractor
         self.feature_extractor_id = feature_extractor_id
-        self.protocol: dict[str, Any] = {}
         self._spec: _Spec | None = None
         self._weights_path: Path | None = None
+
+    def implementation(self) -> str:
+        """The FID implementation of the mode: published numbers are comparable only with the same one."""
+        return FID_IMPLEMENTATIONS[self.mode]
 
     def setup(self, ctx: EvalContext) -> None:
         """Find and load the Inception weights (no network); raises ``MetricSkipped`` when they are absent."""
@@ -468,16 +460,15 @@ class _CleanFIDMetric(Metric):
         if self._spec is None or self._spec.image_size != ctx.image_size:
             self.setup(ctx)
         assert self._spec is not None
-        memo = _memo_for(ctx)
         ref, ref_info = _reference_stats(
             self._spec,
             Path(ctx.reference_dir) / "image",
             self.num_reference,
             Path(ctx.cache_dir),
             ctx.dataset_key,
-            memo,
+            ctx.features,
         )
-        fake = _generated_features(self._spec, Path(ctx.samples_dir), memo)
+        fake = _generated_features(self._spec, Path(ctx.samples_dir), ctx.features)
         found = sorted({p.suffix.lstrip(".").lower() for p in list_images(ctx.samples_dir).values()})
         if found != [ctx.image_format]:
             log.warning("%s: samples are .%s but the protocol says .%s", self.name, "/.".join(found), ctx.image_format)

@@ -138,7 +138,6 @@ class _LPIPSMetric(Metric):
         self._injected = model
         self.model: nn.Module | None = None
         self.weights_id = ""
-        self.protocol: dict = {}
 
     def setup(self, ctx: EvalContext) -> None:
         if self._injected is not None:

@@ -27,7 +27,7 @@ import numpy as np
 from midms.metrics import uncertainty
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.feature_spaces import Embedder, folder_features, load_embedder, reference_features
-from midms.metrics.fid import _memo_for, frechet_distance, frechet_distance_bootstrap
+from midms.metrics.fid import frechet_distance, frechet_distance_bootstrap
 
 CMMD_SIGMA = 10.0  # the reference code's _SIGMA
 CMMD_SCALE = 1000.0  # the reference code's _SCALE
@@ -62,15 +62,13 @@ class _FeatureSpaceMetric(Metric):
     ) -> None:
         super().__init__(name)
         self.space, self.weights, self.batch_size, self.bootstrap = space, weights, batch_size, bootstrap
-        self.protocol: dict[str, Any] = {}
         self._embedder: Embedder | None = None
 
     def setup(self, ctx: EvalContext) -> None:
-        memo = _memo_for(ctx)
         key = ("embedder", self.space, str(self.weights))
-        if key not in memo:
-            memo[key] = load_embedder(self.space, self.weights, Path(ctx.cache_dir), ctx.device)
-        self._embedder = memo[key]
+        self._embedder = ctx.features.get(
+            key, lambda: load_embedder(self.space, self.weights, Path(ctx.cache_dir), ctx.device)
+        )
 
     def update(self, batch: EvalBatch) -> None:
         """Folder-level: the features are read from the saved outputs in :meth:`compute`."""
@@ -79,17 +77,18 @@ class _FeatureSpaceMetric(Metric):
     def _features(self, ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
         if self._embedder is None:
             self.setup(ctx)
-        embedder, memo = self._embedder, _memo_for(ctx)
+        embedder = self._embedder
         assert embedder is not None
-        key = ("features", embedder.identity, ctx.image_size)
-        if key not in memo:
+
+        def both_sides() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
             fake = folder_features(embedder, Path(ctx.samples_dir), ctx.image_size, self.batch_size, "generated")
             real, info = reference_features(
                 embedder, Path(ctx.reference_dir) / "image", ctx.image_size, self.batch_size, Path(ctx.cache_dir),
                 ctx.dataset_key,
             )  # fmt: skip
-            memo[key] = fake, real, info
-        fake, real, info = memo[key]
+            return fake, real, info
+
+        fake, real, info = ctx.features.get(("features", embedder.identity, ctx.image_size), both_sides)
         self.protocol = {
             "feature_space": embedder.spec.name,
             "weights": embedder.identity,
@@ -113,6 +112,7 @@ class FrechetDistance(_FeatureSpaceMetric):
         mu, sigma = real.mean(0), np.cov(real, rowvar=False)
         values = {self.name: frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), mu, sigma)}
         # below the feature dimension the covariance is rank deficient (the reason for pytorch-fid's 2048)
+        self.stable_min_images = fake.shape[1]
         self.protocol["stable_min_images"] = fake.shape[1]
         if self.bootstrap:
             self._interval(values, frechet_distance_bootstrap(fake, mu, sigma, self.bootstrap, ctx.seed), ctx)
@@ -151,6 +151,10 @@ class PRDC(_FeatureSpaceMetric):
         super().__init__(*args, **kw)
         self.k = k
         self.min_images = k + 1
+
+    def headline_keys(self) -> tuple[str, ...]:
+        prefix = "" if self.name == "prdc" else f"{self.name}_"
+        return tuple(f"{prefix}{k}" for k in ("precision", "recall", "density", "coverage"))
 
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         from prdc import compute_prdc

@@ -176,7 +176,6 @@ class VGGMetric(Metric):
         self.batch_size = batch_size
         self._injected = extractor
         self.extractor: nn.Module | None = None
-        self.protocol: dict = {}
 
     def setup(self, ctx: EvalContext) -> None:
         if self._injected is not None:

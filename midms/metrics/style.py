@@ -82,6 +82,9 @@ class StyleRelevance(VGGMetric):
         super().__init__(name, (color_layer, texture_layer, global_layer), weights, regions, batch_size, extractor)
         self.color_layer, self.texture_layer, self.global_layer = color_layer, texture_layer, global_layer
 
+    def headline_keys(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}_{part}" for part in ("color", "texture", "global"))
+
     def setup(self, ctx: EvalContext) -> None:
         super().setup(ctx)
         self._without_shared = 0

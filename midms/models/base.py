@@ -1,7 +1,8 @@
 """The model contract of DESIGN.md: a LightningModule that also implements ``translate``.
 
-The evaluator only calls :meth:`TranslationModel.translate` (and :meth:`TranslationModel.warp` where a
-model matches the exemplar to the input). Training details stay inside each module.
+The evaluator calls :meth:`TranslationModel.translate_and_warp`: :meth:`TranslationModel.translate`, and
+:meth:`TranslationModel.warp` where a model matches the exemplar to the input (one matching for both).
+Training details stay inside each module.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class TranslationModel(L.LightningModule):
         This is the model's correspondence; the matching-accuracy metric warps the exemplar's one-hot labels.
         """
         raise NotImplementedError(f"{type(self).__name__} does not warp the exemplar (can_warp is False)")
+
+    def translate_and_warp(self, batch: dict, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """:meth:`translate` and, when ``values`` is given and the model warps, :meth:`warp` of ``values``.
+
+        The evaluator calls this; a model that matches overrides it to run its matching once for both."""
+        fake = self.translate(batch)
+        return fake, (self.warp(batch, values) if values is not None and self.can_warp else None)
 
 
 def plain(value: Any) -> Any:

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a results folder or --wandb ENTITY/PROJECT (one of the two)")
     where = args.wandb or args.folder
     try:
-        jobs, directions = collect_wandb(args.wandb, args.group) if args.wandb else collect_jobs(args.folder)
+        jobs, info = collect_wandb(args.wandb, args.group) if args.wandb else collect_jobs(args.folder)
     except Exception as e:  # the W&B API raises its own errors (no network, no login, no such project)
         log.error("cannot read %s: %s", where, e)
         return 2
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out or (Path(args.folder) / "report" if args.folder else "report"))
     title = f"Report of {where}" + (f" (group {args.group})" if args.group else "")
-    write_report(jobs, directions, out, title)
+    write_report(jobs, info, out, title)
     sys.stdout.write((out / "table.md").read_text())
     sys.stdout.flush()
     log.info("report written to %s", out)

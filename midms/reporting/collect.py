@@ -4,8 +4,10 @@ project, with the same columns either way.
 Columns: ``job`` (the run folder under the root, or the W&B run id), ``status`` (``completed``, ``failed``,
 ``running``, or ``interrupted`` for a job that died), ``model``, ``dataset``, ``ablation``, ``seed``,
 ``config_hash``, ``experiment``, ``started``, ``run_dir``, ``wandb_id``, ``error`` (its first line),
-``skipped`` (``metric: reason; ...``), one column per metric value, ``protocol.*`` and ``files.*``.
-Each collector also returns the metrics' directions (``higher`` / ``lower`` is better).
+``skipped`` (``metric: reason; ...``), one column per metric value, ``protocol.*``, ``files.*`` and
+``metric_info.<key>.*`` (what each value's metric declared). Each collector also returns the union of the
+records' ``metric_info``: per value key its direction (``higher`` / ``lower`` is better), whether it is a
+headline column, its stable minimum number of images and its implementation.
 """
 
 from __future__ import annotations
@@ -38,14 +40,14 @@ JOB_COLUMNS = ("job", "run_dir", "model", "dataset", "ablation", "seed", "config
                "started", "wandb_id", "error")  # fmt: skip
 
 
-def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Every job under ``root`` (a run, a sweep or a benchmark folder) and the metric directions.
+def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Every job under ``root`` (a run, a sweep or a benchmark folder) and the metrics' declared info.
 
     An unreadable record and a Hydra job folder without one are failed rows saying so; a ``running`` job whose
     process is gone is ``interrupted``; a configuration run twice counts once (:func:`latest_per_job`).
     """
     root = Path(root)
-    rows, directions = [], {}
+    rows, info = [], {}
     for path, rec in iter_records(root):
         base = {"job": _job_name(path.parent, root), "run_dir": str(path.parent)}
         if isinstance(rec, RecordError):
@@ -58,14 +60,15 @@ def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, str]]:
         row["skipped"] = "; ".join(f"{k}: {v}" for k, v in rec.skipped.items()) or None
         _flatten("protocol.", rec.protocol, row)
         row.update({f"files.{k}": v for k, v in rec.files.items()})
-        directions.update(rec.directions)
+        _flatten("metric_info.", rec.metric_info, row)
+        info.update(rec.metric_info)
         rows.append(row)
     for folder in unstarted_jobs(root):
         job = {"job": _job_name(folder, root), "run_dir": str(folder)}
         rows.append({**job, "status": "failed", "error": UNSTARTED_ERROR})
     # every column the report reads exists, also when no record was readable (the rows are then all failures)
     jobs = pd.DataFrame(rows).reindex(columns=list(dict.fromkeys([*JOB_COLUMNS, *(k for r in rows for k in r)])))
-    return latest_per_job(jobs), directions
+    return latest_per_job(jobs), info
 
 
 def latest_per_job(jobs: pd.DataFrame) -> pd.DataFrame:
@@ -78,11 +81,11 @@ def latest_per_job(jobs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([newest, jobs[jobs["config_hash"].isna()]]).sort_index().reset_index(drop=True)
 
 
-def collect_wandb(project: str, group: str | None = None, api=None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The same rows from a W&B project (``entity/project``) through the public API, and the directions.
+def collect_wandb(project: str, group: str | None = None, api=None) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The same rows from a W&B project (``entity/project``) through the public API, and the metrics' info.
 
     Rows come from each run's config (model, dataset, ablation, seed) and summary (``eval/<metric>``,
-    ``status``, ``eval_info/directions``); a run that crashed or was killed without recording its end is
+    ``status``, ``eval_info/metric_info``); a run that crashed or was killed without recording its end is
     ``interrupted``. ``api`` is for tests; by default ``wandb.Api()``, which needs network access and a login.
     """
     if api is None:
@@ -90,7 +93,7 @@ def collect_wandb(project: str, group: str | None = None, api=None) -> tuple[pd.
 
         api = wandb.Api()
     filters = {"group": group} if group else {}
-    rows, directions = [], {}
+    rows, info = [], {}
     for run in api.runs(project, filters=filters):
         if run.job_type == "summary":
             continue
@@ -107,6 +110,8 @@ def collect_wandb(project: str, group: str | None = None, api=None) -> tuple[pd.
             "wandb_id": run.id,
         }
         row.update({k.removeprefix("eval/"): v for k, v in summary.items() if k.startswith("eval/")})
-        directions.update(summary.get("eval_info/directions") or {})
+        run_info = {k: dict(v) for k, v in dict(summary.get("eval_info/metric_info") or {}).items()}
+        _flatten("metric_info.", run_info, row)
+        info.update(run_info)
         rows.append(row)
-    return pd.DataFrame(rows), directions
+    return pd.DataFrame(rows), info

@@ -25,13 +25,9 @@ from midms.resources import bench_dir
 
 log = logging.getLogger(__name__)
 PUBLISHED = bench_dir() / "reference" / "published.csv"
-HEADLINE = ["fid", "kid", "swd", "fd_dinov2", "fd_clip", "cmmd", "precision", "recall", "density", "coverage",
-            "psnr", "ssim", "lpips", "lpips_diversity", "semantic", "style_color", "style_texture", "style_global",
-            "matching_accuracy"]  # fmt: skip
 GROUP = ["model", "dataset", "ablation"]
 #: the results files' keys of a value's own uncertainty: ``<metric>_ci95`` (bootstrap), ``<metric>_subset_std`` (KID)
 UNCERTAINTY_SUFFIXES = ("_ci95", "_subset_std")
-FID_IMPL = {"clean": "clean-fid", "legacy_pytorch": "pytorch-fid", "legacy_tensorflow": "tensorflow-fid"}
 
 
 NOTES = (
@@ -46,19 +42,25 @@ def _uncertainty_column(jobs: pd.DataFrame, metric: str) -> str | None:
 
 
 def _too_few_images(jobs: pd.DataFrame, metric: str) -> pd.Series:
-    """Per job: the metric's protocol states a stable minimum number of images and it ran on fewer."""
-    minimum, count = (f"protocol.metrics.{metric}.{k}" for k in ("stable_min_images", "num_generated"))
+    """Per job: the value's record states a stable minimum number of images and it ran on fewer."""
+    minimum, count = (f"metric_info.{metric}.{k}" for k in ("stable_min_images", "num_images"))
     if minimum not in jobs or count not in jobs:
         return pd.Series(False, index=jobs.index)
     return pd.to_numeric(jobs[count], errors="coerce") < pd.to_numeric(jobs[minimum], errors="coerce")
 
 
-def summary_table(jobs: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
+def headline(info: dict[str, dict]) -> list[str]:
+    """The value keys that are summary-table columns, as their metrics declared (:class:`~midms.metrics.base.
+    ValueInfo`), in the order the records list them."""
+    return [key for key, entry in info.items() if entry.get("headline")]
+
+
+def summary_table(jobs: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
     """Mean and std over seeds of the headline metrics, per model × dataset × ablation (completed jobs), with
     each metric's own uncertainty (``<metric>_unc``, mean over seeds) and whether it ran on too few images
-    (``<metric>_few``)."""
+    (``<metric>_few``). ``info``: the records' ``metric_info`` (direction and headline of each value key)."""
     done = jobs[jobs["status"] == "completed"] if "status" in jobs else jobs
-    metrics = [m for m in HEADLINE if m in done.columns and done[m].notna().any()]
+    metrics = [m for m in headline(info) if m in done.columns and done[m].notna().any()]
     if done.empty or not metrics:
         return pd.DataFrame(columns=GROUP)
     grouped = done.groupby(GROUP, dropna=False)[metrics]
@@ -71,7 +73,7 @@ def summary_table(jobs: pd.DataFrame, directions: dict[str, str]) -> pd.DataFram
         table[f"{m}_few"] = _too_few_images(done, m).groupby([done[g] for g in GROUP], dropna=False).any()
     table["seeds"] = by_group.size()
     table.attrs["metrics"] = metrics
-    table.attrs["directions"] = {m: directions.get(m, "higher") for m in metrics}
+    table.attrs["directions"] = {m: info[m]["direction"] for m in metrics}
     return table.reset_index()
 
 
@@ -113,12 +115,14 @@ def _within_noise_of_best(table: pd.DataFrame, metric: str, best: pd.Series) -> 
     return out
 
 
-def our_protocol(jobs: pd.DataFrame) -> dict[str, str]:
-    """The protocol fields that published rows state, as recorded by our jobs (first completed job)."""
+def our_protocol(jobs: pd.DataFrame, metric: str) -> dict[str, str]:
+    """The protocol fields that published rows state, as recorded by our jobs (first completed job): the metric's
+    implementation (``impl``, as its record declares it), the image format and the image size."""
     row = jobs.iloc[0]
     size = row.get("protocol.image_size")
+    impl = row.get(f"metric_info.{metric}.implementation")
     return {
-        "fid_impl": FID_IMPL.get(str(row.get("protocol.metrics.fid.mode")), "unknown"),
+        "impl": str(impl) if isinstance(impl, str) else "unknown",
         "format": str(row.get("protocol.image_format")),
         "size": str(int(size)) if pd.notna(size) else "unknown",  # a float column when some jobs failed
     }
@@ -138,7 +142,7 @@ def published_comparison(jobs: pd.DataFrame, published: pd.DataFrame) -> pd.Data
         elif not stated:
             verdict = "protocol unknown"
         else:
-            mine = our_protocol(ours)
+            mine = our_protocol(ours, pub["metric"])
             verdict = "protocol matches" if all(mine.get(k) == v for k, v in stated.items()) else "protocol differs"
         diff = value - pub["value"] if verdict == "protocol matches" else math.nan
         rows.append(
@@ -159,7 +163,7 @@ def published_comparison(jobs: pd.DataFrame, published: pd.DataFrame) -> pd.Data
 
 
 def write_report(
-    jobs: pd.DataFrame, directions: dict[str, str], out_dir: str | Path, title: str, published: Path = PUBLISHED
+    jobs: pd.DataFrame, info: dict[str, dict], out_dir: str | Path, title: str, published: Path = PUBLISHED
 ) -> Path:
     """Write the tables and plots of ``jobs`` into ``out_dir``; returns it."""
     out_dir = Path(out_dir)
@@ -168,7 +172,7 @@ def write_report(
         atomic_write_text(out_dir / "table.md", f"# {title}\n\nNo job has results yet.\n")
         return out_dir
     atomic_write_text(out_dir / "results.csv", jobs.to_csv(index=False))
-    table = summary_table(jobs, directions)
+    table = summary_table(jobs, info)
     comparison = published_comparison(jobs, pd.read_csv(published)) if published.exists() else pd.DataFrame()
     status = jobs["status"].value_counts()
     not_done = jobs[jobs["status"] != "completed"]

@@ -70,23 +70,32 @@ def build_loggers(cfg: DictConfig, group: str, tags: list[str], wandb_id: str | 
     return loggers
 
 
+def wandb_identity(loggers: list[Logger]) -> dict[str, str] | None:
+    """``{"id", "dir"}`` of the job's W&B run (a resumed job continues it), None without a W&B logger."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            return {"id": logger.experiment.id, "dir": logger.experiment.dir}
+    return None
+
+
 def log_evaluation(
     loggers: list[Logger],
     values: dict[str, float],
     per_image: pd.DataFrame,
     grid: np.ndarray | None,
     summary: dict[str, Any],
-    directions: dict[str, str] | None = None,
+    info: dict[str, dict] | None = None,
     samples_dir: str | Path | None = None,
 ) -> None:
     """Send evaluation values (``eval/<metric>``), the sample grid and the per-image table to each logger.
 
     On W&B each ``eval/<metric>`` is declared with its direction (``define_metric``), so the run summary keeps
-    its best value (max or min) and dashboards sort the right way; the directions also go into the summary
-    (``eval_info/directions``) for :func:`midms.reporting.collect_wandb`. With ``log_model`` on, the sample
+    its best value (max or min) and dashboards sort the right way; what each metric declared (``info``: the
+    record's ``metric_info``) also goes into the summary (``eval_info/metric_info``) for
+    :func:`midms.reporting.collect_wandb`. With ``log_model`` on, the sample
     folder is logged as an artifact next to the checkpoints Lightning logs.
     """
-    directions = directions or {}
+    info = info or {}
     scalars = {f"eval/{k}": float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
     for logger in loggers:
         if isinstance(logger, WandbLogger):
@@ -94,7 +103,7 @@ def log_evaluation(
 
             run = logger.experiment
             for key in scalars:
-                direction = directions.get(key.removeprefix("eval/"))
+                direction = info.get(key.removeprefix("eval/"), {}).get("direction")
                 if direction in ("higher", "lower"):
                     run.define_metric(key, summary="max" if direction == "higher" else "min")
             payload: dict[str, Any] = dict(scalars)
@@ -103,8 +112,8 @@ def log_evaluation(
             if not per_image.empty:
                 payload["eval/per_image"] = wandb.Table(dataframe=per_image)
             run.log(payload)
-            info = {f"eval_info/{k}": v for k, v in summary.items()}
-            run.summary.update({**scalars, **info, "eval_info/directions": dict(directions)})
+            described = {f"eval_info/{k}": v for k, v in summary.items()}
+            run.summary.update({**scalars, **described, "eval_info/metric_info": dict(info)})
             if getattr(logger, "_log_model", False) and samples_dir is not None and Path(samples_dir).is_dir():
                 artifact = wandb.Artifact(f"samples-{run.id}", type="samples", metadata={"metrics": scalars})
                 artifact.add_dir(str(samples_dir))

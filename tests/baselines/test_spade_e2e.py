@@ -29,8 +29,8 @@ def _result(run_entry, out: Path, *overrides: str) -> dict:
 
 def test_the_default_spade_job_is_compared_with_copy_exemplar(run_entry, tmp_path):
     """Beating copy_exemplar on PSNR against the ground truth is the learning check. The tiny SPADE does not reach it
-    at this budget or at ten times it (README, Benchmarks: its PSNR falls as it trains), so the comparison is an
-    expected failure reporting both values, and passes once the tiny setup learns the translation."""
+    at this budget or at ten times it (docs/findings-2026-12.md, learning curves: its PSNR falls as it trains), so
+    the comparison is an expected failure reporting both values, and passes once the tiny setup learns."""
     copy = _result(run_entry, tmp_path / "copy", *_job_overrides("copy_exemplar"))["metrics"]
     spade = _result(run_entry, tmp_path / "spade", *_job_overrides("spade"))
     assert spade["status"] == "completed" and spade["train"]["global_step"] == 2 * 32  # a G and a D step a batch

@@ -103,7 +103,7 @@ def test_lpips_diversity_runs_on_an_evaluation_with_several_exemplars_per_input(
     out = evaluate(CopyExemplar(ds.spec), loader, metrics, tmp_path / "run", tmp_path / "cache", "k-x3", 32)
     # copy_exemplar's three outputs of an input are its three exemplars: distinct pictures, a positive diversity
     assert out.metrics["lpips_diversity"] > 0 and not out.skipped
-    assert out.metric_protocol["lpips_diversity.inputs"] == 5 and out.metric_protocol["lpips_diversity.pairs"] == 15
+    assert out.protocol["lpips_diversity.inputs"] == 5 and out.protocol["lpips_diversity.pairs"] == 15
     one_each = DataLoader(ds, batch_size=4, collate_fn=collate_pairs)
     metrics = {"lpips_diversity": LPIPSDiversity(model=net)}
     single = evaluate(CopyExemplar(ds.spec), one_each, metrics, tmp_path / "one", tmp_path / "cache", "k", 32)

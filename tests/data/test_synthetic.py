@@ -11,7 +11,7 @@ from midms.data.synthetic import SyntheticPairs, class_parts, edge_map, render
 from midms.errors import UserError
 
 SIZES = {"train": 12, "val": 4, "test": 6}
-#: the shapes the dataset is designed with (README, "The synthetic dataset")
+#: the shapes the dataset is designed with (docs/datasets.md, "The synthetic dataset")
 FILLED = {"triangle", "rectangle", "diamond", "pentagon", "cross", "ellipse"}
 THIN = {"ring", "line"}
 

@@ -15,7 +15,7 @@ from PIL import Image
 from midms.errors import MetricSkipped
 from midms.metrics.base import EvalBatch, EvalContext
 from midms.metrics.lpips_metric import LPIPS, LPIPSDiversity, linear_weights_path
-from midms.metrics.matching import MatchingAccuracy
+from midms.metrics.matching import MatchingAccuracy, warped_label_map
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +148,12 @@ def one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def matching_batch(labels: torch.Tensor, warped: torch.Tensor | None) -> EvalBatch:
+    """``warped``: the exemplar's one-hot labels as a model warps them (B×K×h×w), kept as the evaluator keeps them."""
     x = torch.zeros(labels.shape[0], 3, *labels.shape[-2:])
+    hard = None if warped is None else warped_label_map(warped, tuple(labels.shape[-2:]))
     return EvalBatch(
         fake=x, image=x, exemplar=x, names=[str(i) for i in range(len(x))], labels=labels,
-        exemplar_labels=labels, warped_exemplar_labels=warped,
+        exemplar_labels=labels, warped_labels=hard,
     )  # fmt: skip
 
 

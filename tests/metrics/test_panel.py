@@ -11,7 +11,7 @@ from PIL import Image
 from midms.errors import MetricSkipped, UserError
 from midms.evaluation.score_folders import build_metrics, load_preset
 from midms.metrics import feature_spaces
-from midms.metrics.base import EvalContext
+from midms.metrics.base import EvalContext, SharedFeatures
 from midms.metrics.fid import frechet_distance
 from midms.metrics.panel import CMMD, PRDC, FrechetDistance, cmmd
 
@@ -165,7 +165,8 @@ def test_reference_features_are_cached_by_content_and_reused(tiny_weights, ctx, 
     calls = []
     real_fn = feature_spaces.folder_features
     monkeypatch.setattr(feature_spaces, "folder_features", lambda *a, **kw: calls.append(a[1]) or real_fn(*a, **kw))
-    again = EvalContext(**{**ctx.__dict__})  # a new evaluation: nothing memoised, the disk cache is there
+    # a new evaluation: nothing shared, the disk cache is there
+    again = EvalContext(**{**ctx.__dict__, "features": SharedFeatures()})
     second = CMMD("cmmd", weights=weights, bootstrap=4)
     second.setup(again)
     assert second.compute(again)["cmmd"] == pytest.approx(value, rel=1e-12)
@@ -174,7 +175,7 @@ def test_reference_features_are_cached_by_content_and_reused(tiny_weights, ctx, 
     # another picture under the same name is another entry
     path = ctx.reference_dir / "image" / "img_000.png"
     Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(path)
-    third_ctx = EvalContext(**{**ctx.__dict__})
+    third_ctx = EvalContext(**{**ctx.__dict__, "features": SharedFeatures()})
     third = CMMD("cmmd", weights=weights, bootstrap=0)
     third.setup(third_ctx)
     assert third.compute(third_ctx)["cmmd"] != pytest.approx(value)

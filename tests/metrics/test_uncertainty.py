@@ -118,7 +118,8 @@ def _jobs(rows):
 
 
 def test_tables_show_the_interval_mark_results_within_noise_and_too_few_images():
-    few = {"protocol.metrics.fid.stable_min_images": 2048, "protocol.metrics.fid.num_generated": 300}
+    few = {"metric_info.fid.stable_min_images": 2048, "metric_info.fid.num_images": 300}  # as the record flattens
+    fid = {"fid": {"metric": "fid", "direction": "lower", "headline": True, "stable_min_images": 2048}}
     jobs = _jobs(
         [
             {"model": "a", "seed": 0, "fid": 10.0, "fid_ci95": 1.0, **few},
@@ -126,10 +127,10 @@ def test_tables_show_the_interval_mark_results_within_noise_and_too_few_images()
             {"model": "c", "seed": 0, "fid": 20.0, "fid_ci95": 1.0, **few},
         ]
     )
-    text = format_summary(summary_table(jobs, {"fid": "lower"}))
+    text = format_summary(summary_table(jobs, fid))
     rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in text.splitlines()[2:]}
     assert rows["a"] == "**10 [± 1]** †"
     assert rows["b"] == "≈ 11.5 [± 1] †"
     assert rows["c"] == "20 [± 1] †"
-    enough = jobs.assign(**{"protocol.metrics.fid.num_generated": 4096})
-    assert "†" not in format_summary(summary_table(enough, {"fid": "lower"}))
+    enough = jobs.assign(**{"metric_info.fid.num_images": 4096})
+    assert "†" not in format_summary(summary_table(enough, fid))

@@ -111,7 +111,7 @@ def test_load_compvis_files_and_missing_file_errors(tmp_path):
 
 
 def test_the_documented_override_keys_load_a_compvis_ldm(tmp_path):
-    """README / conf/model/midms.yaml: model.sizes.paper.prior.{source,path,config} select a CompVis checkpoint."""
+    """docs/models.md, conf/model/midms.yaml: model.sizes.paper.prior.{source,path,config} select a CompVis LDM."""
     import hydra
     from hydra import compose, initialize_config_dir
 

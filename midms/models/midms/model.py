@@ -322,7 +322,15 @@ class MIDMs(TranslationModel):
 
     @torch.no_grad()
     def translate(self, batch: dict) -> Tensor:
+        return self._translate(self.match(batch))
+
+    @torch.no_grad()
+    def translate_and_warp(self, batch: dict, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The output and the warp of ``values`` from one matching."""
         m = self.match(batch)
+        return self._translate(m), (None if values is None else self._warp(m, values))
+
+    def _translate(self, m: dict[str, Tensor]) -> Tensor:
         x0 = self.soft_warp(m["trg_out"], m["ref_out"], m["ref_z"])  # B×c×h×w warped exemplar latent
         sampler = InterleavedSampler(self.schedule, self.prior.scheduler(), self.prior.scheduler())
 
@@ -337,7 +345,9 @@ class MIDMs(TranslationModel):
     @torch.no_grad()
     def warp(self, batch: dict, values: Tensor | None = None) -> Tensor:
         values = batch["exemplar_semantics"] if values is None else values
-        m = self.match(batch)
+        return self._warp(self.match(batch), values)
+
+    def _warp(self, m: dict[str, Tensor], values: Tensor) -> Tensor:
         small = F.interpolate(values.float(), size=m["ref_z"].shape[2:], mode="nearest")
         warped = self.soft_warp(m["trg_out"], m["ref_out"], small)
         return F.interpolate(warped, size=values.shape[2:], mode="bilinear", align_corners=False)
