@@ -1,1 +1,1 @@
-"""GAN baselines of the benchmark (CoCosNet first), with the same model contract as MIDMs (DESIGN.md)."""
+"""GAN baselines of the benchmark (CoCosNet first), with the same model contract as MIDMs."""

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import device_peak_mib, device_sync, timed_second_call  # noqa: E402
+from midms.data.build import build_datamodule  # noqa: E402
 from midms.files import atomic_write_text  # noqa: E402
 
 log = logging.getLogger("gpu_smoke")
@@ -67,7 +68,7 @@ def measure(model_name: str, precision: str, args: argparse.Namespace) -> dict:
 
     device = torch.device(args.device)
     cfg = _compose(model_name, args.size, args.image_size, args.batch)
-    datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+    datamodule = build_datamodule(cfg.dataset)
     model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     if device.type == "cuda":

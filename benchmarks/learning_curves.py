@@ -27,7 +27,8 @@ from torch import Tensor
 from torch.utils.data import default_collate
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from midms.metrics.matching import matching_accuracy
+from midms.data.build import build_datamodule
+from midms.metrics.matching import matching_accuracy, warped_label_map
 from midms.metrics.pixel import per_image_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,8 @@ def ssim(fake: Tensor, target: Tensor) -> float:
 def accuracy(model, batch: dict, num_classes: int) -> float:
     """Matching accuracy of the model's warp (:func:`midms.metrics.matching.matching_accuracy`, mean over images)."""
     onehot = F.one_hot(batch["exemplar_labels"], num_classes).permute(0, 3, 1, 2).float()
-    return float(matching_accuracy(model.warp(batch, onehot), batch["labels"]).mean())
+    carried = warped_label_map(model.warp(batch, onehot), tuple(batch["labels"].shape[-2:]))
+    return float(matching_accuracy(carried, batch["labels"]).mean())
 
 
 class Probe(L.Callback):
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         cfg = compose("config", overrides=["model=midms", "logger=none", "callbacks=none", *args.overrides])
     L.seed_everything(cfg.seed)
-    datamodule = instantiate(cfg.dataset.datamodule)
+    datamodule = build_datamodule(cfg.dataset)
     test = datamodule.split("test")
     batch = default_collate([test[i] for i in range(min(args.pairs, len(test)))])
     copy = {"matching_accuracy": float((batch["exemplar_labels"] == batch["labels"]).float().mean())}

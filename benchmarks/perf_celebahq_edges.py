@@ -45,7 +45,7 @@ def _time_samples(dataset: celebahq.CelebAHQEdges, passes: int = 1) -> float:
 
 def _time_edge_tensor(root: Path, sample_id: str, size: int, repeats: int) -> float:
     """Milliseconds for the edge tensor of one face (masks and grey photo already loaded)."""
-    ds = celebahq.CelebAHQEdges(root, split="val", crop_size=size, load_size=size, verify_images="none")
+    ds = celebahq.CelebAHQEdges(root, split="val", image_size=size, load_size=size, verify_images="none")
     masks = ds.masks(sample_id, size)
     grey = np.asarray(Image.open(ds.photo_path(sample_id)).resize((size, size), Image.BILINEAR).convert("L"))
     start = time.perf_counter()
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             common = {
                 "root": root,
                 "split": split,
-                "crop_size": args.size,
+                "image_size": args.size,
                 "load_size": load,
                 "real_reference_probability": 1.0,
                 "verify_images": "none",

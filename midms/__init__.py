@@ -18,7 +18,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from midms import resolvers
+
 __version__ = "0.1.0"
+resolvers.register()  # the configs' ${model_size:<key>}, wherever they are composed
 
 _EXPORTS = {
     "score_folders": "midms.evaluation.score_folders",

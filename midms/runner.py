@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from midms import preflight
+from midms.data.build import build_datamodule
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
 from midms.evaluation.metric_set import MetricSet
@@ -150,7 +151,7 @@ def new_record(cfg: DictConfig, run_dir: Path, previous: RunRecord | None) -> Ru
 
 
 def check_job(cfg: DictConfig, record: RunRecord, metrics: MetricsOnce, changes: dict | None, first: str | None):
-    """Everything that can be known wrong before the data and the model are built (DESIGN.md: errors early)."""
+    """Everything that can be known wrong before the data and the model are built."""
     record.config_hash = resolved_hash(cfg)
     preflight.check_cache_writable(cfg.paths.cache_dir)
     preflight.check_wandb_reachable(cfg)
@@ -253,7 +254,7 @@ def run(cfg: DictConfig) -> float:
     with JobRecord(run_dir, new_record(cfg, run_dir, previous)) as job:
         check_job(cfg, job.record, metrics, changes, previous.config_hash if previous else None)
         L.seed_everything(cfg.seed, workers=True)
-        datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+        datamodule = build_datamodule(cfg.dataset)
         model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
         ckpt_path, wandb_id = resume_point(cfg, run_dir, previous)
         tags = [f"model:{cfg.model.name}", f"dataset:{cfg.dataset.name}", f"ablation:{cfg.ablation.name}"]

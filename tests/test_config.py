@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from midms.data.build import build_datamodule
 from midms.errors import UserError
 from midms.runner import check_config
 
@@ -30,7 +31,7 @@ def test_every_model_and_dataset_compose(model, dataset):
     cfg = _compose(f"model={model}", f"dataset={dataset}")
     assert cfg.model.name == model and cfg.dataset.name == dataset
     OmegaConf.resolve(cfg)  # every interpolation resolves
-    assert cfg.dataset.datamodule._target_ and cfg.model.module._target_
+    assert cfg.dataset._target_ and cfg.model.module._target_ and "_target_" not in cfg.dataset.datamodule
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -72,7 +73,7 @@ def test_defaults_are_the_quickstart_and_paths_follow_the_environment(monkeypatc
 
 def test_synthetic_datamodule_and_model_instantiate():
     cfg = _compose("model=copy_exemplar", "dataset.image_size=32", "dataset.input=labels")
-    dm = hydra.utils.instantiate(cfg.dataset.datamodule)
+    dm = build_datamodule(cfg.dataset)
     model = hydra.utils.instantiate(cfg.model.module, data_spec=dm.spec)
     batch = next(iter(dm.eval_dataloader()))
     assert batch["semantics"].shape[1:] == (6, 32, 32)
@@ -90,7 +91,7 @@ def test_ablation_for_another_model_is_rejected():
 def test_synthetic_hard_sets_its_options_and_shares_the_synthetic_model_settings():
     cfg = _compose("model=cocosnet", "dataset=synthetic_hard", "dataset.image_size=32")
     OmegaConf.resolve(cfg)
-    ds = hydra.utils.instantiate(cfg.dataset.datamodule).eval_dataset
+    ds = build_datamodule(cfg.dataset).eval_dataset
     assert (ds.num_classes, ds.layout, ds.thin, ds.texture_detail) == (12, "scattered", True, 16)
     assert ds.texture_strength == (0.25, 0.5)
     easy = _compose("model=cocosnet", "dataset=synthetic")

@@ -165,3 +165,20 @@ def test_metrics_see_quantised_images(tmp_path):
     ds, _, loader = _setup(tmp_path, n=4)
     out = evaluate(Nudged(ds.spec), loader, {"psnr": PSNR()}, tmp_path / "r", tmp_path / "c", ds.dataset_key, 32)
     assert out.metrics["psnr"] == float("inf")
+
+
+def test_midms_eval_on_a_runs_files_gives_the_runs_scores(tmp_path):
+    """The runner and midms-eval score through the same function: the same files give the same numbers, digit for
+    digit (SWD's random projections and bootstrap included: both are seeded)."""
+    from midms import score_folders
+    from midms.metrics.swd import SWD
+
+    ds, model, loader = _setup(tmp_path, n=10)
+    metrics = {"psnr": PSNR(), "ssim": SSIM(), "swd": SWD(bootstrap=5)}
+    run = evaluate(model, loader, metrics, tmp_path / "run", tmp_path / "cache", ds.dataset_key, 32)
+    ref = Path(run.folder.reference_dir)
+    fresh = {"psnr": PSNR(), "ssim": SSIM(), "swd": SWD(bootstrap=5)}
+    folders = {"exemplars": ref / "exemplar", "target": ref / "target"}
+    again = score_folders(tmp_path / "run" / "samples", ref / "image", **folders, metrics=fresh, size=32, batch_size=4,
+                          cache_dir=tmp_path / "cache")  # fmt: skip
+    assert again.metrics == run.metrics and set(run.metrics) >= {"psnr", "ssim", "swd", "swd_ci95"}

@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
 
+from midms.data.build import build_datamodule
 from midms.evaluation.evaluator import evaluate
 from midms.runner import build_metrics
 
@@ -35,7 +36,7 @@ def _evaluate(run_dir: Path, cache_dir: Path, shard: tuple[int, int]):
     logging.disable(logging.WARNING)
     try:
         torch.manual_seed(0)
-        datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+        datamodule = build_datamodule(cfg.dataset)
         datamodule.setup("test")
         model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
         dataset = datamodule.eval_dataset

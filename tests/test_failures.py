@@ -20,6 +20,7 @@ import torch
 from e2e import MIDMS_TINY, TINY
 
 from midms import files
+from midms.data.build import build_datamodule
 from midms.provenance import Heartbeat
 from midms.record import RunRecord, effective_status, this_process
 from midms.reporting import collect_jobs
@@ -170,7 +171,7 @@ def test_unsupported_sizes_are_user_errors_when_the_job_is_built(overrides, mess
 
     cfg = _compose(*overrides)
     with pytest.raises(Exception) as err:  # Hydra's instantiate wraps the UserError; the runner unwraps it
-        datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+        datamodule = build_datamodule(cfg.dataset)
         hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
     cause = err.value if isinstance(err.value, UserError) else err.value.__cause__
     assert isinstance(cause, UserError) and message in str(cause)
@@ -188,7 +189,7 @@ def test_every_tiny_model_runs_without_downloads_and_says_so_in_its_protocol(mod
     import hydra
 
     cfg = _compose(f"model={model}")
-    datamodule = hydra.utils.instantiate(cfg.dataset.datamodule)
+    datamodule = build_datamodule(cfg.dataset)
     built = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
     assert built.protocol["vgg_weights"] == "random" and "RANDOM" in built.protocol["warning"]
     paper = _compose(f"model={model}", "model.size=paper")
@@ -206,7 +207,7 @@ def _celebahq_val(tmp_path: Path):
     root = tmp_path / "celebahq"
     fake_celebahq.write_fake_layout(root, pairing_lists=True)
     dm = TranslationDataModule(
-        dataset=partial(celebahq.CelebAHQEdges, root=root, crop_size=32, load_size=40),
+        dataset=partial(celebahq.CelebAHQEdges, root=root, image_size=32, load_size=40),
         batch_size=4,
         eval_split="val",
     )

@@ -195,7 +195,7 @@ def face_labels(masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.n
 
 
 class CelebAHQEdges(ExemplarPairs):
-    """One split of CelebA-HQ edge-to-face; samples follow the data contract of DESIGN.md.
+    """One split of CelebA-HQ edge-to-face; samples follow the data contract (midms/data/contract.py).
 
     Args:
         root: the folder of the layout above.

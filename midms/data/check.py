@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-import hydra
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from midms.data.build import dataset_factory
 from midms.data.images import DatasetRootMissing
 from midms.errors import UserError
 from midms.resources import conf_dir
@@ -60,7 +60,7 @@ def _by_kind(bad: dict[str, str]) -> dict[str, list[str]]:
 def check(cfg: DictConfig, out: TextIO | None = None) -> int:
     """Build and scan every split of ``cfg.dataset``; print the report to ``out`` (stdout); return the exit status."""
     out = out if out is not None else sys.stdout
-    factory = hydra.utils.instantiate(cfg.dataset.datamodule.dataset)
+    factory = dataset_factory(cfg.dataset)
     root = cfg.dataset.get("root")
     print(f"dataset {cfg.dataset.name}" + (f" at {root}" if root else ""), file=out)
     status = 0

@@ -1,4 +1,4 @@
-"""The data contract of DESIGN.md: the keys every dataset yields and a validator for them.
+"""The data contract (docs/guides/adding-a-dataset.md): the keys every dataset yields and a validator for them.
 
 Every sample is a dict; tensors are float32, images in [-1, 1], CHW. ``semantics`` is an edge map in
 [0, 1] (binary, or soft as the synthetic dataset's), one-hot labels in {0, 1}, or CoCosNet's 15-channel edge
@@ -34,7 +34,7 @@ def validate_sample(sample: dict, spec: DataSpec, where: str = "sample") -> None
     if spec.has_target and "target" not in sample:
         missing.append("target")
     if missing:
-        raise ValueError(f"{where}: missing keys {missing}; the data contract is in DESIGN.md")
+        raise ValueError(f"{where}: missing keys {missing}; the data contract is in midms/data/contract.py")
     size = (spec.image_size, spec.image_size)
     for key in IMAGE_KEYS:
         if key not in sample:

@@ -252,9 +252,9 @@ class ExemplarPairs(Dataset):
     Args:
         root: the dataset's folder.
         split: ``train`` or ``val`` (``test`` = ``val``).
-        crop_size: the sample size (the papers: 256).
+        image_size: the sample size, the crop of training (the papers: 256).
         load_size: the training resize before the random crop (the papers: 286); evaluation resizes to
-            ``crop_size``.
+            ``image_size``.
         flip: random horizontal flips in training.
         pairs: ``auto`` (the official pairing list in the root when present, else seeded), ``seeded``, or a path.
         real_reference_probability, hard_reference_probability: CoCosNet's training rule (0.7, 0.2).
@@ -270,7 +270,7 @@ class ExemplarPairs(Dataset):
         self,
         root: str | Path,
         split: str = "train",
-        crop_size: int = 256,
+        image_size: int = 256,
         load_size: int = 286,
         flip: bool = True,
         pairs: str | None = "auto",
@@ -284,6 +284,7 @@ class ExemplarPairs(Dataset):
             raise UserError(
                 f"split={split!r} is not a split of {self.name}; use train or val (test is an alias of val)."
             )
+        crop_size = image_size
         if not 16 <= crop_size <= load_size:
             raise UserError(
                 f"dataset.image_size={crop_size} and dataset.load_size={load_size}: need 16 <= image_size <= load_size "

@@ -80,7 +80,7 @@ github.com/cvlab-kaist/MIDMs (data/)."""
 
 
 class LSUNChurch(ExemplarPairs):
-    """One split of LSUN-Churches segmentation-to-image; samples follow the data contract of DESIGN.md.
+    """One split of LSUN-Churches segmentation-to-image; samples follow the data contract (midms/data/contract.py).
 
     Args: ``root`` (the folder of the layout above), ``split`` (``train`` or ``val``) and the loading and pairing
     options of :class:`midms.data.images.ExemplarPairs` (no edge cache: one-hot is cheap).

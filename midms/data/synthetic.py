@@ -297,7 +297,7 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 class SyntheticPairs(Dataset):
-    """One split of the synthetic dataset; samples follow the data contract of DESIGN.md.
+    """One split of the synthetic dataset; samples follow the data contract (midms/data/contract.py).
 
     Args:
         split: ``train``, ``val`` or ``test``.

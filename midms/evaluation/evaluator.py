@@ -1,4 +1,4 @@
-"""The one evaluator for every method (DESIGN.md, "The evaluation protocol"): translate into the run's folder,
+"""The one evaluator for every method (docs/evaluation.md): translate into the run's folder,
 then score the folder.
 
 Stage one (:mod:`midms.evaluation.translate`) writes the outputs under ``<run dir>/samples/<name>.<format>``,

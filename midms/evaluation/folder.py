@@ -1,4 +1,4 @@
-"""The evaluation folder: what translation writes and scoring reads (DESIGN.md, "The evaluation protocol").
+"""The evaluation folder: what translation writes and scoring reads (docs/evaluation.md).
 
 ::
 

@@ -1,4 +1,4 @@
-"""The model contract of DESIGN.md: a LightningModule that also implements ``translate``.
+"""The model contract (docs/guides/adding-a-method.md): a LightningModule that also implements ``translate``.
 
 The evaluator calls :meth:`TranslationModel.translate_and_warp`: :meth:`TranslationModel.translate`, and
 :meth:`TranslationModel.warp` where a model matches the exemplar to the input (one matching for both).

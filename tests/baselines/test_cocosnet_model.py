@@ -159,7 +159,7 @@ def test_one_g_step_and_one_d_step_change_the_right_parameters():
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_optimisers_follow_the_released_ttur_and_schedule():
     ds = _data()
-    model = _model(ds, "model.dataset_settings.synthetic.niter=2", "model.dataset_settings.synthetic.niter_decay=4")
+    model = _model(ds, "model.settings.niter=2", "model.settings.niter_decay=4")
     (opt_g, opt_d), (sched_g, sched_d) = model.configure_optimizers()
     assert [g["lr"] for g in opt_g.param_groups] == [1e-4, 1e-4] and opt_g.defaults["eps"] == 1e-3
     assert opt_g.defaults["betas"] == (0.0, 0.9) and opt_d.defaults["betas"] == (0.0, 0.9)

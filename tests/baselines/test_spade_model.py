@@ -188,7 +188,7 @@ def test_optimisers_follow_the_released_ttur_and_schedule():
     """``create_optimizers``: Adam β = (0, 0.9); TTUR: G + E at lr/2 = 1e-4, D at 2·lr = 4e-4; ``--no_TTUR``: both
     at lr; constant for niter epochs, then linear to zero over niter_decay."""
     ds = _data()
-    model = _model(ds, "model.dataset_settings.synthetic.niter=2", "model.dataset_settings.synthetic.niter_decay=4")
+    model = _model(ds, "model.settings.niter=2", "model.settings.niter_decay=4")
     (opt_g, opt_d), (sched_g, sched_d) = model.configure_optimizers()
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-4) and opt_d.param_groups[0]["lr"] == pytest.approx(4e-4)
     assert opt_g.defaults["betas"] == (0.0, 0.9) and opt_d.defaults["betas"] == (0.0, 0.9)

@@ -20,7 +20,7 @@ from midms.data.images import CropFlip, crop_flip, photo_array
 from midms.errors import UserError
 from midms.testing.fake_celebahq import write_fake_layout
 
-SMALL = {"crop_size": 48, "load_size": 64}
+SMALL = {"image_size": 48, "load_size": 64}
 
 
 # the 13 distance channels in order: inner_parts of CelebAHQEdgeDataset.get_label_tensor
@@ -80,7 +80,7 @@ def test_boundary_rule_equals_scikit_image() -> None:
 
 
 def test_edge_channels_lie_on_the_mask_boundaries(root: Path) -> None:
-    ds = CelebAHQEdges(root, split="val", crop_size=64, load_size=64)  # masks and photos are 64 px: no resize
+    ds = CelebAHQEdges(root, split="val", image_size=64, load_size=64)  # masks and photos are 64 px: no resize
     for index in range(len(ds)):
         sample = ds[index]
         sem = sample["semantics"].numpy()
@@ -283,7 +283,7 @@ def test_errors_name_what_is_missing(root: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no_such_list.txt"):
         CelebAHQEdges(root, split="train", pairs=str(tmp_path / "no_such_list.txt"))
     with pytest.raises(UserError, match="load_size"):
-        CelebAHQEdges(root, split="train", crop_size=64, load_size=48)
+        CelebAHQEdges(root, split="train", image_size=64, load_size=48)
     (root / "val.txt").unlink()
     with pytest.raises(UserError, match=str(root / "val.txt")):
         CelebAHQEdges(root, split="val")

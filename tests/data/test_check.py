@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import pytest
 from hydra import compose, initialize_config_dir
 
 from midms.data import check
+from midms.data.build import build_datamodule
 from midms.data.contract import validate_sample
 from midms.data.datamodule import TranslationDataModule
 from midms.testing import fake_celebahq, fake_lsun
@@ -77,7 +77,7 @@ def test_dataset_config_instantiates_the_datamodule(data_dir: Path, tmp_path: Pa
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    dm = hydra.utils.instantiate(cfg.dataset.datamodule)
+    dm = build_datamodule(cfg.dataset)
     assert isinstance(dm, TranslationDataModule)
     assert dm.spec.semantic_nc == 15 and dm.spec.image_size == 32
     batch = next(iter(dm.eval_dataloader()))
@@ -100,6 +100,6 @@ def test_paper_experiments_compose(experiment: str, dataset: str, nc: int, data_
     assert cfg.name == experiment and cfg.dataset.name == dataset and cfg.trainer.accelerator == "gpu"
     assert cfg.dataset.image_size == 256 and cfg.dataset.load_size == 286
     assert cfg.model.name == "copy_exemplar" and cfg.get("preset") is None  # the training batch is a preset's
-    dm = hydra.utils.instantiate(cfg.dataset.datamodule)
+    dm = build_datamodule(cfg.dataset)
     assert dm.spec.semantic_nc == nc and dm.spec.image_size == 256
     validate_sample(dm.eval_dataset[0], dm.spec)

@@ -18,7 +18,7 @@ from midms.data.lsun import LSUNChurch, export_lmdb
 from midms.errors import UserError
 from midms.testing.fake_lsun import write_fake_layout
 
-SMALL = {"crop_size": 32, "load_size": 40}
+SMALL = {"image_size": 32, "load_size": 40}
 
 
 @pytest.fixture

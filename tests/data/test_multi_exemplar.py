@@ -53,7 +53,7 @@ def test_multi_exemplar_orders_pairs_by_input_and_names_its_key():
 
 def test_real_datasets_take_the_pairing_lists_references_first(tmp_path):
     write_fake_layout(tmp_path / "celebahq", pairing_lists=True)
-    ds = CelebAHQEdges(tmp_path / "celebahq", split="val", crop_size=48, load_size=64)
+    ds = CelebAHQEdges(tmp_path / "celebahq", split="val", image_size=48, load_size=64)
     listed = {line.split(",")[0][:-4]: line.split(",")[1][:-4]
               for line in (tmp_path / "celebahq" / "celebahq_ref_test.txt").read_text().split()}  # fmt: skip
     for i, sample_id in enumerate(ds.ids):
