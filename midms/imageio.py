@@ -83,10 +83,14 @@ RESIZE_FILTER = Image.BILINEAR
 
 def load_image_tensor(path: Path | str, size: int | None = None) -> torch.Tensor:
     """An RGB image as a uint8 3×H×W tensor, resized (:data:`RESIZE_FILTER`) to ``size``×``size`` when given."""
-    im = load_image(path)
-    if size is not None and im.size != (size, size):
-        im = im.resize((size, size), RESIZE_FILTER)
-    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+    return array_to_tensor(np.asarray(load_image(path)), size)
+
+
+def array_to_tensor(array: np.ndarray, size: int | None = None) -> torch.Tensor:
+    """A decoded uint8 H×W×3 image as a uint8 3×H×W tensor, resized as :func:`load_image_tensor` resizes."""
+    if size is not None and array.shape[:2] != (size, size):
+        array = np.asarray(Image.fromarray(array).resize((size, size), RESIZE_FILTER))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 def check_image(path: Path | str, full: bool = False) -> str | None:

@@ -12,12 +12,19 @@ import numpy as np
 import pytest
 from e2e import MIDMS_TINY
 from PIL import Image
+from tiny_diffusers import write_tiny_weights
 
 from midms.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
-#: every method that runs on a CPU without downloads (controlnet_ipadapter needs Stable Diffusion's weights)
-MODELS = {"copy_exemplar": [], "cocosnet": [], "spade": [], "midms": MIDMS_TINY}
+#: every method at its tiny size (the training-free row with tiny random weights in the released layouts)
+MODELS = {
+    "copy_exemplar": [],
+    "cocosnet": [],
+    "spade": [],
+    "midms": MIDMS_TINY,
+    "controlnet_ipadapter": ["model.resolution=64", "model.steps=2", "model.guidance_scale=3.0"],
+}
 
 
 def _guide_files() -> dict[str, str]:
@@ -59,7 +66,11 @@ def test_the_guide_builds_a_dataset_every_tiny_method_trains_and_evaluates_on(is
     env = {**isolated_env, "PYTHONPATH": f"{guide_dataset}:{isolated_env['PYTHONPATH']}",
            "MIDMS_DATA": str(guide_dataset / "data")}  # fmt: skip
     run_dir = guide_dataset / "job"
-    cmd = [sys.executable, str(ROOT / "run.py"), "dataset=folder_pairs", f"model={model}", *MODELS[model],
+    overrides = list(MODELS[model])
+    if model == "controlnet_ipadapter":
+        weights = write_tiny_weights(guide_dataset / "weights")
+        overrides += [f"model.weights.{name}={folder}" for name, folder in weights.items()]
+    cmd = [sys.executable, str(ROOT / "run.py"), "dataset=folder_pairs", f"model={model}", *overrides,
            f"hydra.searchpath=[file://{guide_dataset}/my_conf]", "trainer.max_epochs=1", "logger=none",
            "evaluation.grid_rows=2", f"hydra.run.dir={run_dir}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -69,7 +80,7 @@ def test_the_guide_builds_a_dataset_every_tiny_method_trains_and_evaluates_on(is
     assert record.protocol["pairing"] == "next photo" and record.protocol["num_images"] == 4
     assert {"swd", "semantic"} & set(record.metrics) | set(record.skipped)  # scored by the same metrics
     assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == [f"test{i:03d}.png" for i in range(4)]
-    if model != "copy_exemplar":
+    if model not in ("copy_exemplar", "controlnet_ipadapter"):  # the two with nothing to train
         assert record.train["global_step"] > 0
     if model in ("cocosnet", "midms", "copy_exemplar"):  # the methods that warp: their matching is measured
         assert 0 <= record.metrics["matching_accuracy"] <= 1

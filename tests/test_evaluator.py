@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -13,6 +14,7 @@ from midms.data.contract import DataSpec
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import MetricSkipped
 from midms.evaluation.evaluator import evaluate
+from midms.evaluation.scoring import score_folder
 from midms.evaluation.translate import sample_names
 from midms.metrics.base import EvalBatch, EvalContext, Metric
 from midms.metrics.pixel import PSNR, SSIM
@@ -182,3 +184,40 @@ def test_midms_eval_on_a_runs_files_gives_the_runs_scores(tmp_path):
     again = score_folders(tmp_path / "run" / "samples", ref / "image", **folders, metrics=fresh, size=32, batch_size=4,
                           cache_dir=tmp_path / "cache")  # fmt: skip
     assert again.metrics == run.metrics and set(run.metrics) >= {"psnr", "ssim", "swd", "swd_ci95"}
+
+
+def test_each_image_is_decoded_once_per_scoring(tmp_path, monkeypatch):
+    """Per-image metrics, SWD and FID/KID read the same files: every output and every real-side image is decoded
+    once, and FID and KID share one feature pass per folder."""
+    import midms.metrics.base as base
+    from midms.metrics.fid import FID, KID
+    from midms.metrics.swd import SWD
+
+    ds, model, loader = _setup(tmp_path, n=10)
+    evaluate(model, loader, {}, tmp_path / "run", tmp_path / "cache", ds.dataset_key, 32)
+    decoded: list[str] = []
+    real_load = base.load_image
+    monkeypatch.setattr(
+        base, "load_image", lambda path, *a, **kw: decoded.append(str(path)) or real_load(path, *a, **kw)
+    )
+
+    class CountingNet:  # a stand-in for Inception (clean-fid's input: float B×3×299×299 in [0, 255])
+        seen = 0
+
+        def __call__(self, x):
+            self.seen += x.shape[0]
+            return x.mean(dim=(2, 3)) * torch.tensor([1.0, 2.0, 3.0]) + x.std(dim=(2, 3))
+
+    net = CountingNet()
+    tiny = {"feature_extractor": net, "feature_extractor_id": "tiny", "num_workers": 0, "progress": False}
+    metrics = {
+        "psnr": PSNR(),
+        "ssim": SSIM(),
+        "swd": SWD(bootstrap=0),
+        "fid": FID(bootstrap=0, **tiny),
+        "kid": KID(**tiny),
+    }
+    scores = score_folder(tmp_path / "run", metrics, tmp_path / "cache")
+    assert set(scores.metrics) >= {"psnr", "ssim", "swd", "fid", "kid"}
+    assert len(decoded) == len(set(decoded)) == 10 * 4  # outputs, photos, exemplars, targets: once each
+    assert net.seen == 20  # one Inception pass per folder (outputs, photos), shared by FID and KID

@@ -27,7 +27,7 @@ from midms import interrupt
 from midms.evaluation import folder as layout
 from midms.evaluation.images import image_grid
 from midms.evaluation.metric_set import MetricSet
-from midms.imageio import load_image_tensor
+from midms.imageio import array_to_tensor, load_image_tensor
 from midms.metrics.base import EvalBatch, EvalContext, Metric, ValueInfo
 from midms.metrics.folders import list_images
 
@@ -70,10 +70,14 @@ class _Files:
         return self.files[name] if name in self.files else self.files[input_id]
 
 
-def _images(files: _Files, names: list[str], ids: list[str], size: int, device: torch.device) -> Tensor | None:
+def _images(
+    ctx: EvalContext, files: _Files, names: list[str], ids: list[str], size: int, device: torch.device
+) -> Tensor | None:
+    """Float [0, 1] B×3×H×W images of ``names``, each file decoded once per scoring (``ctx.features``)."""
     if not files:
         return None
-    stack = torch.stack([load_image_tensor(files.path(n, i), size) for n, i in zip(names, ids, strict=True)])
+    paths = [files.path(n, i) for n, i in zip(names, ids, strict=True)]
+    stack = torch.stack([array_to_tensor(ctx.features.image(p), size) for p in paths])
     return (stack.float() / 255.0).to(device)
 
 
@@ -142,6 +146,8 @@ def score_folder(
     )
     metric_set = MetricSet(metrics)
     metric_set.setup(ctx)
+    if any(m.reads_folders for m in metric_set.active.values()):  # they read the outputs and photos again
+        ctx.features.keep_images()
     fake, real = _Files(ctx.samples_dir), {kind: _Files(reference / kind) for kind in layout.REFERENCE_KINDS}
     labels = {kind: _Files(eval_dir / kind) for kind in layout.LABEL_KINDS}
     size, rows = info.image_size, []
@@ -150,12 +156,12 @@ def score_folder(
         interrupt.check("evaluation (resume=true evaluates again)")
         names, ids = [r["name"] for r in batch], [r["id"] for r in batch]
         eval_batch = EvalBatch(
-            fake=_images(fake, names, ids, size, device),
-            image=_images(real["image"], names, ids, size, device),
-            exemplar=_images(real["exemplar"], names, ids, size, device),
+            fake=_images(ctx, fake, names, ids, size, device),
+            image=_images(ctx, real["image"], names, ids, size, device),
+            exemplar=_images(ctx, real["exemplar"], names, ids, size, device),
             names=names,
             input_ids=ids,
-            target=_images(real["target"], names, ids, size, device),
+            target=_images(ctx, real["target"], names, ids, size, device),
             labels=_labels(labels["labels"], names, ids, label_size),
             exemplar_labels=_labels(labels["exemplar_labels"], names, ids, label_size),
             warped_labels=_labels(labels["warped_labels"], names, ids, label_size),

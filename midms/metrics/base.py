@@ -11,13 +11,16 @@ Metrics know nothing of models, the runner or W&B.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from midms.imageio import array_to_tensor, load_image
 
 #: joins the input id and the exemplar id in the name of a sample whose input is evaluated with several exemplars
 SAMPLE_NAME_SEPARATOR = "__"
@@ -34,12 +37,15 @@ def input_id_of(name: str) -> str:
 
 
 class SharedFeatures:
-    """The feature passes of one scoring, shared explicitly by the metrics that use the same network (FID and KID
-    read Inception features of both folders once; FD-DINOv2 and PRDC one DINOv2 pass). Keyed by what decides the
-    features (network identity, folder, resolution); lives as long as the :class:`EvalContext` that holds it."""
+    """What the metrics of one scoring share, explicitly: the feature passes of one network (FID and KID read the
+    Inception features of both folders once; FD-DINOv2 and PRDC one DINOv2 pass), keyed by what decides the
+    features (network identity, folder, resolution), and the decoded images, so that every image is decoded once
+    per scoring (kept once :meth:`keep_images` is called, when a metric reads whole folders). It lives as long as
+    the :class:`EvalContext` that holds it."""
 
     def __init__(self) -> None:
         self._entries: dict[Any, Any] = {}
+        self._images: dict[str, np.ndarray] | None = None
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
         if key not in self._entries:
@@ -48,6 +54,27 @@ class SharedFeatures:
 
     def __contains__(self, key: Any) -> bool:
         return key in self._entries
+
+    def keep_images(self) -> None:
+        """Keep every decoded image for the rest of the scoring (the folder-level metrics read them again)."""
+        if self._images is None:
+            self._images = {}
+
+    def image(self, path: str | Path) -> np.ndarray:
+        """The file decoded as 8-bit RGB (:func:`midms.imageio.load_image`), H×W×3 uint8 at its own size."""
+        key = str(path)
+        if self._images is not None and key in self._images:
+            return self._images[key]
+        array = np.asarray(load_image(path))
+        if self._images is not None:
+            self._images[key] = array
+        return array
+
+    def batches(self, paths: list[Path], batch_size: int, size: int | None = None) -> Iterator[Tensor]:
+        """uint8 B×3×H×W batches of ``paths`` in order, brought to ``size`` as :func:`~midms.imageio.
+        load_image_tensor` does."""
+        for i in range(0, len(paths), batch_size):
+            yield torch.stack([array_to_tensor(self.image(p), size) for p in paths[i : i + batch_size]])
 
 
 @dataclass
@@ -113,6 +140,8 @@ class Metric(ABC):
     stable_min_images: int | None = None
     #: the evaluator computes ``warped_labels`` (the model's matching) only when a metric needs it
     needs_warp: bool = False
+    #: reads whole folders in ``compute`` (through ``ctx.features``): the scoring then keeps its decoded images
+    reads_folders: bool = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__.lower()

@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 
 from midms.errors import MetricSkipped, UserError
 from midms.files import atomic_write
+from midms.metrics.base import SharedFeatures
 from midms.metrics.fid import content_fingerprint
-from midms.metrics.folders import iter_batches, list_images
+from midms.metrics.folders import list_images
 from midms.weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,18 @@ def load_embedder(name: str, weights: str | None, cache_dir: Path, device: str |
     return Embedder(spec, Path(weights) if weights else spec.default_folder(cache_dir), device)
 
 
-def folder_features(embedder: Embedder, folder: Path, image_size: int, batch_size: int, label: str) -> np.ndarray:
-    """N×D features of every image of ``folder`` (sorted by name), brought to ``image_size`` first."""
+def folder_features(
+    embedder: Embedder,
+    folder: Path,
+    image_size: int,
+    batch_size: int,
+    label: str,
+    shared: SharedFeatures | None = None,
+) -> np.ndarray:
+    """N×D features of every image of ``folder`` (sorted by name), brought to ``image_size`` first; the images come
+    from ``shared`` (decoded once per scoring) when given."""
     paths = list(list_images(folder).values())
-    batches = iter_batches(paths, batch_size, image_size)
+    batches = (shared or SharedFeatures()).batches(paths, batch_size, image_size)
     bar = tqdm(total=len(paths), desc=f"{embedder.spec.name} {label}", unit="img", leave=False)
     parts = []
     with bar:
@@ -165,7 +174,13 @@ def folder_features(embedder: Embedder, folder: Path, image_size: int, batch_siz
 
 
 def reference_features(
-    embedder: Embedder, real_dir: Path, image_size: int, batch_size: int, cache_dir: Path, dataset_key: str
+    embedder: Embedder,
+    real_dir: Path,
+    image_size: int,
+    batch_size: int,
+    cache_dir: Path,
+    dataset_key: str,
+    shared: SharedFeatures | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Features of the real folder, from ``<cache_dir>/features/`` when an entry with the same key exists."""
     paths = list(list_images(real_dir).values())
@@ -189,7 +204,7 @@ def reference_features(
         pass
     except Exception as e:  # truncated or foreign: recompute and overwrite
         log.warning("reference features %s are unreadable (%s); recomputing", path, e)
-    feats = folder_features(embedder, real_dir, image_size, batch_size, "reference")
+    feats = folder_features(embedder, real_dir, image_size, batch_size, "reference", shared)
     key = np.array(json.dumps(fields))
     atomic_write(path, lambda f: np.savez(f, feats=feats, key=key))
     return feats, {**info, "reference_features_cached": False}

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from midms.errors import UserError
 from midms.files import atomic_write
@@ -237,6 +238,41 @@ def files_features(
         )
 
 
+def decoded_features(
+    images: list[np.ndarray],
+    extractor: FeatureFn,
+    mode: str = "clean",
+    image_size: int | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    description: str = "features",
+    progress: bool = True,
+) -> np.ndarray:
+    """:func:`files_features` of images already decoded (uint8 H×W×3, as clean-fid reads a file: ``np.array(
+    Image.open(path).convert("RGB"))``): the same resizing, batching and network, so the same features, without
+    decoding the files again. Returns N×D."""
+    from cleanfid.fid import get_batch_features
+    from cleanfid.utils import ResizeDataset
+
+    class Decoded(ResizeDataset):
+        """clean-fid's dataset (its ``custom_image_tranform``, ``fn_resize`` and tensor conversion) over arrays."""
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            resized = self.fn_resize(self.custom_image_tranform(images[i]))
+            return self.transforms(np.array(resized)) * 255 if resized.dtype == "uint8" else self.transforms(resized)
+
+    check_mode(mode)
+    if image_size is not None and images and images[0].shape[:2] != (image_size, image_size):
+        log.warning("%s: images are %s, not %dpx: resizing them first", description, images[0].shape[:2], image_size)
+    dataset = Decoded(list(range(len(images))), mode=mode)
+    dataset.custom_image_tranform = _ToSize(image_size)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    with warnings.catch_warnings():  # clean-fid's "PyTorch" resizer silences all warnings process-wide
+        batches = tqdm(loader, desc=description, disable=not progress, leave=False)
+        return np.concatenate([get_batch_features(batch, extractor, torch.device(device)) for batch in batches])
+
+
 def _fingerprint(files: list[Path], with_mtime: bool = False) -> str:
     """Names, sizes (and modification times): identifies a folder's state within one process."""
     h = hashlib.sha1()
@@ -248,7 +284,13 @@ def _fingerprint(files: list[Path], with_mtime: bool = False) -> str:
 
 def content_fingerprint(files: list[Path]) -> str:
     """SHA-256 of the files' names and bytes: the key of cached statistics, so that other pictures under the
-    same names and sizes never meet a stale cache."""
+    same names and sizes never meet a stale cache. The files of a finished reference folder of the evaluation
+    (:mod:`midms.evaluation.folder`) are named by its content key already: that key, without reading them again."""
+    folder = files[0].parent.parent if files else None
+    if folder is not None and all(f.parent.parent == folder for f in files) and (folder / ".complete").exists():
+        manifest = folder / "manifest.json"
+        if manifest.exists() and len(json.loads(manifest.read_text())) >= len(files):
+            return f"reference-folder:{folder.name}:{','.join(sorted({f.parent.name for f in files}))}:{len(files)}"
     h = hashlib.sha256()
     for p in files:
         h.update(f"{p.name}\0".encode())
@@ -319,9 +361,10 @@ class _Spec:
     device: torch.device
     progress: bool
 
-    def features(self, files: list[Path], description: str) -> np.ndarray:
-        return files_features(
-            files,
+    def features(self, files: list[Path], description: str, shared: SharedFeatures) -> np.ndarray:
+        """Features of ``files``, each decoded once per scoring (``shared``: the images other metrics read too)."""
+        return decoded_features(
+            [shared.image(f) for f in files],
             self.extractor,
             mode=self.mode,
             image_size=self.image_size,
@@ -349,16 +392,22 @@ def _reference_stats(
     )
     path = cache_dir / "fid_stats" / f"{stem}.npz" if cache_dir is not None else None
     info: dict[str, Any] = {"num_reference": len(files), "reference_stats": str(path) if path else None}
-    return shared.get(("ref", stem), lambda: _read_or_compute(spec, files, real_dir, path, fields, info))
+    return shared.get(("ref", stem), lambda: _read_or_compute(spec, files, real_dir, path, fields, info, shared))
 
 
 def _read_or_compute(
-    spec: _Spec, files: list[Path], real_dir: Path, path: Path | None, fields: dict[str, Any], info: dict[str, Any]
+    spec: _Spec,
+    files: list[Path],
+    real_dir: Path,
+    path: Path | None,
+    fields: dict[str, Any],
+    info: dict[str, Any],
+    shared: SharedFeatures,
 ) -> tuple[FeatureStats, dict[str, Any]]:
     stats = _read_cache(path, fields) if path is not None else None
     info["reference_stats_cached"] = stats is not None
     if stats is None:
-        stats = FeatureStats.from_features(spec.features(files, f"FID reference {real_dir.name}"))
+        stats = FeatureStats.from_features(spec.features(files, f"FID reference {real_dir.name}", shared))
         if path is not None:
             _write_cache(path, stats, fields)
             log.info("reference FID stats written to %s", path)
@@ -371,7 +420,7 @@ def _generated_features(spec: _Spec, fake_dir: Path, shared: SharedFeatures) -> 
     files = _select_files(fake_dir)
     key = ("fake", str(fake_dir.resolve()), _fingerprint(files, with_mtime=True), spec.mode, spec.image_size)
     key += (spec.extractor_id,)
-    return shared.get(key, lambda: spec.features(files, f"FID generated {fake_dir.name}"))
+    return shared.get(key, lambda: spec.features(files, f"FID generated {fake_dir.name}", shared))
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -382,6 +431,7 @@ class _CleanFIDMetric(Metric):
 
     higher_is_better = False
     min_images = 2  # a covariance (FID) and an unbiased MMD (KID) need two images per set
+    reads_folders = True
 
     def __init__(
         self,

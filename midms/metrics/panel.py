@@ -51,6 +51,7 @@ class _FeatureSpaceMetric(Metric):
 
     higher_is_better = False
     min_images = 2
+    reads_folders = True
 
     def __init__(
         self,
@@ -81,10 +82,12 @@ class _FeatureSpaceMetric(Metric):
         assert embedder is not None
 
         def both_sides() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-            fake = folder_features(embedder, Path(ctx.samples_dir), ctx.image_size, self.batch_size, "generated")
+            fake = folder_features(
+                embedder, Path(ctx.samples_dir), ctx.image_size, self.batch_size, "generated", ctx.features
+            )
             real, info = reference_features(
                 embedder, Path(ctx.reference_dir) / "image", ctx.image_size, self.batch_size, Path(ctx.cache_dir),
-                ctx.dataset_key,
+                ctx.dataset_key, ctx.features,
             )  # fmt: skip
             return fake, real, info
 

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from midms.errors import UserError
 from midms.metrics import uncertainty
 from midms.metrics.base import EvalBatch, EvalContext, Metric
-from midms.metrics.folders import iter_batches, list_images
+from midms.metrics.folders import list_images
 
 logger = logging.getLogger(__name__)
 
@@ -512,6 +512,8 @@ class SWD(Metric):
                 f"divisible by {2 ** (len(resolutions) - 1)}; evaluate at a power-of-two size such as 256."
             )
 
+    reads_folders = True
+
     def update(self, batch: EvalBatch) -> None:
         """Nothing to accumulate: SWD reads the saved folders in :meth:`compute`."""
         return None
@@ -532,9 +534,9 @@ class SWD(Metric):
             "SWD: %d real, %d fake images at %d px, seed %d", len(real_paths), len(fake_paths), ctx.image_size, seed
         )
         values = compute_swd(
-            iter_batches(real_paths, self.chunk_size, ctx.image_size),
+            ctx.features.batches(real_paths, self.chunk_size, ctx.image_size),  # decoded once per scoring
             len(real_paths),
-            iter_batches(fake_paths, self.chunk_size, ctx.image_size),
+            ctx.features.batches(fake_paths, self.chunk_size, ctx.image_size),
             len(fake_paths),
             ctx.image_size,
             patches_per_image=self.patches_per_image,
