@@ -83,7 +83,7 @@ class RunRecord:
     protocol: dict[str, Any] = field(default_factory=dict)  # how it was evaluated (data, metrics, versions)
     train: dict[str, Any] | None = None  # {"seconds", "global_step"}
     eval_seconds: float | None = None
-    files: dict[str, str] = field(default_factory=dict)  # {"samples", "reference"}
+    files: dict[str, str] = field(default_factory=dict)  # absolute paths: {"samples", "eval", "reference"}
     schema: int = SCHEMA
 
     @property

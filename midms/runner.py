@@ -140,7 +140,7 @@ def new_record(cfg: DictConfig, run_dir: Path, previous: RunRecord | None) -> Ru
         ablation=_value(cfg, "ablation.name"),
         experiment=_value(cfg, "name"),
         seed=_value(cfg, "seed"),
-        run_dir=str(run_dir),
+        run_dir=str(run_dir.resolve()),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **this_process(),
     )
@@ -230,7 +230,11 @@ def evaluate_job(cfg: DictConfig, model, datamodule, job: JobRecord, shard, devi
         "packages": package_versions(),
     }
     record.eval_seconds = time.perf_counter() - start
-    record.files = {"samples": str(run_dir / "samples"), "reference": str(Path(scores.folder.reference_dir).resolve())}
+    record.files = {  # absolute: a report or a notebook run from another folder finds them
+        "samples": str((run_dir / "samples").resolve()),
+        "eval": str((run_dir / "eval").resolve()),
+        "reference": str(Path(scores.folder.reference_dir).resolve()),
+    }
     scores.per_image.to_csv(run_dir / "per_image.csv", index=False)
     tracking.log_evaluation(job.loggers, scores.metrics, scores.per_image, scores.grid, record.protocol,
                             record.metric_info, run_dir / "samples")  # fmt: skip

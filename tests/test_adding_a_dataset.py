@@ -61,7 +61,11 @@ def guide_dataset(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("model", list(MODELS))
+#: in the fast set: the trivial method and one that trains; the others with the slow tests (``make test-slow``)
+FAST = ("copy_exemplar", "cocosnet")
+
+
+@pytest.mark.parametrize("model", [m if m in FAST else pytest.param(m, marks=pytest.mark.slow) for m in MODELS])
 def test_the_guide_builds_a_dataset_every_tiny_method_trains_and_evaluates_on(isolated_env, guide_dataset, model):
     env = {**isolated_env, "PYTHONPATH": f"{guide_dataset}:{isolated_env['PYTHONPATH']}",
            "MIDMS_DATA": str(guide_dataset / "data")}  # fmt: skip

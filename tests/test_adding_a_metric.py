@@ -61,7 +61,7 @@ def test_a_metric_from_a_new_module_reaches_the_record_the_table_and_wandb(tmp_p
     assert res["metrics"]["brightness"] == pytest.approx(by_hand, rel=1e-6)
     info = res["metric_info"]["brightness"]
     assert info == {"metric": "brightness", "direction": "lower", "headline": True, "stable_min_images": 4,
-                    "num_images": len(samples), "implementation": None}  # fmt: skip
+                    "num_images": len(samples), "implementation": None, "unit": ""}  # fmt: skip
     assert res["protocol"]["metrics"]["brightness.computed_on"] == "the saved 8-bit outputs"
 
     assert report([str(tmp_path / "runs")]) == 0

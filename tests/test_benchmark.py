@@ -105,8 +105,8 @@ def test_summary_is_mean_and_std_over_seeds_with_directions(tmp_path):
     out, _, _ = aggregate(tmp_path, tmp_path / "out", "t")
     md = (out / "table.md").read_text()
     assert "fid ↓" in md and "psnr ↑" in md
-    assert "**12 ± 2.8**" in md  # lowest FID is best
-    assert "**25**" in md  # highest PSNR is best (one seed: no std)
+    assert "**12.00 ± 2.83**" in md  # lowest FID is best (four significant digits of the column's largest, 30)
+    assert "**25.00**" in md  # highest PSNR is best (one seed: no std)
     assert "boom" in md  # the failed job is a row with its error
     assert len(pd.read_csv(out / "results.csv")) == 4
     assert (out / "plots" / "fid.png").exists() and (out / "plots" / "psnr.png").exists()

@@ -30,4 +30,4 @@ def test_notebook_executes_on_a_benchmark_output(tmp_path, monkeypatch):
     markdown = "\n".join(
         str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", [])
     )
-    assert "psnr ↑" in markdown and "21 ± 1.4" in markdown  # the package's table: mean ± std of 20 and 22
+    assert "psnr ↑" in markdown and "21.00 ± 1.41" in markdown  # the package's table: mean ± std of 20 and 22

@@ -119,6 +119,7 @@ class ValueInfo:
     stable_min_images: int | None = None  # below it the value is flagged (†) in tables
     num_images: int | None = None  # the images it was computed on
     implementation: str | None = None  # what a published number must have used to be comparable (FID's library)
+    unit: str = ""  # the plots' axis label: "dB", "×10³", "fraction of pixels"; "" for a unitless score
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +143,8 @@ class Metric(ABC):
     needs_warp: bool = False
     #: reads whole folders in ``compute`` (through ``ctx.features``): the scoring then keeps its decoded images
     reads_folders: bool = False
+    #: the unit of its values on the plots' axes ("" for a unitless score)
+    unit: str = ""
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__.lower()
@@ -165,6 +168,7 @@ class Metric(ABC):
             stable_min_images=self.stable_min_images,
             num_images=num_images,
             implementation=self.implementation(),
+            unit=self.unit,
         )
 
     def setup(self, ctx: EvalContext) -> None:  # noqa: B027 - optional hook

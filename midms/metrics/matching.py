@@ -57,6 +57,7 @@ class MatchingAccuracy(Metric):
     higher_is_better = True
     #: tells the evaluator to compute ``warped_labels``
     needs_warp = True
+    unit = "fraction of pixels"
 
     def __init__(self, name: str = "matching_accuracy") -> None:
         super().__init__(name)

@@ -50,6 +50,8 @@ class _TargetMetric(Metric):
 
 
 class PSNR(_TargetMetric):
+    unit = "dB"
+
     def __init__(self, name: str = "psnr") -> None:
         super().__init__(name)
 

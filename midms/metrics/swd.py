@@ -513,6 +513,7 @@ class SWD(Metric):
             )
 
     reads_folders = True
+    unit = "×10³ (patch distance)"
 
     def update(self, batch: EvalBatch) -> None:
         """Nothing to accumulate: SWD reads the saved folders in :meth:`compute`."""

@@ -26,6 +26,10 @@ from midms.resources import bench_dir
 log = logging.getLogger(__name__)
 PUBLISHED = bench_dir() / "reference" / "published.csv"
 GROUP = ["model", "dataset", "ablation"]
+#: the run protocol's fields that change what a metric measures: runs that differ in one are never pooled or ranked
+#: together (the pairs evaluated, their number, the output format, and each metric's implementation and settings)
+PROTOCOL_FIELDS = ("protocol.dataset_key", "protocol.num_images", "protocol.image_format")
+METRIC_SETTINGS = ("mode", "weights", "feature_extractor", "feature_space", "regions", "net", "version", "k")
 #: the results files' keys of a value's own uncertainty: ``<metric>_ci95`` (bootstrap), ``<metric>_subset_std`` (KID)
 UNCERTAINTY_SUFFIXES = ("_ci95", "_subset_std")
 
@@ -55,26 +59,66 @@ def headline(info: dict[str, dict]) -> list[str]:
     return [key for key, entry in info.items() if entry.get("headline")]
 
 
+def protocol_columns(jobs: pd.DataFrame) -> list[str]:
+    """The columns of the jobs table that make up a run's comparable protocol (:data:`PROTOCOL_FIELDS`, each metric's
+    declared implementation and its settings among :data:`METRIC_SETTINGS`)."""
+    settings = [
+        c for c in jobs.columns if c.startswith("protocol.metrics.") and c.rsplit(".", 1)[-1] in METRIC_SETTINGS
+    ]
+    impls = [c for c in jobs.columns if c.startswith("metric_info.") and c.endswith(".implementation")]
+    return [c for c in PROTOCOL_FIELDS if c in jobs.columns] + sorted(settings) + sorted(impls)
+
+
+def protocol_labels(jobs: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
+    """Per job, a label of its comparable protocol (``P1``, ``P2``, ... in order of appearance), and per label what
+    sets it apart: the values of the fields that differ between the protocols of one dataset."""
+    columns = protocol_columns(jobs)
+    if not columns:
+        return pd.Series("P1", index=jobs.index), {}
+    keys = jobs[columns].map(str).agg(" | ".join, axis=1)
+    labels = {key: f"P{i}" for i, key in enumerate(dict.fromkeys(keys), 1)}
+    described: dict[str, str] = {}
+    for _dataset, group in jobs.groupby("dataset", dropna=False):
+        differing = [c for c in columns if group[c].map(str).nunique() > 1]
+        for key, rows in group.groupby(keys[group.index]):
+            first = rows.iloc[0]
+            described[labels[key]] = ", ".join(f"{c.removeprefix('protocol.')}={first[c]}" for c in differing)
+    return keys.map(labels), described
+
+
 def summary_table(jobs: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
-    """Mean and std over seeds of the headline metrics, per model × dataset × ablation (completed jobs), with
-    each metric's own uncertainty (``<metric>_unc``, mean over seeds) and whether it ran on too few images
-    (``<metric>_few``). ``info``: the records' ``metric_info`` (direction and headline of each value key)."""
+    """Mean and std over seeds of the headline metrics, per model × dataset × ablation (completed jobs) and per
+    comparable protocol (``protocol``: runs on other pairs, another number of images or other metric settings are
+    never pooled), with each metric's own uncertainty (``<metric>_unc``, mean over seeds) and whether it ran on too
+    few images (``<metric>_few``). ``info``: the records' ``metric_info`` (direction and headline of each value)."""
     done = jobs[jobs["status"] == "completed"] if "status" in jobs else jobs
     metrics = [m for m in headline(info) if m in done.columns and done[m].notna().any()]
     if done.empty or not metrics:
         return pd.DataFrame(columns=GROUP)
-    grouped = done.groupby(GROUP, dropna=False)[metrics]
+    done = done.copy()
+    done["protocol"], described = protocol_labels(done)
+    keys = [*GROUP, "protocol"]
+    grouped = done.groupby(keys, dropna=False)[metrics]
     table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
-    by_group = done.groupby(GROUP, dropna=False)
+    by_group = done.groupby(keys, dropna=False)
     for m in metrics:
         column = _uncertainty_column(done, m)
         if column is not None:
             table[f"{m}_unc"] = by_group[column].mean()
-        table[f"{m}_few"] = _too_few_images(done, m).groupby([done[g] for g in GROUP], dropna=False).any()
+        table[f"{m}_few"] = _too_few_images(done, m).groupby([done[g] for g in keys], dropna=False).any()
     table["seeds"] = by_group.size()
     table.attrs["metrics"] = metrics
     table.attrs["directions"] = {m: info[m]["direction"] for m in metrics}
+    table.attrs["protocols"] = {label: text for label, text in described.items() if text}
     return table.reset_index()
+
+
+def _decimals(values: pd.Series) -> int:
+    """One precision per column: four significant digits of its largest magnitude."""
+    largest = values.abs().max()
+    if pd.isna(largest) or largest == 0:
+        return 4
+    return int(min(6, max(0, 3 - math.floor(math.log10(largest)))))
 
 
 def format_summary(table: pd.DataFrame) -> str:
@@ -82,24 +126,31 @@ def format_summary(table: pd.DataFrame) -> str:
     if not metrics:
         return "_no completed job with metric values_\n"
     arrows = {"higher": "↑", "lower": "↓"}
-    header = [*GROUP, "seeds", *[f"{m} {arrows[table.attrs['directions'][m]]}" for m in metrics]]
+    protocols = table.attrs.get("protocols") or {}
+    shown = [*GROUP, *(["protocol"] if protocols else [])]
+    header = [*shown, "seeds", *[f"{m} {arrows[table.attrs['directions'][m]]}" for m in metrics]]
     best, near = {}, {}
-    for m in metrics:  # best per dataset, by the metric's direction
+    within = [table["dataset"], table["protocol"]] if "protocol" in table else [table["dataset"]]
+    for m in metrics:  # best per dataset and protocol, by the metric's direction
         col = table[f"{m}_mean"]
-        pick = col.groupby(table["dataset"]).transform("max" if table.attrs["directions"][m] == "higher" else "min")
+        pick = col.groupby(within).transform("max" if table.attrs["directions"][m] == "higher" else "min")
         best[m] = (col == pick) & col.notna()
         near[m] = _within_noise_of_best(table, m, best[m])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    decimals = {m: _decimals(table[f"{m}_mean"]) for m in metrics}
     for i, r in table.iterrows():
-        cells = [str(r[g]) for g in GROUP] + [str(int(r["seeds"]))]
+        cells = [str(r[g]) for g in shown] + [str(int(r["seeds"]))]
         for m in metrics:
-            mean, std, unc = r[f"{m}_mean"], r[f"{m}_std"], r.get(f"{m}_unc")
-            text = "—" if pd.isna(mean) else f"{mean:.4g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
-            text += "" if pd.isna(mean) or unc is None or pd.isna(unc) else f" [± {unc:.2g}]"
+            mean, std, unc, d = r[f"{m}_mean"], r[f"{m}_std"], r.get(f"{m}_unc"), decimals[m]
+            text = "—" if pd.isna(mean) else f"{mean:.{d}f}" + ("" if pd.isna(std) else f" ± {std:.{d}f}")
+            text += "" if pd.isna(mean) or unc is None or pd.isna(unc) else f" [± {unc:.{d}f}]"
             text = f"**{text}**" if best[m].iloc[i] else ("≈ " + text if near[m].iloc[i] else text)
             few = r.get(f"{m}_few")
             cells.append(text + (" †" if few is not None and not pd.isna(few) and bool(few) else ""))
         lines.append("| " + " | ".join(cells) + " |")
+    if protocols:  # rows of one dataset under other protocols are neither pooled nor ranked together
+        lines += ["", "Protocols (ranked within each; never pooled): "
+                  + "; ".join(f"{label}: {text}" for label, text in protocols.items()) + "."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -111,6 +162,8 @@ def _within_noise_of_best(table: pd.DataFrame, metric: str, best: pd.Series) -> 
     out = pd.Series(False, index=table.index)
     for i in table.index[best]:
         same = (table["dataset"] == table.at[i, "dataset"]) & ~best
+        if "protocol" in table:
+            same &= table["protocol"] == table.at[i, "protocol"]
         out |= same & ((mean - mean.at[i]).abs() <= unc + unc.at[i])
     return out
 
@@ -129,36 +182,38 @@ def our_protocol(jobs: pd.DataFrame, metric: str) -> dict[str, str]:
 
 
 def published_comparison(jobs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """Our value, the published value and their difference where the protocol matches."""
+    """Our value, the published value and their difference where the protocol matches: only for the datasets the jobs
+    ran on, and one row per comparable protocol of ours (runs under different protocols are never averaged)."""
     rows = []
     done = jobs[jobs["status"] == "completed"] if "status" in jobs else jobs
-    for _, pub in published.iterrows():
+    done = done.assign(protocol=protocol_labels(done)[0]) if not done.empty else done
+    for _, pub in published[published["dataset"].isin(set(done.get("dataset", [])))].iterrows():
         ours = done[(done["model"] == pub["method"]) & (done["dataset"] == pub["dataset"])]
         ours = ours[ours["ablation"] == "none"] if "ablation" in ours else ours
-        value = ours[pub["metric"]].mean() if pub["metric"] in ours and not ours.empty else math.nan
         stated = dict(kv.split("=", 1) for kv in str(pub["protocol"]).split(";") if "=" in kv)
-        if ours.empty or math.isnan(value):
-            verdict = "not run"
-        elif not stated:
-            verdict = "protocol unknown"
-        else:
-            mine = our_protocol(ours, pub["metric"])
-            verdict = "protocol matches" if all(mine.get(k) == v for k, v in stated.items()) else "protocol differs"
-        diff = value - pub["value"] if verdict == "protocol matches" else math.nan
-        rows.append(
-            {
-                "method": pub["method"],
-                "dataset": pub["dataset"],
-                "metric": pub["metric"],
-                "ours": value,
-                "published": pub["value"],
-                "difference": diff,
-                "comparison": verdict,
-                "published protocol": pub["protocol"],
-                "source": pub["source"],
-                "verified": pub["verified"],
-            }
-        )
+        for _, same in ours.groupby("protocol") if not ours.empty else [(None, ours)]:
+            value = same[pub["metric"]].mean() if pub["metric"] in same and not same.empty else math.nan
+            if same.empty or math.isnan(value):
+                verdict = "not run"
+            elif not stated:
+                verdict = "protocol unknown"
+            else:
+                mine = our_protocol(same, pub["metric"])
+                verdict = "protocol matches" if all(mine.get(k) == v for k, v in stated.items()) else "protocol differs"
+            rows.append(
+                {
+                    "method": pub["method"],
+                    "dataset": pub["dataset"],
+                    "metric": pub["metric"],
+                    "ours": value,
+                    "published": pub["value"],
+                    "difference": value - pub["value"] if verdict == "protocol matches" else math.nan,
+                    "comparison": verdict,
+                    "published protocol": pub["protocol"],
+                    "source": pub["source"],
+                    "verified": pub["verified"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -193,7 +248,7 @@ def write_report(
         atomic_write_text(out_dir / "published_comparison.csv", comparison.to_csv(index=False))
     if not table.empty:
         atomic_write_text(out_dir / "summary.csv", table.to_csv(index=False))
-        bar_charts(table, out_dir / "plots")
+        bar_charts(table, out_dir / "plots", jobs[jobs["status"] == "completed"], info)
     if "files.samples" in jobs:
         sample_grid(jobs, out_dir / "plots")
     return out_dir

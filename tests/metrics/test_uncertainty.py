@@ -129,8 +129,8 @@ def test_tables_show_the_interval_mark_results_within_noise_and_too_few_images()
     )
     text = format_summary(summary_table(jobs, fid))
     rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in text.splitlines()[2:]}
-    assert rows["a"] == "**10 [± 1]** †"
-    assert rows["b"] == "≈ 11.5 [± 1] †"
-    assert rows["c"] == "20 [± 1] †"
+    assert rows["a"] == "**10.00 [± 1.00]** †"  # one precision per column: 4 significant digits of 20
+    assert rows["b"] == "≈ 11.50 [± 1.00] †"
+    assert rows["c"] == "20.00 [± 1.00] †"
     enough = jobs.assign(**{"metric_info.fid.num_images": 4096})
     assert "†" not in format_summary(summary_table(enough, fid))
