@@ -202,40 +202,15 @@ def _select_files(folder: str | Path, num: int | None = None) -> list[Path]:
     return files
 
 
-def files_features(
-    files: list[Path],
-    extractor: FeatureFn,
-    mode: str = "clean",
-    image_size: int | None = None,
-    batch_size: int = 32,
-    num_workers: int = 0,
-    device: str | torch.device = "cpu",
-    description: str = "features",
-    progress: bool = True,
-) -> np.ndarray:
-    """Features of image files, computed by ``cleanfid.fid.get_files_features``: each image read as RGB uint8,
-    brought to ``image_size`` (the protocol resolution) when it is not already there, resized for the network
-    as ``mode`` does (``cleanfid.utils.ResizeDataset``), batched and passed through ``extractor``. Returns N×D.
-    """
-    from cleanfid.fid import get_files_features
-
-    check_mode(mode)
-    if image_size is not None and files:
-        with Image.open(files[0]) as im:
-            if im.size != (image_size, image_size):
-                log.warning("images in %s are %s, not %dpx: resizing them first", files[0].parent, im.size, image_size)
-    with warnings.catch_warnings():  # clean-fid's "PyTorch" resizer silences all warnings process-wide
-        return get_files_features(
-            [str(f) for f in files],
-            model=extractor,
-            num_workers=num_workers,
-            batch_size=batch_size,
-            device=torch.device(device),
-            mode=mode,
-            description=description,
-            verbose=progress,
-            custom_image_tranform=_ToSize(image_size),
-        )
+def files_features(files: list[Path], extractor: FeatureFn, **options: Any) -> np.ndarray:
+    """Features of image files as ``cleanfid.fid.get_files_features`` computes them: each file read as clean-fid
+    reads it (``np.array(Image.open(path).convert("RGB"))``), then :func:`decoded_features` (``options``: its
+    keyword arguments). Returns N×D."""
+    images = []
+    for f in files:
+        with Image.open(f) as im:
+            images.append(np.array(im.convert("RGB")))
+    return decoded_features(images, extractor, **options)
 
 
 def decoded_features(
@@ -249,9 +224,11 @@ def decoded_features(
     description: str = "features",
     progress: bool = True,
 ) -> np.ndarray:
-    """:func:`files_features` of images already decoded (uint8 H×W×3, as clean-fid reads a file: ``np.array(
-    Image.open(path).convert("RGB"))``): the same resizing, batching and network, so the same features, without
-    decoding the files again. Returns N×D."""
+    """Features of images already decoded (uint8 H×W×3, as clean-fid reads a file: ``np.array(Image.open(path).
+    convert("RGB"))``), as ``cleanfid.fid.get_files_features`` computes them from the files: each image brought to
+    ``image_size`` (the protocol resolution) when it is not already there, resized for the network as ``mode`` does
+    (``cleanfid.utils.ResizeDataset``), batched and passed through ``extractor``; without decoding the files again.
+    Returns N×D."""
     from cleanfid.fid import get_batch_features
     from cleanfid.utils import ResizeDataset
 

@@ -378,10 +378,12 @@ def test_features_of_decoded_images_equal_those_of_the_files(tmp_path, mode):
     """Scoring decodes each file once and FID takes the decoded images: clean-fid's own reading of the files gives
     the same features to the last bit (the images at another size are brought to the protocol's first, as there)."""
     from midms.imageio import load_image
-    from midms.metrics.fid import decoded_features
+    from midms.metrics.fid import _ToSize, decoded_features
 
     files = sorted(write_images(tmp_path / "a", 5, seed=3, size=40).glob("*.png"))
+    from_files = cleanfid_fid.get_files_features([str(f) for f in files], model=CountingNet(), num_workers=0,
+                                                 batch_size=2, device=torch.device("cpu"), mode=mode, verbose=False,
+                                                 custom_image_tranform=_ToSize(SIZE))  # fmt: skip
     kw = {"mode": mode, "image_size": SIZE, "batch_size": 2, "progress": False}
-    from_files = files_features(files, CountingNet(), **kw)
     decoded = decoded_features([np.asarray(load_image(f)) for f in files], CountingNet(), **kw)
     assert from_files.shape == (5, 8) and np.array_equal(decoded, from_files)
