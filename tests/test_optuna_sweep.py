@@ -36,6 +36,7 @@ def test_an_objective_that_no_metric_computes_is_an_error_naming_it():
         OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
 
 
+@pytest.mark.slow  # two end-to-end jobs: the fast set stays under 10 minutes
 def test_an_optuna_sweep_keeps_the_best_trial_of_the_objective(run_entry, tmp_path):
     proc = run_entry("-m", "hydra/sweeper=optuna_objective", "hydra.sweeper.n_trials=2", *TINY, "model=copy_exemplar",
                      "metrics=pixel", "logger=none", "dataset.seed=choice(0,1)")  # fmt: skip
