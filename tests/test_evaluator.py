@@ -219,5 +219,6 @@ def test_each_image_is_decoded_once_per_scoring(tmp_path, monkeypatch):
     }
     scores = score_folder(tmp_path / "run", metrics, tmp_path / "cache")
     assert set(scores.metrics) >= {"psnr", "ssim", "swd", "fid", "kid"}
-    assert len(decoded) == len(set(decoded)) == 10 * 4  # outputs, photos, exemplars, targets: once each
+    # outputs, photos, exemplars, targets and the grid's 8 input drawings: each once (the grid reads the same images)
+    assert len(decoded) == len(set(decoded)) == 10 * 4 + 8
     assert net.seen == 20  # one Inception pass per folder (outputs, photos), shared by FID and KID

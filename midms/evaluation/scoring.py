@@ -27,7 +27,7 @@ from midms import interrupt
 from midms.evaluation import folder as layout
 from midms.evaluation.images import image_grid
 from midms.evaluation.metric_set import MetricSet
-from midms.imageio import array_to_tensor, load_image_tensor
+from midms.imageio import array_to_tensor
 from midms.metrics.base import EvalBatch, EvalContext, Metric, ValueInfo
 from midms.metrics.folders import list_images
 
@@ -94,8 +94,9 @@ def _batches(pairs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [groups[b] for b in sorted(groups)]
 
 
-def _grid(run_dir: Path, reference: Path, names: list[str], ids: list[str], size: int, rows: int) -> np.ndarray | None:
+def _grid(ctx: EvalContext, run_dir: Path, names: list[str], ids: list[str], rows: int) -> np.ndarray | None:
     """The sample grid of the first ``rows`` pairs from the folder: input | exemplar | output | target (or photo)."""
+    reference, size = Path(ctx.reference_dir), ctx.image_size
     inputs = _Files(run_dir / layout.EVAL / "inputs")
     shown = [(n, i) for n, i in zip(names, ids, strict=True) if inputs and n in inputs.files][:rows]
     if not shown:
@@ -106,7 +107,7 @@ def _grid(run_dir: Path, reference: Path, names: list[str], ids: list[str], size
     for files in folders:
         if not files:
             return None
-        columns.append(torch.stack([load_image_tensor(files.path(n, i), size) for n, i in shown]))
+        columns.append(torch.stack([array_to_tensor(ctx.features.image(files.path(n, i)), size) for n, i in shown]))
     return image_grid(columns, rows)
 
 
@@ -181,7 +182,7 @@ def score_folder(
         per_image=pd.DataFrame(rows),
         num_images=len(rows),
         seconds=time.perf_counter() - start,
-        grid=_grid(run_dir, reference, [r["name"] for r in pairs], [r["id"] for r in pairs], size, grid_rows),
+        grid=_grid(ctx, run_dir, [r["name"] for r in pairs], [r["id"] for r in pairs], grid_rows),
         folder=info,
         skipped_pairs=json.loads(skipped_file.read_text()) if skipped_file.exists() else [],
     )

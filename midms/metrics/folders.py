@@ -1,15 +1,14 @@
-"""Image folders as metrics read them: list by stem, match two folders by name, load as uint8 tensors."""
+"""Image folders as metrics read them: list by stem (one file per name), and uint8 images as floats in [0, 1]."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from midms.errors import UserError
-from midms.imageio import IMAGE_SUFFIXES, load_image_tensor
+from midms.imageio import IMAGE_SUFFIXES
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
@@ -29,12 +28,6 @@ def list_images(folder: str | Path) -> dict[str, Path]:
             f"by name; keep one file per name."
         )
     return dict(sorted(files.items()))
-
-
-def iter_batches(paths: list[Path], batch_size: int, size: int | None = None) -> Iterator[torch.Tensor]:
-    """Yield uint8 B×3×H×W batches of the images in ``paths``, in order."""
-    for i in range(0, len(paths), batch_size):
-        yield torch.stack([load_image_tensor(p, size) for p in paths[i : i + batch_size]])
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

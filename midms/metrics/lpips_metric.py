@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from midms.errors import MetricSkipped, UserError
-from midms.imageio import load_image_tensor
+from midms.imageio import array_to_tensor
 from midms.metrics.base import EvalBatch, EvalContext, Metric, input_id_of
 from midms.metrics.folders import to_unit
 from midms.nn.vgg import WeightsUnavailable
@@ -230,6 +230,7 @@ class LPIPSDiversity(_LPIPSMetric):
     """
 
     higher_is_better = True
+    reads_folders = True  # the outputs again, in compute: from the scoring's decoded images
 
     def __init__(
         self,
@@ -269,7 +270,8 @@ class LPIPSDiversity(_LPIPSMetric):
         return {self.name: float(torch.tensor(per_input, dtype=torch.float64).mean())}
 
     def _group_diversity(self, ctx: EvalContext, names: Sequence[str]) -> float:
-        images = torch.stack([to_unit(load_image_tensor(self._sample_path(ctx, n))) for n in names]).to(self.device)
+        decoded = [array_to_tensor(ctx.features.image(self._sample_path(ctx, n))) for n in names]
+        images = to_unit(torch.stack(decoded)).to(self.device)
         i, j = map(list, zip(*itertools.combinations(range(len(names)), 2), strict=True))
         return float(self.distance(images[i], images[j]).double().mean())
 
