@@ -41,14 +41,16 @@ SEMANTIC_NC = 15  # CelebA-HQ edge-to-face
 
 def measure_one(size: str, resolution: int, batch: int, steps: int, device: str) -> dict:
     """One configuration in this process: build, train ``steps`` + 1 steps, translate once more."""
-    from baselines.cocosnet.model import CoCosNet
+    from midms.baselines.cocosnet.model import CoCosNet
     from midms.data.contract import DataSpec
 
     dev = torch.device(device)
     torch.manual_seed(0)
     spec = DataSpec(semantic_nc=SEMANTIC_NC, image_size=resolution, num_classes=None, has_target=False)
     settings = {"warp_bilinear": True, "adaptor_kernel": 4, "warp_cycle_w": 1.0, "which_perceptual": "relu4_2"}
-    logging.getLogger("baselines.cocosnet.model").setLevel(logging.ERROR)  # the random-VGG warning is expected here
+    logging.getLogger("midms.baselines.cocosnet.model").setLevel(
+        logging.ERROR
+    )  # the random-VGG warning is expected here
     model = CoCosNet(spec, settings=settings, vgg_weights="random", **SIZES[size]).to(dev)
     (opt_g, opt_d), _ = model.configure_optimizers()
     data = {

@@ -3,6 +3,8 @@
 - ``${model_size:<key>}``: the value of ``<key>`` in the selected size's table, ``model.sizes[model.size].<key>``
   (``model.size=paper`` switches every value at once, and an override such as ``model.sizes.paper.prior.path=...``
   still lands where it is read), in place of ``${model.sizes.${model.size}.<key>}``;
+- ``${training_only:<value>}``: ``<value>`` when the job trains (``train=true``), else null: a loss network's
+  weights are not needed to evaluate (``train=false`` with released weights);
 - ``${objective_direction:}``: ``maximize`` or ``minimize``, the direction the objective metric declares
   (``conf/hydra/sweeper/optuna.yaml``).
 """
@@ -22,6 +24,10 @@ def model_size(key: str, _root_: DictConfig) -> Any:
     return OmegaConf.select(_root_.model.sizes[size], key, throw_on_missing=True)
 
 
+def training_only(value: Any, _root_: DictConfig) -> Any:
+    return value if _root_.get("train", True) else None
+
+
 def objective_direction(_root_: DictConfig) -> str:
     """``maximize`` when the metric of ``objective`` (a value key: its metric's name, or that name and a suffix such
     as ``swd_64``) declares that higher is better, else ``minimize``."""
@@ -36,6 +42,11 @@ def objective_direction(_root_: DictConfig) -> str:
 
 
 def register() -> None:
-    for name, fn in (("model_size", model_size), ("objective_direction", objective_direction)):
+    resolvers = (
+        ("model_size", model_size),
+        ("training_only", training_only),
+        ("objective_direction", objective_direction),
+    )
+    for name, fn in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

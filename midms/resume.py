@@ -39,6 +39,36 @@ def checked_ckpt_path(path: str | None) -> str | None:
     return str(path)
 
 
+#: state-dict prefixes of the training losses' networks, which a model built for evaluation does not have
+LOSS_NETWORK_PREFIXES = ("vgg.",)
+
+
+def load_for_evaluation(model, path: str) -> None:
+    """Load a training checkpoint's weights into ``model`` to evaluate them (``train=false ckpt_path=...``).
+
+    Every tensor of the model must be in the checkpoint with its shape; the checkpoint may hold more only for
+    the training losses' networks (not built with ``train=false``). Anything else is an error naming the keys.
+    """
+    from midms.weights import load_checkpoint
+
+    checkpoint = load_checkpoint(path, "a Lightning checkpoint (ckpt_path)")
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"ckpt_path={path} is not a Lightning checkpoint (it has no 'state_dict').")
+    state, own = checkpoint["state_dict"], model.state_dict()
+    missing = sorted(k for k in own if k not in state)
+    extra = sorted(k for k in state if k not in own and not k.startswith(LOSS_NETWORK_PREFIXES))
+    shapes = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or extra or shapes:
+        raise UserError(
+            f"ckpt_path={path} does not fit model={type(model).__name__} as configured: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}, other shapes {shapes[:5]}. Evaluate it with the overrides it was trained with "
+            "(its run folder's .hydra/overrides.yaml)."
+        )
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
+    log.info("evaluating the weights of %s", path)
+
+
 def trains(cfg: DictConfig) -> bool:
     """Whether the job trains (so ``resume=true`` needs a checkpoint); True when the model class is unknown."""
     if not cfg.get("train"):

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from midms import preflight
+from midms.console import single_console
 from midms.data.build import build_datamodule
 from midms.errors import UserError
 from midms.evaluation.evaluator import evaluate
@@ -35,7 +36,7 @@ from midms.metrics.base import EvalContext
 from midms.presets import check_preset
 from midms.provenance import config_hash, git_commit, hashed_config, package_versions
 from midms.record import RunRecord, this_process
-from midms.resume import JOB_CONFIG_FILE, config_changes_since, refusal, resume_point
+from midms.resume import JOB_CONFIG_FILE, config_changes_since, load_for_evaluation, refusal, resume_point
 from midms.tracking import loggers as tracking
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def metric_problems(cfg: DictConfig, metrics: dict[str, Any] | None = None) -> d
     """Set the metrics up (weights found and loaded, nothing computed): ``{metric: reason}`` for each that would be
     skipped (absent weights) or fail (a wrong weight file). No data is read, so the dataset's key is provisional."""
     dataset_key, image_size = f"preflight-{cfg.dataset.name}", int(cfg.dataset.image_size)
-    metric_set = MetricSet(build_metrics(cfg) if metrics is None else metrics)
+    metric_set = MetricSet(build_metrics(cfg) if metrics is None else metrics, log_skips=False)
     metric_set.setup(
         EvalContext(
             samples_dir=Path(cfg.paths.output_dir) / "samples",
@@ -191,6 +192,8 @@ def fit(cfg: DictConfig, model, datamodule, ckpt_path: str | None, job: JobRecor
     if not cfg.train or not model.trains:
         if cfg.train:
             log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
+        elif ckpt_path and model.trains:  # evaluate a trained checkpoint, not the model as built
+            load_for_evaluation(model, ckpt_path)
         return shard, device
     if cfg.evaluate:
         preflight_metrics(metrics.problems())
@@ -246,6 +249,7 @@ def evaluate_job(cfg: DictConfig, model, datamodule, job: JobRecord, shard, devi
 
 def run(cfg: DictConfig) -> float:
     """Run one job; return the objective (``eval/<cfg.objective>``), NaN when the job failed or lacks it."""
+    single_console()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = previous_record(run_dir)

@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from midms.config_check import check_option_types
 from midms.data.build import build_datamodule
 from midms.errors import UserError
 from midms.runner import check_config
@@ -32,12 +33,14 @@ def test_every_model_and_dataset_compose(model, dataset):
     assert cfg.model.name == model and cfg.dataset.name == dataset
     OmegaConf.resolve(cfg)  # every interpolation resolves
     assert cfg.dataset._target_ and cfg.model.module._target_ and "_target_" not in cfg.dataset.datamodule
+    check_option_types(cfg)  # the typed options of every composition pass (no false alarm)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiments_compose(experiment):
     cfg = _compose(f"experiment={experiment}")
     OmegaConf.resolve(cfg)
+    check_option_types(cfg)
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
 
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.cocosnet.released import (
+from midms.baselines.cocosnet.released import (
     convert_correspondence,
     convert_generator,
     official_correspondence_name,
     official_generator_name,
 )
-from baselines.spade.released import convert_encoder as spade_encoder
-from baselines.spade.released import convert_generator as spade_generator
-from baselines.spade.released import official_encoder_name as spade_encoder_name
-from baselines.spade.released import official_generator_name as spade_generator_name
+from midms.baselines.spade.released import convert_encoder as spade_encoder
+from midms.baselines.spade.released import convert_generator as spade_generator
+from midms.baselines.spade.released import official_encoder_name as spade_encoder_name
+from midms.baselines.spade.released import official_generator_name as spade_generator_name
 from midms.models.midms.released import convert_matching, official_matching_name
 
 SUPPORT = Path(__file__).resolve().parent / "support"

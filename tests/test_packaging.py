@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from midms.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 # top-level folders of the checkout and the package they ship as
-SHIPPED = {"midms": "midms", "baselines": "baselines", "conf": "midms.conf", "benchmarks": "midms.benchmarks"}
+SHIPPED = {"midms": "midms", "baselines": "midms.baselines", "conf": "midms.conf", "benchmarks": "midms.benchmarks"}
 NOT_SHIPPED = {"__pycache__", "results"}  # caches and benchmark outputs
 SOURCES = {*SHIPPED, "pyproject.toml", "README.md"}  # what a wheel is built from
 
@@ -30,7 +31,11 @@ def test_the_package_list_names_every_folder_that_ships():
             if path.is_dir() and not NOT_SHIPPED & set(path.relative_to(ROOT).parts):
                 expected.add(".".join([package, *path.relative_to(ROOT / folder).parts]))
     assert set(config["packages"]) == expected
-    assert config["package-dir"] == {"midms.conf": "conf", "midms.benchmarks": "benchmarks"}
+    assert config["package-dir"] == {
+        "midms.conf": "conf",
+        "midms.benchmarks": "benchmarks",
+        "midms.baselines": "baselines",
+    }
 
 
 def _package_dir(package: str) -> Path:
@@ -64,8 +69,10 @@ def test_every_data_file_that_ships_is_named_in_the_package_data():
             assert any(_covered(path, o, data.get(o, [])) for o in owners), f"{path} is not in package-data"
 
 
-@pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes
-def test_a_built_wheel_runs_its_commands_from_outside_the_checkout(tmp_path, isolated_env):
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory) -> Path:
+    """The project built as a wheel (from a copy of its sources) and installed into a folder of its own."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "source"  # the build writes build/ next to pyproject.toml: build from a copy
     outputs = shutil.ignore_patterns("__pycache__", "*.egg-info", "results")
     shutil.copytree(ROOT, source, ignore=lambda d, names: [n for n in names if Path(d) == ROOT and n not in SOURCES]
@@ -79,6 +86,34 @@ def test_a_built_wheel_runs_its_commands_from_outside_the_checkout(tmp_path, iso
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
                               str(wheel)], capture_output=True, text=True)  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
+    return wheel
+
+
+def _site(wheel: Path) -> Path:
+    return wheel.parents[1] / "site"
+
+
+def test_the_wheel_installs_one_top_level_name_and_every_command_helps(installed_wheel, tmp_path, isolated_env):
+    """``midms`` is the only import name the wheel adds (a top-level ``baselines`` would shadow, or be shadowed by,
+    the PyPI project of that name); each command answers --help from outside the checkout."""
+    with zipfile.ZipFile(installed_wheel) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"midms"}
+    site = _site(installed_wheel)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    env = {**isolated_env, "PYTHONPATH": str(site)}
+    for name in scripts:
+        proc = subprocess.run([str(site / "bin" / name), "--help"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 0 and name in proc.stdout, (name, proc.stderr[-2000:])
+    where = subprocess.run([sys.executable, "-c", "import midms.baselines.cocosnet.model as m; print(m.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)  # fmt: skip
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+
+
+@pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes
+def test_a_built_wheel_runs_its_commands_from_outside_the_checkout(installed_wheel, tmp_path, isolated_env):
+    site = _site(installed_wheel)
     assert (site / "midms" / "conf" / "model" / "midms.yaml").is_file()
     assert (site / "midms" / "benchmarks" / "reference" / "published.csv").is_file()
     elsewhere = tmp_path / "elsewhere"

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from baselines.cocosnet.correspondence import DOWN, CorrespondenceNet
-from baselines.cocosnet.generator import CoCosNetGenerator
+from midms.baselines.cocosnet.correspondence import DOWN, CorrespondenceNet
+from midms.baselines.cocosnet.generator import CoCosNetGenerator
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import plain
@@ -97,7 +97,8 @@ class CoCosNet(AlternatingGAN):
         overrides: applied on top of ``settings`` (the ablations).
         vgg_weights: ``"torchvision"``, a path to CoCosNet's ``vgg19_conv.pth`` (Caffe pre-processing), or
             ``"random"``: a randomly (He-) initialised VGG19 of ``vgg_widths`` — only for tests and tiny CPU runs;
-            it is logged as a warning and recorded in :attr:`protocol` (``warning``).
+            it is logged as a warning and recorded in :attr:`protocol` (``warning``); None: no loss network, for
+            evaluation only (``train=false``).
         lr: the base rate of the released code (2e-4); generator and correspondence train at lr/2, D at 2·lr.
         temperature: of the correlation softmax (0.01).
         pretrained: a folder with the released ``latest_net_Corr.pth`` and ``latest_net_G.pth``, loaded strictly
@@ -115,7 +116,7 @@ class CoCosNet(AlternatingGAN):
         spade_hidden: int = 128,
         settings: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
-        vgg_weights: str = "torchvision",
+        vgg_weights: str | None = "torchvision",
         vgg_widths: list[int] | None = None,
         lr: float = 2e-4,
         temperature: float = 0.01,
@@ -161,16 +162,17 @@ class CoCosNet(AlternatingGAN):
         self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, use_attention=use_attention, padding=1)
         for net in (self.corr, self.generator, self.discriminator):
             init_weights(net, init_gain)
-        self.vgg = self._build_vgg(vgg_weights, vgg_widths)
+        # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
+        self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
         self.protocol = {
             "model": "cocosnet",
-            "vgg_weights": self.vgg.weights_id,
+            "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,
             "settings": dict(self.settings),
         }
-        if self.vgg.weights_id == "random":
+        if self.vgg is not None and self.vgg.weights_id == "random":
             self.protocol["warning"] = "VGG19 losses use RANDOM weights (vgg_weights=random): not the published method"
         if pretrained:
-            from baselines.cocosnet.released import load_released
+            from midms.baselines.cocosnet.released import load_released
 
             self.protocol["pretrained"] = {
                 "folder": str(pretrained),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from baselines.controlnet_ipadapter.control import CONTROLS, control_image
+from midms.baselines.controlnet_ipadapter.control import CONTROLS, control_image
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import TranslationModel

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from baselines.spade.encoder import StyleEncoder
+from midms.baselines.spade.encoder import StyleEncoder
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import plain
@@ -86,7 +86,7 @@ class SPADEModel(AlternatingGAN):
         settings: per-dataset loss and schedule settings (keys of :data:`DEFAULT_SETTINGS`).
         vgg_weights: ``"torchvision"`` (torchvision's ImageNet VGG19, as released), the path of a torchvision-layout
             VGG19 file, or ``"random"``: a random VGG19 of ``vgg_widths`` for tests and tiny CPU runs (logged as a
-            warning and recorded in :attr:`protocol`).
+            warning and recorded in :attr:`protocol`); None: no loss network, for evaluation only (``train=false``).
         lr: the released base rate (2e-4); ``ttur``: generator at lr/2 and discriminator at 2·lr, else both at lr.
         inference_z: ``sample`` (the released test) or ``mean`` (the encoder's mean: deterministic outputs).
         pretrained: a folder with a released ``latest_net_G.pth`` (and ``latest_net_E.pth`` with ``use_vae``),
@@ -103,7 +103,7 @@ class SPADEModel(AlternatingGAN):
         z_dim: int = 256,
         encoder_size: int = 256,
         settings: Mapping[str, Any] | None = None,
-        vgg_weights: str = "torchvision",
+        vgg_weights: str | None = "torchvision",
         vgg_widths: list[int] | None = None,
         lr: float = 2e-4,
         ttur: bool = True,
@@ -142,21 +142,22 @@ class SPADEModel(AlternatingGAN):
         for net in (self.generator, self.encoder, self.discriminator):
             if net is not None:
                 init_weights(net, init_gain)
-        self.vgg = self._build_vgg(vgg_weights, vgg_widths)
+        # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
+        self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
         self.protocol: dict[str, Any] = {
             "model": "spade",
             "use_vae": use_vae,
             "inference_z": inference_z if use_vae else None,
-            "vgg_weights": self.vgg.weights_id,
+            "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,
             "settings": dict(self.settings),
             "unknown_label_last": self.unknown_label_last,
         }
         if not use_vae:
             self.protocol["note"] = "use_vae=false: no style encoder; the exemplar is not used"
-        if self.vgg.weights_id == "random":
+        if self.vgg is not None and self.vgg.weights_id == "random":
             self.protocol["warning"] = "VGG19 losses use RANDOM weights (vgg_weights=random): not the published method"
         if pretrained:
-            from baselines.spade.released import load_released
+            from midms.baselines.spade.released import load_released
 
             self.protocol["pretrained"] = {"folder": str(pretrained), **load_released(self, pretrained)}
 

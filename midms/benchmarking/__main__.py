@@ -73,16 +73,28 @@ def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | N
     return subprocess.run(cmd).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="midms-benchmark", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="midms-benchmark",
+        description="Run a benchmark matrix (benchmarks/<name>.yaml: models × datasets × ablations × seeds), one Hydra "
+        "multirun per model, dataset and ablation, then aggregate its tables, plots and W&B workspace.",
+    )
     p.add_argument("name", nargs="?", default="default", help="benchmarks/<name>.yaml (default: default)")
     p.add_argument("--launcher", default=None, help="hydra/launcher option: submitit_local, submitit_slurm")
     p.add_argument("--force", action="store_true", help="re-run jobs that already have results")
-    p.add_argument("--results-dir", default="benchmarks/results", help="default: benchmarks/results")
+    p.add_argument(
+        "--results-dir",
+        default="benchmarks/results",
+        help="where runs and aggregates go: <results-dir>/<name>/ (default: benchmarks/results)",
+    )
     p.add_argument("--no-wandb-summary", action="store_true", help="do not log the summary run to W&B")
     p.add_argument("--dry-run", action="store_true", help="list what the jobs need and what is missing; run nothing")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job (e.g. logger=csv)")
-    args = p.parse_intermixed_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         matrix = load_matrix(args.name)

@@ -12,6 +12,7 @@ configuration is wrong. ``make data-check DATASET=celebahq`` runs it.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -105,8 +106,27 @@ def check(cfg: DictConfig, out: TextIO | None = None) -> int:
     return status
 
 
+def build_parser() -> argparse.ArgumentParser:
+    datasets = sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml"))
+    parser = argparse.ArgumentParser(
+        prog="midms-data-check",
+        description="Verify a dataset's files before a run: build every split the run uses, decode every file, and "
+        "report samples per split, missing and unreadable files, and the evaluation pairs.",
+        epilog="Exit status: 0 everything readable; 1 missing or unreadable files; 2 no dataset root or a wrong "
+        "configuration. Example: midms-data-check dataset=celebahq dataset.root=/data/CelebAMask-HQ",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help=f"Hydra overrides of the run's config: dataset=<{'|'.join(datasets)}>, dataset.root=<folder> "
+        "($MIDMS_DATA/<dataset> by default), or any dataset.* key",
+    )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    overrides = list(sys.argv[1:] if argv is None else argv)
+    overrides = build_parser().parse_args(sys.argv[1:] if argv is None else argv).overrides
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = compose_config(overrides)

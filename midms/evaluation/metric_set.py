@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class MetricSet:
-    def __init__(self, metrics: dict[str, Metric]) -> None:
+    def __init__(self, metrics: dict[str, Metric], log_skips: bool = True) -> None:
+        self.log_skips = log_skips  # False where the caller reports the skipped metrics itself (the pre-flight)
         self.active: dict[str, Metric] = dict(metrics)
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
@@ -38,7 +39,8 @@ class MetricSet:
     def _skip(self, name: str, reason: str) -> None:
         self.skipped[name] = reason
         self.active.pop(name, None)
-        log.warning("metric %s skipped: %s", name, reason)
+        if self.log_skips:
+            log.warning("metric %s skipped: %s", name, reason)
 
     def _fail(self, name: str, error: Exception) -> None:
         self.errors[name] = f"{type(error).__name__}: {error}"

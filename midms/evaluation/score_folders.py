@@ -212,8 +212,14 @@ def as_json(scores: Scores, args: argparse.Namespace) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="midms-eval", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="midms-eval",
+        description="Score a folder of outputs from any codebase with the suite's metrics and protocol. Files are "
+        "matched by name (stem) across the folders; label maps are single-channel PNGs of class ids.",
+        epilog="Prints one JSON object (values, skipped metrics with reasons, protocol); exit status 2 on unusable "
+        "input, naming the files.",
+    )
     p.add_argument("--fake", required=True, help="generated images")
     p.add_argument("--real", required=True, help="real images: FID/SWD reference and the semantic-consistency pair")
     p.add_argument("--exemplars", help="the exemplar of each output (style metrics)")
@@ -234,11 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         help="VGG19 weights of the semantic and style metrics, e.g. CoCosNet's vgg19_conv.pth (the papers' values); "
         "recorded in the metrics' protocol",
     )
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="images per forward pass of a metric network (default 32)"
+    )
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:<n>, or auto: cuda when available (default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the metrics' random draws: SWD's patches, bootstraps")
     p.add_argument("--cache-dir", default=".cache/midms", help="reference statistics cache (default .cache/midms)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = {k: v for k, v in vars(args).items() if k not in ("fake", "real", "metrics")}
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from midms.errors import UserError
 from midms.models.base import TranslationModel
 
 
@@ -32,6 +33,13 @@ class AlternatingGAN(TranslationModel):
         pred = self.discriminator(both)
         n = fake.shape[0]
         return [[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred]
+
+    def on_fit_start(self) -> None:
+        if getattr(self, "vgg", False) is None:
+            raise UserError(
+                f"{type(self).__name__} was built without the VGG19 of its training losses (model.vgg_weights is null, "
+                "as train=false sets it): it can evaluate but not train. Train with train=true."
+            )
 
     def _update(self, opt, terms: dict[str, Tensor]) -> Tensor:
         """One optimiser step on the sum of ``terms`` (returned); gradients are not held through the other step."""

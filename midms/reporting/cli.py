@@ -18,12 +18,21 @@ from midms.reporting.tables import write_report
 log = logging.getLogger("midms.report")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="midms-report", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="midms-report",
+        description="The report of every job under a folder (a run, a sweep or a benchmark's runs), or of a W&B "
+        "project's runs: results.csv, table.md, summary.csv, the published comparison and plots; table.md is printed.",
+    )
     parser.add_argument("folder", nargs="?", help="a run, sweep or benchmark folder holding results.json files")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs of a W&B project instead")
     parser.add_argument("--group", help="with --wandb: only this group (a sweep or benchmark name)")
     parser.add_argument("--out", help="where to write the report (default: <folder>/report; with --wandb: ./report)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if bool(args.folder) == bool(args.wandb):

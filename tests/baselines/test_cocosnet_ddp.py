@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from baselines.cocosnet.model import CoCosNet
+from midms.baselines.cocosnet.model import CoCosNet
 from midms.data.contract import DataSpec
 from midms.nn import losses
 

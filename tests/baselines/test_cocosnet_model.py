@@ -14,7 +14,7 @@ from gan_steps import watch_gan_steps
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader, default_collate
 
-from baselines.cocosnet.model import CoCosNet
+from midms.baselines.cocosnet.model import CoCosNet
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 

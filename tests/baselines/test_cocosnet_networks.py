@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.cocosnet.correspondence import CorrespondenceNet
-from baselines.cocosnet.generator import CoCosNetGenerator
+from midms.baselines.cocosnet.correspondence import CorrespondenceNet
+from midms.baselines.cocosnet.generator import CoCosNetGenerator
 from midms.nn import blocks
 from midms.nn.correspondence import argmax_warp, soft_warp
 from midms.nn.discriminator import MultiscaleDiscriminator

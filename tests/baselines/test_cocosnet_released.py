@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from baselines.cocosnet.released import (
+from midms.baselines.cocosnet.released import (
     FIX,
     convert_correspondence,
     convert_generator,

@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from tiny_diffusers import write_tiny_weights
 from torch.utils.data import default_collate
 
-from baselines.controlnet_ipadapter.control import control_image
-from baselines.controlnet_ipadapter.model import ControlNetIPAdapter, pair_seed
+from midms.baselines.controlnet_ipadapter.control import control_image
+from midms.baselines.controlnet_ipadapter.model import ControlNetIPAdapter, pair_seed
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 

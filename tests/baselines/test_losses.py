@@ -83,7 +83,7 @@ def official_fm_on_one_gpu(fake, real, flags, layer_weights=(1 / 32, 1 / 16, 1 /
 def test_the_fm_term_weighs_the_same_on_any_device_layout():
     """The released runs: 8 GPUs × 4, each GPU's term averaged by DDP. One device with the 8 samples, or two
     processes with 4 each, must give that value: the scale batch / 4 (4 = the released per-GPU batch)."""
-    from baselines.cocosnet.model import DEFAULT_SETTINGS
+    from midms.baselines.cocosnet.model import DEFAULT_SETTINGS
 
     g = torch.Generator().manual_seed(0)
     fake = [torch.randn(8, 2, 3, 3, generator=g, dtype=torch.float64) for _ in range(5)]

@@ -15,7 +15,7 @@ from gan_steps import watch_gan_steps
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader, default_collate
 
-from baselines.spade.model import SPADEModel
+from midms.baselines.spade.model import SPADEModel
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 from midms.nn import losses
@@ -115,7 +115,7 @@ def test_the_loss_terms_are_the_released_ones_with_their_weights(tmp_path):
 def test_the_kl_term_weighs_the_same_on_one_device_or_several():
     """32 samples in one process, 16 on each of two (DDP averages the ranks' gradients) and the released 8 GPUs
     × 4 (pix2pix_trainer.py: the mean over GPUs of each GPU's KLDLoss sum) give one effective term."""
-    from baselines.spade.model import DEFAULT_SETTINGS
+    from midms.baselines.spade.model import DEFAULT_SETTINGS
 
     torch.manual_seed(0)
     mu, logvar = torch.randn(32, 256), torch.randn(32, 256) * 0.1

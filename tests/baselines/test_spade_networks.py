@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.spade.encoder import StyleEncoder
+from midms.baselines.spade.encoder import StyleEncoder
 from midms.nn import blocks
 from midms.nn.blocks import SPADE
 from midms.nn.discriminator import MultiscaleDiscriminator
