@@ -42,6 +42,7 @@ SEMANTIC_NC = 15  # CelebA-HQ edge-to-face
 def measure_one(size: str, resolution: int, batch: int, steps: int, device: str) -> dict:
     """One configuration in this process: build, train ``steps`` + 1 steps, translate once more."""
     from midms.baselines.cocosnet.model import CoCosNet
+
     from midms.data.contract import DataSpec
 
     dev = torch.device(device)

@@ -52,8 +52,8 @@ def requirements(cfg: DictConfig) -> list[Requirement]:
             continue
         if item.get("only_if_set") and OmegaConf.select(cfg, item.only_if_set) in (None, ""):
             continue
-        if path in (None, "", "random", "torchvision"):
-            continue
+        if path in (None, "", "random", "torchvision") or str(path) in {r.path for r in out}:
+            continue  # not a file, or named already (the losses' and the metrics' VGG19 can be one file)
         present = Path(str(path)).expanduser().exists()
         out.append(
             Requirement(name, item.get("what", "a file"), str(path), item.get("source", "see the preset"), present)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from midms.baselines.cocosnet.released import (
     convert_correspondence,
     convert_generator,
@@ -19,6 +18,7 @@ from midms.baselines.spade.released import convert_encoder as spade_encoder
 from midms.baselines.spade.released import convert_generator as spade_generator
 from midms.baselines.spade.released import official_encoder_name as spade_encoder_name
 from midms.baselines.spade.released import official_generator_name as spade_generator_name
+
 from midms.models.midms.released import convert_matching, official_matching_name
 
 SUPPORT = Path(__file__).resolve().parent / "support"

@@ -344,3 +344,23 @@ def test_the_headline_sweep_on_a_cpu_stops_before_training_with_the_list(run_ent
         assert not (Path(record.run_dir) / "checkpoints").exists()
     midms_error = next(r.error for r in records if r.model == "midms")
     assert "ldm-celebahq-256" in midms_error
+
+
+@pytest.mark.parametrize("model", ["cocosnet", "spade"])
+def test_evaluating_released_weights_needs_no_loss_network(tmp_path, monkeypatch, model):
+    """train=false: the training losses' VGG19 is neither built (model.module.vgg_weights is null) nor asked for;
+    the metrics' Caffe VGG19 still is."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    paths = [f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    training = _compose("dataset=celebahq", f"model={model}", *paths)
+    _create_everything_named(training)
+    loss_vgg = Path(training.model.module.vgg_weights)
+    assert loss_vgg.name == {"cocosnet": CAFFE_VGG, "spade": TORCHVISION_VGG}[model]
+    loss_vgg.unlink()
+    assert [m for m in missing_requirements(training) if str(loss_vgg) in m]
+    evaluating = _compose("dataset=celebahq", f"model={model}", *paths, "train=false")
+    assert evaluating.model.module.vgg_weights is None
+    names = [r.name for r in requirements(evaluating)]
+    assert "metrics_vgg19" in names and not {"vgg19", "vgg19_conv"} & set(names)
+    if model == "spade":  # its losses' VGG19 is another file than the metrics'
+        assert missing_requirements(evaluating) == []

@@ -39,10 +39,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from midms.baselines.cocosnet.correspondence import DOWN, CorrespondenceNet
 from midms.baselines.cocosnet.generator import CoCosNetGenerator
+from torch import Tensor
+
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import plain

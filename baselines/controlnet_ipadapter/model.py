@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from midms.baselines.controlnet_ipadapter.control import CONTROLS, control_image
 from PIL import Image
 from torch import Tensor
 
-from midms.baselines.controlnet_ipadapter.control import CONTROLS, control_image
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import TranslationModel

@@ -40,9 +40,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from midms.baselines.spade.encoder import StyleEncoder
 from torch import Tensor
 
-from midms.baselines.spade.encoder import StyleEncoder
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import plain

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from midms.baselines.cocosnet.model import CoCosNet
+
 from midms.data.contract import DataSpec
 from midms.nn import losses
 

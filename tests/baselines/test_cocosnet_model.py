@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from gan_steps import watch_gan_steps
 from hydra import compose, initialize_config_dir
+from midms.baselines.cocosnet.model import CoCosNet
 from torch.utils.data import DataLoader, default_collate
 
-from midms.baselines.cocosnet.model import CoCosNet
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 

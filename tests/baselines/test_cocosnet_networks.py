@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from midms.baselines.cocosnet.correspondence import CorrespondenceNet
 from midms.baselines.cocosnet.generator import CoCosNetGenerator
+
 from midms.nn import blocks
 from midms.nn.correspondence import argmax_warp, soft_warp
 from midms.nn.discriminator import MultiscaleDiscriminator

@@ -17,7 +17,6 @@ import hydra
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-
 from midms.baselines.cocosnet.released import (
     FIX,
     convert_correspondence,
@@ -25,6 +24,7 @@ from midms.baselines.cocosnet.released import (
     load_strict,
     official_generator_name,
 )
+
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 

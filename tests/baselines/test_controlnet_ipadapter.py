@@ -11,11 +11,11 @@ import hydra
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from midms.baselines.controlnet_ipadapter.control import control_image
+from midms.baselines.controlnet_ipadapter.model import ControlNetIPAdapter, pair_seed
 from tiny_diffusers import write_tiny_weights
 from torch.utils.data import default_collate
 
-from midms.baselines.controlnet_ipadapter.control import control_image
-from midms.baselines.controlnet_ipadapter.model import ControlNetIPAdapter, pair_seed
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 

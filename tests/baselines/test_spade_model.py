@@ -13,9 +13,9 @@ import torch.nn.functional as F
 import torchvision
 from gan_steps import watch_gan_steps
 from hydra import compose, initialize_config_dir
+from midms.baselines.spade.model import SPADEModel
 from torch.utils.data import DataLoader, default_collate
 
-from midms.baselines.spade.model import SPADEModel
 from midms.data.synthetic import SyntheticPairs
 from midms.errors import UserError
 from midms.nn import losses

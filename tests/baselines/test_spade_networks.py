@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from midms.baselines.spade.encoder import StyleEncoder
+
 from midms.nn import blocks
 from midms.nn.blocks import SPADE
 from midms.nn.discriminator import MultiscaleDiscriminator

@@ -17,8 +17,8 @@ import hydra
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-
 from midms.baselines.spade.released import FIX, convert_generator, load_released, official_generator_name
+
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.nn.official_names import load_strict
