@@ -97,7 +97,7 @@ class JobRecord:
         self._restore_sigterm()
         record.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.write()
-        tracking.finish(self.loggers, record.status)
+        tracking.finish(self.loggers, record.status, self.run_dir / RESULTS_FILE)
         if record.status in ("failed", "interrupted"):
             FAILED_JOBS.append(str(self.run_dir))
             self.objective = math.nan

@@ -78,7 +78,9 @@ class RunRecord:
     finished: str | None = None
     pid: int | None = None
     host: str | None = None
-    wandb: dict[str, str] | None = None  # {"id", "dir"}: a resumed job continues this W&B run
+    wandb: dict[str, str] | None = (
+        None  # {"id", "dir", "name", "group", "project", "entity"}: a resumed job continues it
+    )
     model_protocol: dict[str, Any] = field(default_factory=dict)  # what the model used (weights, sizes)
     protocol: dict[str, Any] = field(default_factory=dict)  # how it was evaluated (data, metrics, versions)
     train: dict[str, Any] | None = None  # {"seconds", "global_step"}

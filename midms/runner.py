@@ -266,7 +266,8 @@ def run(cfg: DictConfig) -> float:
         model = hydra.utils.instantiate(cfg.model.module, data_spec=datamodule.spec)
         ckpt_path, wandb_id = resume_point(cfg, run_dir, previous)
         tags = [f"model:{cfg.model.name}", f"dataset:{cfg.dataset.name}", f"ablation:{cfg.ablation.name}"]
-        job.loggers = tracking.build_loggers(cfg, group=sweep_group(cfg), tags=tags, wandb_id=wandb_id)
+        job_type = "train" if cfg.train and model.trains else "evaluate"
+        job.loggers = tracking.build_loggers(cfg, sweep_group(cfg), tags, wandb_id=wandb_id, job_type=job_type)
         job.record.wandb = tracking.wandb_identity(job.loggers)
         job.write()  # the W&B id is known now: a resumed run reuses it
         job.record.model_protocol = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights

@@ -42,9 +42,9 @@ def test_a_metric_from_a_new_module_reaches_the_record_the_table_and_wandb(tmp_p
         monkeypatch.setenv(key, str(value))
     summaries = []
 
-    def finish_keeping_the_summary(loggers, status):  # the offline run's summary, as W&B holds it at the end
+    def finish_keeping_the_summary(loggers, status, results_file=None):  # the offline run's summary at the end
         summaries.extend(dict(lg.experiment.summary) for lg in loggers if type(lg).__name__ == "WandbLogger")
-        finish(loggers, status)
+        finish(loggers, status, results_file)
 
     finish = job.tracking.finish
     monkeypatch.setattr(job.tracking, "finish", finish_keeping_the_summary)

@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from midms.tracking.loggers import log_evaluation
-from midms.tracking.workspace import build_workspace, publish_workspace, workspace_spec
+from midms.tracking.workspace import publish_workspace, workspace_spec
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_eval_metrics_keep_their_best_value_and_samples_go_with_the_model(offlin
     values = {"psnr": 12.5, "swd": 100.0}
     info = {"psnr": {"direction": "higher", "headline": True}, "swd": {"direction": "lower", "headline": True}}
     log_evaluation([logger], values, pd.DataFrame(), None, {"num_images": 2}, info, samples)
-    assert declared == [("eval/psnr", {"summary": "max"}), ("eval/swd", {"summary": "min"})]
+    assert [(key, kw["summary"]) for key, kw in declared] == [("eval/psnr", "max"), ("eval/swd", "min")]
     summary_info = {k: dict(v) for k, v in dict(run.summary["eval_info/metric_info"]).items()}
     assert summary_info == info and run.summary["eval/psnr"] == 12.5
     if log_model:
@@ -59,18 +59,6 @@ def test_eval_metrics_keep_their_best_value_and_samples_go_with_the_model(offlin
     run.finish()
 
 
-def test_the_benchmark_workspace_has_a_panel_per_metric_grouped_by_model_and_ablation():
-    spec = workspace_spec("default", {"psnr": "higher", "swd": "lower"}, "midms-bench", "team")
-    workspace = build_workspace(spec)
-    metrics, samples = workspace.sections
-    assert [p.title for p in metrics.panels] == ["psnr (higher is better)", "swd (lower is better)"]
-    assert [p.metrics for p in metrics.panels] == [["eval/psnr"], ["eval/swd"]]
-    assert all(p.groupby_aggfunc == "mean" and p.groupby_rangefunc == "stddev" for p in metrics.panels)
-    assert [g.name for g in workspace.runset_settings.groupby] == ["model.name", "ablation.name"]
-    assert samples.panels[0].media_keys == ["eval/samples"]
-    assert (workspace.entity, workspace.project, workspace.name) == ("team", "midms-bench", "benchmark default")
-
-
 def test_offline_the_workspace_is_a_spec_file_and_nothing_is_sent(tmp_path, monkeypatch):
     import wandb_workspaces.workspaces as ws
 
@@ -78,9 +66,15 @@ def test_offline_the_workspace_is_a_spec_file_and_nothing_is_sent(tmp_path, monk
         raise AssertionError("tried to save a workspace offline")
 
     monkeypatch.setattr(ws.Workspace, "save", no_network)
-    assert publish_workspace("default", {"psnr": "higher"}, tmp_path, online=False) is None
-    spec = json.loads((tmp_path / "wandb_workspace.json").read_text())  # the file docs/benchmarks.md names
-    assert spec["group"] == "default" and [p["metric"] for p in spec["panels"]] == ["eval/psnr"]
+    jobs = pd.DataFrame({"wandb_group": ["default", "default"], "psnr": [1.0, 2.0], "lpips_diversity": [0.1, 0.2]})
+    info = {"psnr": {"direction": "higher", "headline": True, "unit": "dB"},
+            "lpips_diversity": {"direction": "higher", "headline": False}}  # fmt: skip
+    spec = workspace_spec("benchmark default", jobs, info)
+    assert publish_workspace(spec, tmp_path, online=False) is None
+    written = json.loads((tmp_path / "wandb_workspace.json").read_text())  # the file docs/benchmarks.md names
+    assert written == spec and spec["groups"] == ["default"]
+    assert [p["metric"] for p in spec["panels"]] == ["eval/psnr"]  # headline values only have panels
+    assert spec["columns"] == ["summary:eval/lpips_diversity", "summary:eval/psnr"]  # every value in the table
 
 
 @pytest.mark.slow  # an end-to-end run: the fast set stays under 10 minutes

@@ -66,6 +66,7 @@ def run_group(jobs: list[Job], matrix: Matrix, runs_dir: Path, launcher: str | N
         f"hydra.sweep.dir={runs_dir / first.group / time.strftime('%Y%m%d-%H%M%S')}",
         "hydra.sweep.subdir=seed_${seed}",
         f"++logger.wandb.group={matrix.name}",
+        "++logger.wandb.job_type=benchmark",
     ]
     if launcher:
         cmd.append(f"hydra/launcher={launcher}")
@@ -126,15 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     log.info("aggregate written to %s", out_dir)
     sys.stdout.write((out_dir / "table.md").read_text())
     if not args.no_wandb_summary:
-        from midms.reporting import summary_table
         from midms.tracking.loggers import wandb_mode
         from midms.tracking.summary import log_summary_run
-        from midms.tracking.workspace import publish_workspace
+        from midms.tracking.workspace import publish_workspace, workspace_spec
 
         log_summary_run(matrix.name, out_dir)
-        table = summary_table(rows, info)
-        metrics = {m: table.attrs["directions"][m] for m in table.attrs.get("metrics", [])}
-        publish_workspace(matrix.name, metrics, out_dir, online=wandb_mode(None) == "online")
+        if rows.get("wandb_group", pd.Series(dtype=object)).notna().any():
+            spec = workspace_spec(f"benchmark {matrix.name}", rows, info)
+            publish_workspace(spec, out_dir, online=wandb_mode(None) == "online")
     if failed_groups:
         log.warning("groups with failed jobs: %s (their rows carry the error)", failed_groups)
     return 1 if failed_groups else 0

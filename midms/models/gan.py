@@ -70,8 +70,3 @@ class AlternatingGAN(TranslationModel):
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():
             scheduler.step()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        fake = self.translate(batch)
-        ref = batch["target"] if "target" in batch else batch["image"]
-        self.log("val/l1", (fake - ref).abs().mean(), on_epoch=True, sync_dist=True, batch_size=fake.shape[0])

@@ -28,7 +28,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs of a W&B project instead")
     parser.add_argument("--group", help="with --wandb: only this group (a sweep or benchmark name)")
     parser.add_argument("--out", help="where to write the report (default: <folder>/report; with --wandb: ./report)")
+    parser.add_argument(
+        "--publish-workspace",
+        action="store_true",
+        help="also save a W&B workspace of these runs (their W&B groups): a bar panel per headline metric by model "
+        "and ablation, the training curves, the sample grids, a runs table of eval/*; needs `wandb login` and the "
+        "runs synced (`wandb sync`); the spec is written to <out>/wandb_workspace.json either way",
+    )
     return parser
+
+
+def publish(jobs, info, out: Path, name: str) -> bool:
+    """Write the workspace spec of ``jobs`` and save it online; False (with the reason logged) when it cannot."""
+    from midms.tracking.loggers import wandb_mode
+    from midms.tracking.workspace import publish_workspace, workspace_spec
+
+    try:
+        spec = workspace_spec(f"sweep {Path(name).name}", jobs, info)
+    except ValueError as e:
+        log.error("no workspace: %s", e)
+        return False
+    online = wandb_mode(None) == "online"
+    url = publish_workspace(spec, out, online=online)
+    if online and url is None:
+        return False
+    if not online:
+        log.warning("W&B is offline here (no login): the workspace spec is written, not saved")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write((out / "table.md").read_text())
     sys.stdout.flush()
     log.info("report written to %s", out)
+    if args.publish_workspace and not publish(jobs, info, out, args.group or where):
+        return 2
     not_done = int((jobs["status"] != "completed").sum())
     if not_done:
         log.warning("%d of %d jobs did not complete (see 'Jobs not completed')", not_done, len(jobs))

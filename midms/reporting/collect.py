@@ -3,11 +3,12 @@ project, with the same columns either way.
 
 Columns: ``job`` (the run folder under the root, or the W&B run id), ``status`` (``completed``, ``failed``,
 ``running``, or ``interrupted`` for a job that died), ``model``, ``dataset``, ``ablation``, ``seed``,
-``config_hash``, ``experiment``, ``started``, ``run_dir``, ``wandb_id``, ``error`` (its first line),
-``skipped`` (``metric: reason; ...``), one column per metric value, ``protocol.*``, ``files.*`` and
-``metric_info.<key>.*`` (what each value's metric declared). Each collector also returns the union of the
-records' ``metric_info``: per value key its direction (``higher`` / ``lower`` is better), whether it is a
-headline column, its stable minimum number of images and its implementation.
+``config_hash``, ``experiment``, ``started``, ``run_dir``, ``wandb_id``, ``wandb_group``, ``wandb_project``,
+``wandb_entity``, ``error`` (its first line), ``skipped`` (``metric: reason; ...``), one column per metric
+value, ``protocol.*``, ``files.*`` and ``metric_info.<key>.*`` (what each value's metric declared). Each
+collector also returns the union of the records' ``metric_info``: per value key its direction (``higher`` /
+``lower`` is better), whether it is a headline column, its stable minimum number of images and its
+implementation.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _job_name(folder: Path, root: Path) -> str:
 
 #: the identity and status columns of a jobs table
 JOB_COLUMNS = ("job", "run_dir", "model", "dataset", "ablation", "seed", "config_hash", "status", "experiment",
-               "started", "wandb_id", "error")  # fmt: skip
+               "started", "wandb_id", "wandb_group", "wandb_project", "wandb_entity", "error")  # fmt: skip
 
 
 def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, dict]]:
@@ -56,6 +57,7 @@ def collect_jobs(root: str | Path) -> tuple[pd.DataFrame, dict[str, dict]]:
         row = {**base, **{k: getattr(rec, k) for k in ("model", "dataset", "ablation", "seed", "config_hash")}}
         row.update(status=effective_status(rec, path.parent), experiment=rec.experiment, started=rec.started)
         row.update(wandb_id=rec.wandb_id, error=rec.error.splitlines()[0] if rec.error else None)
+        row.update({f"wandb_{k}": (rec.wandb or {}).get(k) for k in ("group", "project", "entity")})
         row.update(rec.metrics)
         row["skipped"] = "; ".join(f"{k}: {v}" for k, v in rec.skipped.items()) or None
         _flatten("protocol.", rec.protocol, row)
@@ -106,8 +108,10 @@ def collect_wandb(project: str, group: str | None = None, api=None) -> tuple[pd.
             "dataset": (cfg.get("dataset") or {}).get("name"),
             "ablation": (cfg.get("ablation") or {}).get("name"),
             "seed": cfg.get("seed"),
-            "group": run.group,
             "wandb_id": run.id,
+            "wandb_group": run.group,
+            "wandb_project": project.split("/")[-1],
+            "wandb_entity": project.split("/")[0] if "/" in project else None,
         }
         row.update({k.removeprefix("eval/"): v for k, v in summary.items() if k.startswith("eval/")})
         run_info = {k: dict(v) for k, v in dict(summary.get("eval_info/metric_info") or {}).items()}
