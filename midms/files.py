@@ -45,3 +45,22 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_folder(folder: str | Path, write: Callable[[Path], object]) -> None:
+    """Fill ``folder`` through ``write(tmp)`` in a temporary folder beside it, then rename it into place: a killed
+    job leaves no half-written cache entry. Files and folder get the permissions mkdir and open() would give (a
+    team shares the cache; mkdtemp and safetensors write private ones)."""
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    os.chmod(tmp, 0o777 & ~UMASK)
+    try:
+        write(tmp)
+        for file in tmp.iterdir():
+            os.chmod(file, 0o666 & ~UMASK)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

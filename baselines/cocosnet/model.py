@@ -96,6 +96,8 @@ class CoCosNet(AlternatingGAN):
         settings: per-dataset loss and schedule settings (keys of :data:`DEFAULT_SETTINGS`).
         overrides: applied on top of ``settings`` (the ablations).
         vgg_weights: ``"torchvision"``, a path to CoCosNet's ``vgg19_conv.pth`` (Caffe pre-processing), or
+            ``"domain"``: a VGG19 of ``vgg_widths`` trained on the synthetic training split
+            (:mod:`midms.nn.domain_vgg`; ``domain_training``, cached under ``cache_dir``), or
             ``"random"``: a randomly (He-) initialised VGG19 of ``vgg_widths`` — only for tests and tiny CPU runs;
             it is logged as a warning and recorded in :attr:`protocol` (``warning``); None: no loss network, for
             evaluation only (``train=false``).
@@ -124,6 +126,8 @@ class CoCosNet(AlternatingGAN):
         pono: bool = True,
         init_gain: float = 0.02,
         pretrained: str | None = None,
+        cache_dir: str | None = None,
+        domain_training: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(data_spec)
         require_image_size("cocosnet", data_spec.image_size)
@@ -163,7 +167,11 @@ class CoCosNet(AlternatingGAN):
         for net in (self.corr, self.generator, self.discriminator):
             init_weights(net, init_gain)
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
-        self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
+        self.cache_dir, self.domain_training = cache_dir, plain(domain_training)
+        if vgg_weights == "domain":  # CoCosNet feeds [0, 1] images: "signed" brings them to the network's [-1, 1]
+            self.vgg = self.domain_vgg(VGG_LAYERS, vgg_widths, preprocess="signed")
+        else:
+            self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
         self.protocol = {
             "model": "cocosnet",
             "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,

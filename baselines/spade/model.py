@@ -85,8 +85,10 @@ class SPADEModel(AlternatingGAN):
         encoder_size: the encoder's input size (the released 256; the layer count follows).
         settings: per-dataset loss and schedule settings (keys of :data:`DEFAULT_SETTINGS`).
         vgg_weights: ``"torchvision"`` (torchvision's ImageNet VGG19, as released), the path of a torchvision-layout
-            VGG19 file, or ``"random"``: a random VGG19 of ``vgg_widths`` for tests and tiny CPU runs (logged as a
-            warning and recorded in :attr:`protocol`); None: no loss network, for evaluation only (``train=false``).
+            VGG19 file, ``"domain"`` (a VGG19 of ``vgg_widths`` trained on the synthetic training split:
+            :mod:`midms.nn.domain_vgg`), or ``"random"``: a random VGG19 of ``vgg_widths`` for tests and tiny CPU
+            runs (logged as a warning and recorded in :attr:`protocol`); None: no loss network, for evaluation only
+            (``train=false``).
         lr: the released base rate (2e-4); ``ttur``: generator at lr/2 and discriminator at 2·lr, else both at lr.
         inference_z: ``sample`` (the released test) or ``mean`` (the encoder's mean: deterministic outputs).
         pretrained: a folder with a released ``latest_net_G.pth`` (and ``latest_net_E.pth`` with ``use_vae``),
@@ -111,6 +113,8 @@ class SPADEModel(AlternatingGAN):
         inference_z: str = "sample",
         pretrained: str | None = None,
         unknown_label_last: bool | str = "auto",
+        cache_dir: str | None = None,
+        domain_training: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(data_spec)
         require_image_size("spade", data_spec.image_size)
@@ -143,7 +147,11 @@ class SPADEModel(AlternatingGAN):
             if net is not None:
                 init_weights(net, init_gain)
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
-        self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
+        self.cache_dir, self.domain_training = cache_dir, plain(domain_training)
+        if vgg_weights == "domain":  # SPADE feeds [-1, 1] images, the domain network's own range
+            self.vgg = self.domain_vgg(VGG_LAYERS, vgg_widths, preprocess="none")
+        else:
+            self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
         self.protocol: dict[str, Any] = {
             "model": "spade",
             "use_vae": use_vae,

@@ -412,6 +412,19 @@ class SyntheticPairs(Dataset):
                 found.append((index + offset) % self.length)
         return found
 
+    def appearance(self, index: int, style_of: int | None = None) -> dict[str, np.ndarray]:
+        """What a perception network of this domain is taught to see (:mod:`midms.nn.domain_vgg`): scene ``index``
+        rendered in the style of scene ``style_of`` of this split (default its own), with each pixel's class
+        (``labels``, H×W), its region's colour (``colour``, 3×H×W), its texture kind (``texture``, H×W indices
+        into :data:`TEXTURES`) and the texture's detail (``detail`` = image − colour, 3×H×W)."""
+        scene = self.scene(index)
+        style = scene.style if style_of is None else self.scene(style_of).style
+        image = scene.render(style)
+        colour = style.palette[scene.labels].transpose(2, 0, 1).astype(np.float32)
+        kinds = np.array([TEXTURES.index(t) for t in style.texture], dtype=np.int64)
+        return {"image": image, "labels": scene.labels.astype(np.int64), "colour": colour,
+                "texture": kinds[scene.labels], "detail": image - colour}  # fmt: skip
+
     def pair(self, index: int, exemplar: int) -> dict:
         """The sample of scene ``index`` with the exemplar of scene ``exemplar`` (and its ground truth)."""
         if not 0 <= index < self.length:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from midms.errors import UserError
 from midms.models.base import TranslationModel
+from midms.nn.vgg import VGG19Features
 
 
 class AlternatingGAN(TranslationModel):
@@ -33,6 +34,36 @@ class AlternatingGAN(TranslationModel):
         pred = self.discriminator(both)
         n = fake.shape[0]
         return [[t[:n] for t in scale] for scale in pred], [[t[n:] for t in scale] for scale in pred]
+
+    #: ``vgg_weights=domain``: the domain network's training budget and cache (set by the subclass)
+    domain_training = None
+    cache_dir: str | None = None
+
+    def domain_vgg(self, layers, widths, preprocess: str) -> VGG19Features:
+        """The loss network of ``vgg_weights=domain``: random until training starts (:meth:`on_train_start`)."""
+        vgg = VGG19Features(layers, weights=None, widths=widths, preprocess=preprocess)
+        vgg.weights_id = "domain"
+        return vgg
+
+    def on_train_start(self) -> None:
+        """``vgg_weights=domain``: the domain network trained on the training split (or read from the cache)."""
+        if self.vgg is None or self.vgg.weights_id != "domain":
+            return
+        from midms.nn.domain_vgg import DomainTraining, load_into, prepare_domain_vgg
+
+        widths = [self.vgg.convs[f"conv{block}_1"].out_channels for block in range(1, 6)]
+        dataset = self.trainer.train_dataloader.dataset
+        with torch.random.fork_rng(devices=[]):  # the run draws the same whether the network was cached or not
+            state, info = prepare_domain_vgg(
+                dataset, widths, self.cache_dir, DomainTraining(**(self.domain_training or {}))
+            )
+        load_into(self.vgg, state)
+        self.vgg.to(self.device)
+        self.protocol["loss_network"] = {
+            "kind": "domain",
+            **{k: info.get(k) for k in ("sha256", "cache", "steps", "last")},
+        }
+        self.protocol.pop("warning", None)
 
     def on_fit_start(self) -> None:
         if getattr(self, "vgg", False) is None:

@@ -53,7 +53,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, [0, 1] units (torchvision)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (0.40760392, 0.45795686, 0.48501961)  # BGR, [0, 1] units; scaled by 255 after subtraction
 
-PREPROCESSING = ("imagenet", "caffe", "none")
+PREPROCESSING = ("imagenet", "caffe", "signed", "none")  # signed: [0, 1] -> [-1, 1] (the domain network)
 
 
 class WeightsUnavailable(UserError):
@@ -168,7 +168,8 @@ class VGG19Features(nn.Module):
         weights: ``"torchvision"`` (torchvision's cached ImageNet VGG19), a path to a VGG19 state dict
             (CoCosNet's Caffe-converted ``vgg19_conv.pth``, or a torchvision-layout file), or ``None`` for a
             random initialisation (tests only: its features mean nothing).
-        preprocess: ``"imagenet"``, ``"caffe"`` or ``"none"``; by default the one the weights were trained
+        preprocess: ``"imagenet"``, ``"caffe"``, ``"signed"`` (to [-1, 1], as the domain network of
+            :mod:`midms.nn.domain_vgg` is trained) or ``"none"``; by default the one the weights were trained
             with (Caffe for a ``conv1_1.weight``-layout file, ImageNet otherwise).
         widths: per-block channel widths of a random network (``weights=None``), e.g. ``(4, 8, 8, 16, 16)``
             for a tiny test network; default VGG19's ``(64, 128, 256, 512, 512)``.
@@ -302,7 +303,9 @@ class VGG19Features(nn.Module):
             self.register_buffer("shift", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("scale", torch.full((1, 3, 1, 1), 255.0), persistent=False)
         else:
-            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if preprocess == "imagenet" else ((0.0,) * 3, (1.0,) * 3)
+            mean, std = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "signed": ((0.5,) * 3, (0.5,) * 3)}.get(
+                preprocess, ((0.0,) * 3, (1.0,) * 3)
+            )
             self.register_buffer("shift", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("scale", 1.0 / torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(requires_grad)

@@ -22,9 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -40,7 +38,7 @@ from tqdm.auto import tqdm
 
 from midms import interrupt
 from midms.errors import UserError
-from midms.files import UMASK
+from midms.files import atomic_folder
 from midms.metrics.pixel import per_image_psnr
 from midms.models.midms.prior import LatentPrior
 
@@ -237,17 +235,12 @@ def _load_intact(prior: LatentPrior, folder: Path) -> dict[str, Any] | None:
 
 def _save(prior: LatentPrior, info: Mapping[str, Any], folder: Path) -> None:
     """Write the prior next to ``folder`` and rename it into place: a killed job leaves no half cache."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    os.chmod(tmp, 0o777 & ~UMASK)  # as mkdir would make it (mkdtemp makes it private): a team shares the cache
-    try:
+
+    def write(tmp: Path) -> None:
         save_file({k: v.detach().contiguous() for k, v in prior.state_dict().items()}, tmp / WEIGHTS)
         (tmp / INFO).write_text(json.dumps(dict(info), indent=1))
-        for file in tmp.iterdir():  # safetensors writes its files private (0600)
-            os.chmod(file, 0o666 & ~UMASK)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_folder(folder, write)
 
 
 def prepare_prior(
