@@ -99,3 +99,40 @@ def test_a_cocosnet_step_with_it_moves_the_output_towards_the_target(tmp_path):
     assert model.protocol["loss_network"]["kind"] == "domain" and model.protocol["loss_network"]["sha256"]
     assert model.vgg.weights_id == "domain"
     assert distance() < before
+
+
+def test_each_model_feeds_the_network_the_range_it_was_trained_on():
+    """The network is trained on images in [-1, 1]: CoCosNet feeds [0, 1] (so "signed" pre-processing), SPADE
+    [-1, 1] (none); before training starts it is a random network marked as the domain one."""
+    from hydra import compose, initialize_config_dir
+
+    from midms.resources import conf_dir
+
+    spec = SyntheticPairs("train", image_size=64, sizes=SIZES).spec
+    import hydra
+
+    for model, preprocess in (("cocosnet", "signed"), ("spade", "none")):
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(
+                "config", overrides=[f"model={model}", "paths.output_dir=/tmp/unused", "model.vgg_weights=domain"]
+            )
+        net = hydra.utils.instantiate(cfg.model.module, data_spec=spec)
+        assert net.vgg.weights_id == "domain" and net.vgg.preprocess == preprocess, model
+        assert "warning" not in net.protocol  # not a random VGG19 once trained
+        x = torch.rand(1, 3, 8, 8)
+        assert torch.allclose(net.vgg.normalize(x), x * 2 - 1 if preprocess == "signed" else x)
+
+
+def test_midms_trains_with_the_domain_network(run_entry, tmp_path):
+    from e2e import MIDMS_TINY, TINY
+
+    from midms.record import RunRecord
+
+    proc = run_entry(*TINY, *MIDMS_TINY, "model=midms", "model.sizes.tiny.vgg.weights=domain", "logger=none",
+                     "+model.sizes.tiny.vgg.training={steps: 5, batch_size: 4, scenes: 8}", "metrics=pixel",
+                     f"hydra.run.dir={tmp_path / 'job'}", timeout=400)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = RunRecord.read(tmp_path / "job" / "results.json")
+    network = record.model_protocol["loss_network"]
+    assert network["kind"] == "domain" and len(network["sha256"]) == 64 and network["steps"] == 5
+    assert (tmp_path / "cache" / "loss_networks").is_dir() and network["cache"].startswith(str(tmp_path / "cache"))

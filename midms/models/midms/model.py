@@ -108,7 +108,9 @@ class MIDMs(TranslationModel):
         matching: kwargs of :class:`.matching.MatchingNetwork` (without ``semantic_nc``/``latent_channels``).
         sampler: kwargs of :class:`.sampler.InterleaveSchedule` (inference).
         training: optimiser, phases and loss settings (see ``conf/model/midms.yaml``).
-        vgg: ``weights`` (``torchvision``, a path, or ``null`` for a random network) and ``widths``.
+        vgg: ``weights`` (``torchvision``, a path, ``domain``, or ``null`` for a random network) and ``widths``;
+            ``domain``: a VGG19 of ``widths`` trained on the synthetic training split (:mod:`midms.nn.domain_vgg`,
+            with ``vgg.training`` and cached under ``loss_network_cache``).
         temperature, chunk: softmax temperature and query-row block of the chunked correlation.
         cycle_mode, cycle_threshold: see :mod:`.confidence`.
         seed: seed of the sampling noise in ``translate``.
@@ -138,6 +140,7 @@ class MIDMs(TranslationModel):
         pretrained_ldm_config: str | None = None,
         prior_stage: Mapping[str, Any] | None = None,
         cache_dir: str | None = None,
+        loss_network_cache: str | None = None,
     ) -> None:
         super().__init__(data_spec)
         # plain containers: the hyper-parameters go into checkpoints that torch.load(weights_only=True) reads
@@ -149,6 +152,7 @@ class MIDMs(TranslationModel):
         prior_cfg = dict(prior or {})
         self.train_prior = bool(prior_cfg.pop("train", False)) and not pretrained
         self._prior_cfg, self._cache_dir = prior_cfg, cache_dir
+        self._loss_network_cache = loss_network_cache
         self.prior_stage = PriorStage(**dict(prior_stage or {}))
         self._prior_ready = not self.train_prior  # set once the prior stage ran or a checkpoint brought the prior
         release = None
@@ -193,6 +197,7 @@ class MIDMs(TranslationModel):
         self.cycle_mode, self.cycle_threshold = cycle_mode, cycle_threshold
         self.seed = seed
         vgg = dict(vgg or {"weights": "torchvision"})
+        self._domain_training = vgg.pop("training", None) or {}
         self._vgg_cfg = vgg
         self.protocol: dict[str, Any] = {
             "model": "midms",
@@ -210,6 +215,7 @@ class MIDMs(TranslationModel):
         if warnings:
             self.protocol["warning"] = "; ".join(warnings)
         self.__dict__["_vgg"] = None  # built lazily, kept out of the state dict: only training needs VGG19
+        self.__dict__["_domain_state"] = None  # vgg.weights=domain: the trained convolutions (on_train_start)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -223,8 +229,34 @@ class MIDMs(TranslationModel):
         if self._vgg is None:
             from midms.nn.vgg import VGG19Features
 
-            self.__dict__["_vgg"] = VGG19Features(VGG_LAYERS, **self._vgg_cfg).to(self.device)
+            if self._vgg_cfg.get("weights") == "domain":
+                from midms.nn.domain_vgg import load_into
+
+                if self._domain_state is None:
+                    raise RuntimeError("vgg.weights=domain: the domain network is prepared when training starts")
+                net = VGG19Features(VGG_LAYERS, weights=None, widths=self._vgg_cfg.get("widths"), preprocess="signed")
+                load_into(net, self._domain_state)
+                net.weights_id = "domain"
+            else:
+                net = VGG19Features(VGG_LAYERS, **self._vgg_cfg)
+            self.__dict__["_vgg"] = net.to(self.device)
         return self._vgg
+
+    def _prepare_domain_vgg(self) -> None:
+        """``vgg.weights=domain``: the domain network trained on the training split, or read from the cache."""
+        from midms.nn.domain_vgg import DomainTraining, prepare_domain_vgg
+
+        dataset = self.trainer.train_dataloader.dataset
+        widths = self._vgg_cfg.get("widths")
+        with torch.random.fork_rng(devices=[]):  # the run draws the same whether the network was cached or not
+            state, info = prepare_domain_vgg(
+                dataset, widths, self._loss_network_cache, DomainTraining(**self._domain_training)
+            )
+        self.__dict__["_domain_state"] = state
+        self.protocol["loss_network"] = {
+            "kind": "domain",
+            **{k: info.get(k) for k in ("sha256", "cache", "steps", "last")},
+        }
 
     def _steps(self, value: float | int) -> int:
         """A step count: an int as it is, a float (at most 1.0) as that fraction of the run's steps."""
@@ -254,6 +286,8 @@ class MIDMs(TranslationModel):
 
     def on_train_start(self) -> None:
         """Without a pretrained LDM, train the prior (or load it from the cache) before the MIDMs phases."""
+        if self._vgg_cfg.get("weights") == "domain" and self._domain_state is None:
+            self._prepare_domain_vgg()
         if self._prior_ready:
             return
         from torch.utils.data import DataLoader
