@@ -78,13 +78,13 @@ class RunRecord:
     finished: str | None = None
     pid: int | None = None
     host: str | None = None
-    wandb: dict[str, str] | None = (
-        None  # {"id", "dir", "name", "group", "project", "entity"}: a resumed job continues it
-    )
+    # {"id", "dir", "name", "group", "project", "entity"}: a resumed job continues this W&B run
+    wandb: dict[str, str] | None = None
     model_protocol: dict[str, Any] = field(default_factory=dict)  # what the model used (weights, sizes)
     protocol: dict[str, Any] = field(default_factory=dict)  # how it was evaluated (data, metrics, versions)
     train: dict[str, Any] | None = None  # {"seconds", "global_step"}
     eval_seconds: float | None = None
+    times: dict[str, float] = field(default_factory=dict)  # seconds per stage (midms.timing)
     files: dict[str, str] = field(default_factory=dict)  # absolute paths: {"samples", "eval", "reference"}
     schema: int = SCHEMA
 

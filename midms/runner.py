@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from midms import preflight
+from midms import preflight, timing
 from midms.console import single_console
 from midms.data.build import build_datamodule
 from midms.errors import UserError
@@ -203,6 +203,9 @@ def fit(cfg: DictConfig, model, datamodule, ckpt_path: str | None, job: JobRecor
     t0 = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     job.record.train = {"seconds": time.perf_counter() - t0, "global_step": trainer.global_step}
+    before_steps = dict(getattr(model, "stage_seconds", {}) or {})  # a prior, a loss network: shown apart
+    job.record.times.update(before_steps)
+    job.record.times["training"] = job.record.train["seconds"] - sum(before_steps.values())
     job.record.model_protocol.update(getattr(model, "protocol", {}) or {})  # what training added (e.g. a prior)
     if trainer.world_size > 1:  # DDP: every rank translates its share, rank zero scores and writes results
         shard, device = (trainer.global_rank, trainer.world_size), trainer.strategy.root_device
@@ -233,6 +236,9 @@ def evaluate_job(cfg: DictConfig, model, datamodule, job: JobRecord, shard, devi
         "packages": package_versions(),
     }
     record.eval_seconds = time.perf_counter() - start
+    record.times.update(
+        translation=scores.translation_seconds, scoring=record.eval_seconds - scores.translation_seconds
+    )
     record.files = {  # absolute: a report or a notebook run from another folder finds them
         "samples": str((run_dir / "samples").resolve()),
         "eval": str((run_dir / "eval").resolve()),
@@ -247,9 +253,18 @@ def evaluate_job(cfg: DictConfig, model, datamodule, job: JobRecord, shard, devi
     return objective
 
 
+def report_times(job: JobRecord) -> None:
+    """The job's time table: logged, in results.json (``times``) and in the W&B summary (``time/<stage>``)."""
+    times = {k: round(float(v), 2) for k, v in job.record.times.items()}
+    job.record.times = times
+    log.info("where the time went:\n%s", timing.stage_table(times))
+    tracking.log_summary(job.loggers, {f"time/{k}": v for k, v in times.items()})
+
+
 def run(cfg: DictConfig) -> float:
     """Run one job; return the objective (``eval/<cfg.objective>``), NaN when the job failed or lacks it."""
     single_console()
+    start, startup = time.perf_counter(), timing.startup_seconds()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     previous = previous_record(run_dir)
@@ -271,10 +286,15 @@ def run(cfg: DictConfig) -> float:
         job.record.wandb = tracking.wandb_identity(job.loggers)
         job.write()  # the W&B id is known now: a resumed run reuses it
         job.record.model_protocol = dict(getattr(model, "protocol", {}) or {})  # e.g. which VGG weights
+        job.record.times.update(startup=startup, setup=time.perf_counter() - start)
         if cfg.get("preset"):  # which published settings the run composed
             job.record.model_protocol["preset"] = str(cfg.preset.name)
         shard, device = fit(cfg, model, datamodule, ckpt_path, job, metrics)
         if cfg.evaluate:
             job.objective = evaluate_job(cfg, model, datamodule, job, shard, device, metrics)
+        total = startup + time.perf_counter() - start
+        job.record.times["other"] = total - sum(job.record.times.values())  # trainer set-up, records, logging
+        job.record.times["total"] = total
+        report_times(job)
         job.record.status = "completed"
     return job.objective

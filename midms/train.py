@@ -15,6 +15,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
+from midms import timing  # noqa: F401  (first: its clock is the process's start)
 from midms.config_check import check_option_types
 from midms.errors import UserError
 

@@ -136,3 +136,6 @@ def test_midms_trains_with_the_domain_network(run_entry, tmp_path):
     network = record.model_protocol["loss_network"]
     assert network["kind"] == "domain" and len(network["sha256"]) == 64 and network["steps"] == 5
     assert (tmp_path / "cache" / "loss_networks").is_dir() and network["cache"].startswith(str(tmp_path / "cache"))
+    times = record.times  # the stages before the first step are shown apart from the training
+    assert {"prior", "loss network", "training"} <= set(times) and times["loss network"] > 0 and times["prior"] > 0
+    assert times["other"] < 0.25 * times["total"]

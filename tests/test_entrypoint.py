@@ -37,6 +37,12 @@ def test_single_run_writes_results_and_offline_wandb(run_entry, tmp_path):
     assert 0 < res["metrics"]["psnr"] < 40
     assert res["protocol"]["num_images"] == 8 and res["protocol"]["image_size"] == 32
     assert res["protocol"]["image_format"] == "png" and len(res["config_hash"]) == 16
+    # where the time went: every stage, adding up to the total, printed as a table
+    times = res["times"]
+    assert list(times) == ["startup", "setup", "translation", "scoring", "other", "total"]
+    assert min(times.values()) >= 0 and times["other"] < 0.25 * times["total"]  # the named stages hold the time
+    assert sum(v for k, v in times.items() if k != "total") == pytest.approx(times["total"], abs=0.05)
+    assert "where the time went" in proc.stdout + proc.stderr
     run_dir = Path(res["run_dir"])
     assert sorted(p.stem for p in (run_dir / "samples").glob("*.png")) == [f"test_{i:05d}" for i in range(8)]
     # W&B chose offline mode by itself (no credentials) and kept the run for `wandb sync`

@@ -10,6 +10,7 @@ share; after a barrier rank zero joins the shares and scores the folder, and the
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -53,6 +54,7 @@ def evaluate(
     if rank == 0:
         clear_folder(run_dir)
     _barrier()  # the folder is clean
+    start = time.perf_counter()
     translate_to_folder(
         model,
         dataloader,
@@ -69,4 +71,7 @@ def evaluate(
     if rank != 0:
         return None
     finish_folder(run_dir, reference_root, dataset_key, image_size, image_format, world)
-    return score_folder(run_dir, metrics, cache_dir, device=device, seed=seed, grid_rows=grid_rows)
+    translated = time.perf_counter() - start
+    scores = score_folder(run_dir, metrics, cache_dir, device=device, seed=seed, grid_rows=grid_rows)
+    scores.translation_seconds = translated
+    return scores

@@ -45,7 +45,8 @@ class Scores:
     protocol: dict[str, Any] = field(default_factory=dict)  # "<metric>.<field>" -> how it was computed
     per_image: pd.DataFrame = field(default_factory=pd.DataFrame)  # name, id, exemplar_id, per-image values
     num_images: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the scoring's
+    translation_seconds: float = 0.0  # the translation's (set by midms.evaluation.evaluator.evaluate)
     grid: np.ndarray | None = None  # input | exemplar | output | target (or real photo), H×W×3 uint8
     folder: layout.FolderInfo | None = None  # the reference folder and its fingerprint
     skipped_pairs: list[dict[str, str]] = field(default_factory=list)  # unreadable pairs: id, exemplar_id, reason

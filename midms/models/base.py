@@ -30,6 +30,9 @@ class TranslationModel(L.LightningModule):
     def __init__(self, data_spec: DataSpec) -> None:
         super().__init__()
         self.data_spec = data_spec
+        #: seconds of the stages a model runs inside the fit before its first step (MIDMs' prior, a loss
+        #: network): the job's time table shows them apart from the training (midms.timing)
+        self.stage_seconds: dict[str, float] = {}
 
     def translate(self, batch: dict) -> Tensor:
         """Translate ``batch["semantics"]`` in the style of ``batch["exemplar"]``: B×3×H×W in [-1, 1]."""

@@ -49,21 +49,11 @@ class AlternatingGAN(TranslationModel):
         """``vgg_weights=domain``: the domain network trained on the training split (or read from the cache)."""
         if self.vgg is None or self.vgg.weights_id != "domain":
             return
-        from midms.nn.domain_vgg import DomainTraining, load_into, prepare_domain_vgg
+        from midms.nn.domain_vgg import load_into, prepare_for
 
         widths = [self.vgg.convs[f"conv{block}_1"].out_channels for block in range(1, 6)]
-        dataset = self.trainer.train_dataloader.dataset
-        with torch.random.fork_rng(devices=[]):  # the run draws the same whether the network was cached or not
-            state, info = prepare_domain_vgg(
-                dataset, widths, self.cache_dir, DomainTraining(**(self.domain_training or {}))
-            )
-        load_into(self.vgg, state)
+        load_into(self.vgg, prepare_for(self, widths, self.cache_dir, self.domain_training))
         self.vgg.to(self.device)
-        self.protocol["loss_network"] = {
-            "kind": "domain",
-            **{k: info.get(k) for k in ("sha256", "cache", "steps", "last")},
-        }
-        self.protocol.pop("warning", None)
 
     def on_fit_start(self) -> None:
         if getattr(self, "vgg", False) is None:

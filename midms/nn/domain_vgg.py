@@ -206,6 +206,22 @@ def prepare_domain_vgg(
         return state, {**info, "cache": str(folder)}
 
 
+def prepare_for(model, widths: Sequence[int], cache_root: str | Path | None, training: dict | None) -> dict:
+    """:func:`prepare_domain_vgg` for a model at the start of its training: on its training split, without
+    touching the run's random stream (the run draws the same whether the network was cached or not); records the
+    network in ``model.protocol["loss_network"]`` and the time in ``model.stage_seconds``."""
+    start = time.perf_counter()
+    dataset = model.trainer.train_dataloader.dataset
+    with torch.random.fork_rng(devices=[]):
+        state, info = prepare_domain_vgg(dataset, widths, cache_root, DomainTraining(**(training or {})))
+    model.protocol["loss_network"] = {
+        "kind": "domain",
+        **{k: info.get(k) for k in ("sha256", "cache", "steps", "last")},
+    }
+    model.stage_seconds["loss network"] = time.perf_counter() - start
+    return state
+
+
 def load_into(vgg: VGG19Features, state: dict[str, Tensor]) -> None:
     """Copy the trained convolutions into a model's (random, same-width) loss network, in place."""
     expected = {f"{c}.{p}" for c in CONV_NAMES for p in ("weight", "bias")}

@@ -173,6 +173,16 @@ def log_evaluation(
             logger.save()
 
 
+def log_summary(loggers: list[Logger], values: dict[str, float]) -> None:
+    """Put ``values`` into each W&B run's summary (a CSV logger gets them as metrics)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(values)
+        elif isinstance(logger, CSVLogger):
+            logger.log_metrics(values)
+            logger.save()
+
+
 def finish(loggers: list[Logger], status: str, results_file: str | Path | None = None) -> None:
     """Close every logger; a W&B run is finished here so a multirun never leaks runs between jobs.
 

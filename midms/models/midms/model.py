@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -244,19 +245,10 @@ class MIDMs(TranslationModel):
 
     def _prepare_domain_vgg(self) -> None:
         """``vgg.weights=domain``: the domain network trained on the training split, or read from the cache."""
-        from midms.nn.domain_vgg import DomainTraining, prepare_domain_vgg
+        from midms.nn.domain_vgg import prepare_for
 
-        dataset = self.trainer.train_dataloader.dataset
         widths = self._vgg_cfg.get("widths")
-        with torch.random.fork_rng(devices=[]):  # the run draws the same whether the network was cached or not
-            state, info = prepare_domain_vgg(
-                dataset, widths, self._loss_network_cache, DomainTraining(**self._domain_training)
-            )
-        self.__dict__["_domain_state"] = state
-        self.protocol["loss_network"] = {
-            "kind": "domain",
-            **{k: info.get(k) for k in ("sha256", "cache", "steps", "last")},
-        }
+        self.__dict__["_domain_state"] = prepare_for(self, widths, self._loss_network_cache, self._domain_training)
 
     def _steps(self, value: float | int) -> int:
         """A step count: an int as it is, a float (at most 1.0) as that fraction of the run's steps."""
@@ -292,6 +284,7 @@ class MIDMs(TranslationModel):
             return
         from torch.utils.data import DataLoader
 
+        start = time.perf_counter()
         dataset = self.trainer.train_dataloader.dataset
         loader = DataLoader(dataset, batch_size=64, shuffle=False)  # a fixed order: the cache's content is fixed
         # Trained (or loaded) on a copy, then copied in place: under DDP the reducer watches this module's
@@ -309,6 +302,7 @@ class MIDMs(TranslationModel):
         self.prior.scale_factor = staged.scale_factor
         del staged
         self.prior.to(self.device)
+        self.stage_seconds["prior"] = time.perf_counter() - start
         summary = {k: info[k] for k in ("autoencoder_psnr", "scale_factor", "seconds") if k in info}
         self.protocol["prior_stage"] = {**summary, "cache": info.get("cache")}
         for logger in self.loggers:  # the stage's outcome, before the first MIDMs step (its curves: prior.json)
