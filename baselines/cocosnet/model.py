@@ -133,6 +133,7 @@ class CoCosNet(AlternatingGAN):
         require_image_size("cocosnet", data_spec.image_size)
         # plain containers: the hyper-parameters are pickled into checkpoints that torch.load(weights_only) reads
         settings, overrides, vgg_widths = plain(settings), plain(overrides), plain(vgg_widths)
+        domain_training = plain(domain_training)
         unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()
         if unknown:
             raise UserError(
@@ -167,7 +168,7 @@ class CoCosNet(AlternatingGAN):
         for net in (self.corr, self.generator, self.discriminator):
             init_weights(net, init_gain)
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
-        self.cache_dir, self.domain_training = cache_dir, plain(domain_training)
+        self.cache_dir, self.domain_training = cache_dir, domain_training
         if vgg_weights == "domain":  # CoCosNet feeds [0, 1] images: "signed" brings them to the network's [-1, 1]
             self.vgg = self.domain_vgg(VGG_LAYERS, vgg_widths, preprocess="signed")
         else:

@@ -118,7 +118,7 @@ class SPADEModel(AlternatingGAN):
     ) -> None:
         super().__init__(data_spec)
         require_image_size("spade", data_spec.image_size)
-        settings, vgg_widths = plain(settings), plain(vgg_widths)
+        settings, vgg_widths, domain_training = plain(settings), plain(vgg_widths), plain(domain_training)
         unknown = set(settings or {}) - DEFAULT_SETTINGS.keys()
         if unknown:
             raise UserError(f"model=spade: unknown settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}")
@@ -147,7 +147,7 @@ class SPADEModel(AlternatingGAN):
             if net is not None:
                 init_weights(net, init_gain)
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
-        self.cache_dir, self.domain_training = cache_dir, plain(domain_training)
+        self.cache_dir, self.domain_training = cache_dir, domain_training
         if vgg_weights == "domain":  # SPADE feeds [-1, 1] images, the domain network's own range
             self.vgg = self.domain_vgg(VGG_LAYERS, vgg_widths, preprocess="none")
         else:
