@@ -3,8 +3,8 @@
 
 Stages: ``startup`` (from the entry point's import to the first job: imports, Hydra, plugins), ``setup`` (checks,
 data, model, loggers), the stages a model runs before its first step (MIDMs' ``prior``, a ``loss network``:
-``TranslationModel.stage_seconds``), ``training`` (the rest of the fit), ``translation``, ``scoring``, ``other`` (the trainer's set-up, records,
-logging: what the stages leave of the total) and ``total``.
+``TranslationModel.stage_seconds``), ``training`` (the rest of the fit), ``translation``, ``scoring``, ``other``
+(the trainer's set-up, records, logging: what the stages leave of the total) and ``total``.
 """
 
 from __future__ import annotations
