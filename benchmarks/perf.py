@@ -108,6 +108,16 @@ def _cocosnet(r: dict) -> list[dict]:
 # cost time: about 15 min per variant at batch 16 on 2 cores)
 _GPU_VARIANTS = ["--precision", "fp32", "bf16", "fp16", "--channels-last"] if torch.cuda.is_available() else []
 
+
+def _eval_ranks(r: dict) -> list[dict]:
+    equal = r["same_scores"] and r["same_samples"]
+    note = f"{r['ranks']} gloo processes, {r['cpu_count']} cores; scores and files equal: {equal}"
+    return [
+        _row("eval_ranks", f"translation s, {r['images']} pairs, sharded", r["sharded_s"], r["one_process_s"], note),
+        _row("eval_ranks", "speed-up over one process", r["speedup"], 1.0, "ratio > 1: ranks help"),
+    ]
+
+
 # name -> (module, quick argv, full argv, rows)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dict]]]] = {
     "swd": ("benchmarks.perf_swd", ["--images", "200", "--rss-sizes", "200", "800"], [], _swd),
@@ -122,6 +132,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dic
         _midms,
     ),
     "cocosnet": ("benchmarks.perf_cocosnet", ["--sizes", "tiny", "--resolutions", "64"], [], _cocosnet),
+    "eval_ranks": ("benchmarks.perf_eval_ranks", ["--images", "64"], ["--images", "512"], _eval_ranks),
 }
 
 
