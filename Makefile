@@ -38,7 +38,7 @@ format: $(STAMP)
 perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py)
 	$(PY) -m benchmarks.perf $(ARGS)
 
-gpu-smoke: $(STAMP)  ## on a CUDA machine: one paper-size training step and evaluation batch of each model, fp32 and bf16
+gpu-smoke: $(STAMP)  ## on a CUDA machine: one paper-size training step and evaluation batch of each model, fp32 and bf16, and the TFLOP/s of MIDMs' UNet, autoencoder and correlation against the device peak
 	$(PY) -m benchmarks.gpu_smoke $(ARGS)
 
 benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FORCE=1), then aggregate

@@ -11,6 +11,14 @@ and one timed ``translate`` of a batch. Printed: images/s of each and the peak m
 ``max_memory_allocated``; CPU: the process's peak RSS). The table is also written to
 ``benchmarks/results/perf/gpu_smoke_<time>.md``. Without a CUDA device and ``--device cuda`` it says so and exits
 with status 2: CI does not run it.
+
+A second table gives the achieved TFLOP/s of MIDMs' three hot parts, at the model's size and the run's batch: the
+latent UNet's noise prediction, the autoencoder (encode, then decode) and the correlation with its soft warp at the
+latent grid (``soft_warp_chunked``). FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (matrix products
+and convolutions, forward only), time from a device-synchronised second call; convolutional parts run
+channels-last, and the UNet's attention goes through PyTorch's SDPA (diffusers' default processor). On CUDA each
+figure is also a fraction of the device's dense peak for that precision (:data:`PEAK_TFLOPS`: the vendor's
+datasheet; an unknown device gets none).
 """
 
 from __future__ import annotations
@@ -112,6 +120,81 @@ def measure(model_name: str, precision: str, args: argparse.Namespace) -> dict:
     }
 
 
+#: dense peak TFLOP/s by device name fragment: fp32 (CUDA cores) and bf16 (tensor cores, without sparsity), from
+#: NVIDIA's datasheets (H100 SXM5 / H200: 67 and 989; H100 PCIe: 51 and 756; A100: 19.5 and 312; L4: 30 and 121)
+PEAK_TFLOPS = {"H200": (67.0, 989.0), "H100 PCIe": (51.0, 756.0), "H100": (67.0, 989.0), "A100": (19.5, 312.0),
+               "L4": (30.3, 121.0)}  # fmt: skip
+
+
+def device_peak(device: torch.device, precision: str) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for fragment, (fp32, bf16) in PEAK_TFLOPS.items():  # "H100 PCIe" before "H100": the longer names first
+        if fragment in name:
+            return fp32 if precision == "fp32" else bf16
+    return None
+
+
+def achieved(fn, device: torch.device) -> tuple[float, float]:
+    """(FLOPs of one call of ``fn``, seconds of a second call)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        return float(counter.get_total_flops()), timed_second_call(fn, device)
+
+
+def flop_rows(args: argparse.Namespace) -> list[dict]:
+    """Achieved TFLOP/s of MIDMs' UNet, autoencoder and correlation, per precision."""
+    import hydra
+
+    from midms.models.midms.matching import soft_warp_chunked
+
+    device = torch.device(args.device)
+    cfg = _compose("midms", args.size, args.image_size, args.batch)
+    model = hydra.utils.instantiate(cfg.model.module, data_spec=build_datamodule(cfg.dataset).spec).to(device).eval()
+    prior = model.prior.to(memory_format=torch.channels_last)
+    images = torch.rand(args.batch, 3, args.image_size, args.image_size, device=device) * 2 - 1
+    with torch.no_grad():
+        latents = prior.encode(images.contiguous(memory_format=torch.channels_last))
+    channels = int(cfg.model.sizes[args.size].matching.channels)
+    features = torch.nn.functional.normalize(
+        torch.randn(2, args.batch, channels, *latents.shape[2:], device=device), dim=2
+    )
+    values = torch.rand(args.batch, 3, *latents.shape[2:], device=device)  # what is warped: an image at the latent grid
+    parts = {
+        "UNet (noise prediction)": lambda: prior.eps(latents, 300),
+        "autoencoder (encode + decode)": lambda: prior.decode(prior.encode(images)),
+        "correlation + soft warp": lambda: soft_warp_chunked(features[0], features[1], values),
+    }
+    rows = []
+    for precision in args.precision:
+        dtype = AUTOCAST[precision]
+        for part, fn in parts.items():
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                flops, seconds = achieved(fn, device)
+            tflops, peak = flops / seconds / 1e12, device_peak(device, precision)
+            rows.append({"part": part, "precision": precision, "gflop": flops / 1e9, "seconds": seconds,
+                         "tflops": tflops, "peak_fraction": tflops / peak if peak else None})  # fmt: skip
+    return rows
+
+
+def flop_table(rows: list[dict]) -> str:
+    lines = [
+        "",
+        "| part | precision | GFLOP a call | ms | TFLOP/s | of the device's peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        share = f"{100 * r['peak_fraction']:.1f} %" if r["peak_fraction"] is not None else "n/a"
+        lines.append(f"| {r['part']} | {r['precision']} | {r['gflop']:.3g} | {1000 * r['seconds']:.2f} | "
+                     f"{r['tflops']:.3f} | {share} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     memory = "peak GPU MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     lines = [
@@ -152,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
     report = table(rows, args)
+    if "midms" in args.models:
+        report += flop_table(flop_rows(args))
     sys.stdout.write(report)
     out = Path(args.out or ROOT / "benchmarks" / "results" / "perf" / f"gpu_smoke_{time.strftime('%Y%m%d-%H%M%S')}.md")
     atomic_write_text(out, report)
