@@ -103,3 +103,19 @@ def test_paper_experiments_compose(experiment: str, dataset: str, nc: int, data_
     dm = build_datamodule(cfg.dataset)
     assert dm.spec.semantic_nc == nc and dm.spec.image_size == 256
     validate_sample(dm.eval_dataset[0], dm.spec)
+
+
+def test_check_of_ade20k_reports_its_pairs_and_a_broken_or_missing_label_map(tmp_path: Path, capsys) -> None:
+    from midms.testing import fake_ade20k
+
+    data_dir = tmp_path / "data"
+    stems = fake_ade20k.write_fake_layout(data_dir / "ade20k")
+    status, out, _ = run_check(capsys, "dataset=ade20k", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 0 and "evaluation: 4 pairs" in out and "ade20k_ref_test.txt" in out and "4 from the list" in out
+    label = data_dir / "ade20k" / "validation" / "annotations" / f"{stems['val'][1]}.png"
+    label.write_bytes(b"broken")
+    status, out, _ = run_check(capsys, "dataset=ade20k", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 1 and f"unreadable: {label}" in out and "1 of them skipped" in out  # never a substituted pair
+    label.unlink()
+    status, out, _ = run_check(capsys, "dataset=ade20k", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 1 and f"{stems['val'][1]}.png" in out
