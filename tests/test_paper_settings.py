@@ -117,14 +117,18 @@ COCOSNET_LOSS_WEIGHTS = {  # train_options.py defaults, the same for every comma
     "novgg_featpair": 10.0,  # --novgg_featpair (domain alignment)
     "fm_reference_batch": 4,  # the README's 32 over 8 GPUs: the per-GPU batch its feature-matching mean sees
 }
-COCOSNET_MASK_IGNORE = {"lsun_church": 0}  # pix2pix_model.py compute_generator_loss: weight[gt_label == 0] = 0
+COCOSNET_SETTINGS["ade20k"] = COCOSNET_SETTINGS["lsun_church"]  # the same README command, the one it was written for
+COCOSNET_MASK_IGNORE = {
+    "lsun_church": 0,
+    "ade20k": 0,
+}  # pix2pix_model.py compute_generator_loss: weight[gt_label == 0] = 0
 ADAM_EPS = {  # the optimisers' epsilon
     "cocosnet_g": 1e-3,  # CoCosNet pix2pix_model.py create_optimizers: Adam(G_params, ..., eps=1e-3)
     "cocosnet_d": 1e-8,  # ... Adam(D_params, lr=D_lr, betas=(beta1, beta2)): torch's default
     "spade": 1e-8,  # SPADE pix2pix_model.py create_optimizers: Adam(..., betas=(beta1, beta2)) for G and D
     "midms": 1e-8,  # MIDMs train.py: optim.AdamW([...], weight_decay=args.weight_decay)
 }
-COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200}  # niter + niter_decay
+COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200, "ade20k": 200}  # niter + niter_decay
 COCOSNET_BETAS = (0.0, 0.9)  # train_options.py: TTUR (no_TTUR unset) sets beta1 = 0, beta2 = 0.9
 
 SPADE = {  # NVlabs/SPADE options/ and models/networks/ (--use_vae)
@@ -144,6 +148,7 @@ TORCHVISION_VGG = "vgg19-dcbb9e9d.pth"  # architecture.py VGG19: torchvision.mod
 SPEC = {  # the data contract at a small size (the settings do not depend on it)
     "celebahq": DataSpec(semantic_nc=15, image_size=64, num_classes=19, has_target=False),
     "lsun_church": DataSpec(semantic_nc=151, image_size=64, num_classes=151, has_target=False),
+    "ade20k": DataSpec(semantic_nc=151, image_size=64, num_classes=151, has_target=False),
 }
 
 
@@ -211,7 +216,7 @@ def test_the_midms_module_built_from_a_preset_uses_the_official_loss_weights(dat
     assert type(opt) is torch.optim.AdamW and all(g["eps"] == ADAM_EPS["midms"] for g in opt.param_groups)
 
 
-@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church"])
+@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church", "ade20k"])
 def test_the_cocosnet_module_built_from_a_preset_uses_the_official_weights_and_optimisers(dataset):
     cfg = _compose(f"dataset={dataset}", "model=cocosnet")
     small = {"ngf": 8, "ndf": 8, "match_channels": 16, "spade_hidden": 8, "vgg_weights": "random"}
@@ -364,3 +369,18 @@ def test_evaluating_released_weights_needs_no_loss_network(tmp_path, monkeypatch
     assert "metrics_vgg19" in names and not {"vgg19", "vgg19_conv"} & set(names)
     if model == "spade":  # its losses' VGG19 is another file than the metrics'
         assert missing_requirements(evaluating) == []
+
+
+def test_the_ade20k_cocosnet_preset_is_the_readme_command():
+    cfg = _compose("dataset=ade20k", "model=cocosnet")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == "ade20k_cocosnet"
+    _check(cfg, COMMON)
+    _check(cfg, COCOSNET)
+    assert cfg.trainer.max_epochs == COCOSNET_EPOCHS["ade20k"] and Path(cfg.model.module.vgg_weights).name == CAFFE_VGG
+    for key, value in COCOSNET_SETTINGS["ade20k"].items():
+        assert cfg.model.module.settings[key] == value, key
+    names = {r.name: Path(r.path).name for r in requirements(cfg)}
+    assert names["test_pairs"] == "ade20k_ref_test.txt" and names["train_pairs"] == "ade20k_ref.txt"
+    evaluating = _compose("dataset=ade20k", "model=cocosnet", "train=false")
+    assert {"train_pairs", "train_photos", "vgg19_conv"}.isdisjoint(r.name for r in requirements(evaluating))

@@ -21,8 +21,8 @@ Pairing (``Pix2pixDataset.__getitem__`` and ``ADE20KDataset.get_ref``): a line o
 ``<photo>.jpg,<ref 1>.jpg,...``; training takes the line's first and last reference (easy and hard, CoCosNet's rule
 in :mod:`midms.data.images`); evaluation takes the first, and looks it up among the *training* photos (the
 official test code replaces ``validation`` by ``training`` in the reference's folder). The released
-``ade20k_ref_test.txt`` of the CoCosNet repository is an excerpt; UNITE's repository (``data/``) has the whole
-list. Both are read from the root, never shipped here.
+``ade20k_ref_test.txt`` of the CoCosNet repository is an excerpt; UNITE's (github.com/fnzhan/UNITE, ``data/``)
+has the whole list (2,000 lines, 20 references each). Both are read from the root, never shipped here.
 
 Pre-processing (CoCosNet's options for ade20k): ``resize_and_crop``, training load 286 and crop 256 with flips,
 evaluation at 256.
@@ -43,7 +43,8 @@ NAME_TAG = {"train": "_train_", "val": "_val_"}  # get_paths keeps only the file
 LAYOUT = """\
   {root}/training/**/ADE_train_<n>.jpg  and  {root}/training/**/ADE_train_<n>.png   (photo and label map)
   {root}/validation/**/ADE_val_<n>.jpg  and  {root}/validation/**/ADE_val_<n>.png
-  {root}/ade20k_ref.txt, {root}/ade20k_ref_test.txt   (CoCosNet's pairing lists; the whole test list: UNITE's data/)
+  {root}/ade20k_ref.txt, {root}/ade20k_ref_test.txt   (pairing lists: CoCosNet's data/; the whole test list
+  is in data/ of github.com/fnzhan/UNITE)
 From ADEChallengeData2016 (sceneparsing.csail.mit.edu): link images/<split> and annotations/<split> under
 {root}/<split> (see midms/data/ade20k.py)."""
 
