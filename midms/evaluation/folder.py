@@ -205,10 +205,10 @@ def finish_reference(root: Path, dataset_key: str, staging: Path, shards: int) -
         source.update(dict.fromkeys(part["digests"], Path(part["candidate"]) if part["candidate"] else None))
     key = fingerprint(digests)
     final = root / f"{dataset_key}-{key}"
+    _remove_stale(root, dataset_key)  # also when the folder is reused: a killed run's leftovers go either way
     if (final / ".complete").exists():
         shutil.rmtree(staging, ignore_errors=True)
         return final, key
-    _remove_stale(root, dataset_key)
     tmp = root / f".{dataset_key}.{socket.gethostname()}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
