@@ -3,12 +3,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from midms.data.lsun import FOLDERS, LABEL_NC
+
+
+def labelled_photo(rng: np.random.Generator, width: int, height: int, corner: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random ADE20K label map (five rectangles of classes 1..150, the top-left corner ``corner``: 255 is don't
+    care, 0 unknown) and a photo rendered from it (a colour per class plus noise), both H×W(×3) uint8."""
+    labels = np.zeros((height, width), dtype=np.uint8)
+    for _ in range(5):
+        x0, y0 = rng.integers(0, width - 8), rng.integers(0, height - 8)
+        x1, y1 = x0 + rng.integers(6, width // 2), y0 + rng.integers(6, height // 2)
+        labels[y0:y1, x0:x1] = rng.choice([*range(1, LABEL_NC + 1)])
+    labels[: height // 8, : width // 8] = corner
+    photo = rng.uniform(20, 235, size=(256, 3))[labels] + rng.normal(0, 3, (height, width, 3))
+    return labels, np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def labelled_photos(seed: int, split: str, count: int, size: tuple[int, int], stem_of) -> Iterator:
+    """``(stem, labels, photo)`` of ``count`` scenes of a split, each from its own generator; ``stem_of(index, rng)``
+    names a scene (it may draw from the scene's generator first)."""
+    for index in range(count):
+        rng = np.random.default_rng([seed, 0 if split == "train" else 1, index])
+        stem = stem_of(index, rng)
+        yield (stem, *labelled_photo(rng, *size, corner=255 if index % 2 == 0 else 0))
 
 
 def write_fake_layout(
@@ -27,25 +50,15 @@ def write_fake_layout(
     (one), naming the photos ``<stem>.jpg`` as MIDMs' lists do whatever the files' extension.
     """
     root = Path(root)
-    width, height = size
     splits: dict[str, list[str]] = {}
     for split, count in (("train", n_train), ("val", n_val)):
         folder = root / FOLDERS[split]
         folder.mkdir(parents=True, exist_ok=True)
         splits[split] = []
-        for index in range(count):
-            rng = np.random.default_rng([seed, 0 if split == "train" else 1, index])
-            stem = f"{split}{index:03d}{rng.integers(16**6):06x}"
-            labels = np.zeros((height, width), dtype=np.uint8)
-            for _ in range(5):
-                x0, y0 = rng.integers(0, width - 8), rng.integers(0, height - 8)
-                x1, y1 = x0 + rng.integers(6, width // 2), y0 + rng.integers(6, height // 2)
-                labels[y0:y1, x0:x1] = rng.choice([*range(1, LABEL_NC + 1)])
-            labels[: height // 8, : width // 8] = 255 if index % 2 == 0 else 0
-            palette = rng.uniform(20, 235, size=(256, 3))
-            photo = palette[labels] + rng.normal(0, 3, (height, width, 3))
+        stems = lambda index, rng, split=split: f"{split}{index:03d}{rng.integers(16**6):06x}"  # noqa: E731
+        for stem, labels, photo in labelled_photos(seed, split, count, size, stems):
             Image.fromarray(labels).save(folder / f"{stem}.png")
-            img = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
+            img = Image.fromarray(photo)
             img.save(folder / f"{stem}{suffix}", **({"quality": 95} if suffix != ".webp" else {"lossless": True}))
             splits[split].append(stem)
     if pairing_lists:
