@@ -123,6 +123,7 @@ def test_each_model_feeds_the_network_the_range_it_was_trained_on():
         assert torch.allclose(net.vgg.normalize(x), x * 2 - 1 if preprocess == "signed" else x)
 
 
+@pytest.mark.slow  # an end-to-end MIDMs run (its prior stage too); the fast set keeps the CoCosNet fit above
 def test_midms_trains_with_the_domain_network(run_entry, tmp_path):
     from e2e import MIDMS_TINY, TINY
 

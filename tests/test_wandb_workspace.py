@@ -119,6 +119,7 @@ def test_per_image_thumbnails_goals_and_the_results_artifact(offline_env, tmp_pa
     assert sorted(artifact.manifest.entries) == ["results.json"]
 
 
+@pytest.mark.slow  # an end-to-end MIDMs training run: the fast set stays under 10 minutes
 def test_training_logs_validation_curves_and_the_learning_rate(run_entry, tmp_path):
     """MIDMs (whose training is not a GAN's) logs val/psnr and val/l1 each epoch and its learning rate."""
     from e2e import MIDMS_TINY
