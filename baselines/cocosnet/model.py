@@ -170,7 +170,9 @@ class CoCosNet(AlternatingGAN):
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
         self.cache_dir, self.domain_training = cache_dir, domain_training
         if vgg_weights == "domain":  # CoCosNet feeds [0, 1] images: "signed" brings them to the network's [-1, 1]
-            self.vgg = self.domain_vgg(VGG_LAYERS, vgg_widths, preprocess="signed")
+            from midms.nn.domain_vgg import untrained
+
+            self.vgg = untrained(VGG_LAYERS, vgg_widths, preprocess="signed")
         else:
             self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
         self.protocol = {

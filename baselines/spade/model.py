@@ -149,7 +149,9 @@ class SPADEModel(AlternatingGAN):
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
         self.cache_dir, self.domain_training = cache_dir, domain_training
         if vgg_weights == "domain":  # SPADE feeds [-1, 1] images, the domain network's own range
-            self.vgg = self.domain_vgg(VGG_LAYERS, vgg_widths, preprocess="none")
+            from midms.nn.domain_vgg import untrained
+
+            self.vgg = untrained(VGG_LAYERS, vgg_widths, preprocess="none")
         else:
             self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
         self.protocol: dict[str, Any] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
@@ -48,11 +47,11 @@ class TranslationModel(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """The validation curves: L1 and PSNR of the translation against the ground truth (``target`` where the
         data have one, else the input's own photo), in [-1, 1] and on the [0, 1] scale for PSNR."""
+        from midms.metrics.pixel import per_image_psnr
+
         fake = self.translate(batch)
         ref = batch["target"] if "target" in batch else batch["image"]
-        mse = ((fake.clamp(-1, 1) - ref) / 2).pow(2).flatten(1).mean(1)
-        psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()
-        values = {"val/l1": (fake - ref).abs().mean(), "val/psnr": psnr}
+        values = {"val/l1": (fake - ref).abs().mean(), "val/psnr": per_image_psnr(fake, ref).mean()}
         self.log_dict(values, on_epoch=True, sync_dist=True, batch_size=fake.shape[0])
 
     def translate_and_warp(self, batch: dict, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

@@ -14,7 +14,6 @@ from torch import Tensor
 
 from midms.errors import UserError
 from midms.models.base import TranslationModel
-from midms.nn.vgg import VGG19Features
 
 
 class AlternatingGAN(TranslationModel):
@@ -38,12 +37,6 @@ class AlternatingGAN(TranslationModel):
     #: ``vgg_weights=domain``: the domain network's training budget and cache (set by the subclass)
     domain_training = None
     cache_dir: str | None = None
-
-    def domain_vgg(self, layers, widths, preprocess: str) -> VGG19Features:
-        """The loss network of ``vgg_weights=domain``: random until training starts (:meth:`on_train_start`)."""
-        vgg = VGG19Features(layers, weights=None, widths=widths, preprocess=preprocess)
-        vgg.weights_id = "domain"
-        return vgg
 
     def on_train_start(self) -> None:
         """``vgg_weights=domain``: the domain network trained on the training split (or read from the cache)."""

@@ -56,7 +56,7 @@ TEXTURE_KINDS = 3  # flat, noise, stripes (midms.data.synthetic.TEXTURES)
 
 @dataclass(frozen=True)
 class DomainTraining:
-    """The budget of the domain network's training (``model.domain_vgg``)."""
+    """The budget of the domain network's training (``model.domain_training``; MIDMs: ``vgg.training``)."""
 
     steps: int = 400
     batch_size: int = 16
@@ -220,6 +220,15 @@ def prepare_for(model, widths: Sequence[int], cache_root: str | Path | None, tra
     }
     model.stage_seconds["loss network"] = time.perf_counter() - start
     return state
+
+
+def untrained(layers: Sequence[str], widths: Sequence[int] | None, preprocess: str) -> VGG19Features:
+    """A model's loss network for ``vgg_weights=domain`` before training starts: random, marked as the domain one
+    (``weights_id``), filled by :func:`load_into` with what :func:`prepare_for` gives. ``preprocess``: ``"signed"``
+    where the model feeds [0, 1] images, ``"none"`` where it feeds [-1, 1] (the network's own range)."""
+    vgg = VGG19Features(layers, weights=None, widths=widths, preprocess=preprocess)
+    vgg.weights_id = "domain"
+    return vgg
 
 
 def load_into(vgg: VGG19Features, state: dict[str, Tensor]) -> None:

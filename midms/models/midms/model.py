@@ -231,13 +231,12 @@ class MIDMs(TranslationModel):
             from midms.nn.vgg import VGG19Features
 
             if self._vgg_cfg.get("weights") == "domain":
-                from midms.nn.domain_vgg import load_into
+                from midms.nn.domain_vgg import load_into, untrained
 
                 if self._domain_state is None:
                     raise RuntimeError("vgg.weights=domain: the domain network is prepared when training starts")
-                net = VGG19Features(VGG_LAYERS, weights=None, widths=self._vgg_cfg.get("widths"), preprocess="signed")
+                net = untrained(VGG_LAYERS, self._vgg_cfg.get("widths"), preprocess="signed")  # MIDMs feeds [0, 1]
                 load_into(net, self._domain_state)
-                net.weights_id = "domain"
             else:
                 net = VGG19Features(VGG_LAYERS, **self._vgg_cfg)
             self.__dict__["_vgg"] = net.to(self.device)
