@@ -15,6 +15,9 @@ IMAGE_KEYS = ("image", "exemplar", "target")
 SEMANTIC_KEYS = ("semantics", "exemplar_semantics")
 LABEL_KEYS = ("labels", "exemplar_labels")
 ID_KEYS = ("id", "exemplar_id")
+#: optional: a bool, whether ``image`` is a ground truth for this exemplar (the exemplar is the photo itself or, in
+#: DeepFashion, another view of the same person and garment): CoCosNet's ``self_ref``, its paired-only losses' flag
+PAIRED_KEY = "paired"
 REQUIRED_KEYS = ("semantics", "image", "exemplar", "exemplar_semantics", "id", "exemplar_id")
 
 
@@ -55,6 +58,8 @@ def validate_sample(sample: dict, spec: DataSpec, where: str = "sample") -> None
             raise ValueError(
                 f"{where}: {key} must be int64 {size[0]}x{size[1]}, got {sample[key].dtype} {tuple(sample[key].shape)}"
             )
+    if PAIRED_KEY in sample and (sample[PAIRED_KEY].dtype != torch.bool or sample[PAIRED_KEY].dim() != 0):
+        raise ValueError(f"{where}: {PAIRED_KEY} must be a 0-dim bool tensor, got {sample[PAIRED_KEY]!r}")
     for key in ID_KEYS:
         if not isinstance(sample[key], str) or not sample[key]:
             raise ValueError(f"{where}: {key} must be a non-empty string, got {sample[key]!r}")

@@ -48,7 +48,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -100,9 +100,14 @@ def collate_pairs(samples: list[Any]) -> dict[str, Any]:
 
 
 def scan_files(
-    paths: Iterable[Path | str], desc: str = "checking images", workers: int | None = None, full: bool = False
+    paths: Iterable[Path | str],
+    desc: str = "checking images",
+    workers: int | None = None,
+    full: bool = False,
+    check: Callable[..., str | None] = check_image,
 ) -> dict[str, str]:
-    """Decode every file (threads; PIL releases the GIL) and return ``{path: reason}`` for the unreadable ones."""
+    """Decode every file (threads; PIL releases the GIL) and return ``{path: reason}`` for the unreadable ones
+    (``check(path, full=...)``: None or the reason; by default an image decode)."""
     unique = list(dict.fromkeys(str(p) for p in paths))
     workers = workers or min(8, os.cpu_count() or 1)
     bad: dict[str, str] = {}
@@ -113,7 +118,7 @@ def scan_files(
     ):
         for begin in range(0, len(unique), chunk):
             part = unique[begin : begin + chunk]
-            for path, reason in zip(part, pool.map(partial(check_image, full=full), part), strict=True):
+            for path, reason in zip(part, pool.map(partial(check, full=full), part), strict=True):
                 if reason is not None:
                     bad[path] = reason
             bar.update(len(part))
@@ -239,7 +244,7 @@ class Loaded:
 
     photo: np.ndarray  # 3×L×L uint8
     semantics: np.ndarray  # the reader's compact input semantics, last two axes L×L
-    labels: np.ndarray  # L×L integer region labels
+    labels: np.ndarray | None  # L×L integer region labels (None: the dataset has none)
 
 
 class ExemplarPairs(Dataset):
@@ -336,6 +341,10 @@ class ExemplarPairs(Dataset):
     def default_pairing_file(self) -> Path:
         return self.root / f"{self.name}_ref{'' if self.train else '_test'}.txt"
 
+    def check_file(self, path: Path | str, full: bool = False) -> str | None:
+        """None when a file of :meth:`files` reads, else the reason (images: a decode)."""
+        return check_image(path, full)
+
     # -- setup --------------------------------------------------------------------------------------------
 
     def _finish_setup(self) -> None:
@@ -419,7 +428,7 @@ class ExemplarPairs(Dataset):
         ids = set(self.ids) | {ref for refs in self._refs for ref in refs}
         per_id = {sample_id: self.files(sample_id, thorough) for sample_id in sorted(ids)}
         paths = (p for paths in per_id.values() for p in paths)
-        bad = scan_files(paths, desc=f"{self.name} {self.split}: checking", full=thorough)
+        bad = scan_files(paths, desc=f"{self.name} {self.split}: checking", full=thorough, check=self.check_file)
         for path, reason in bad.items():
             self.bad_files.add(path, reason, f"{self.name} {self.split}")
         if bad:
@@ -456,12 +465,16 @@ class ExemplarPairs(Dataset):
 
     def exemplar_id(self, index: int, rng: np.random.Generator | None = None) -> str:
         """The exemplar of sample ``index``: fixed for evaluation; drawn by CoCosNet's rule for training."""
+        return self._draw_exemplar(index, rng if rng is not None else self._rng(index))[0]
+
+    def _draw_exemplar(self, index: int, rng: np.random.Generator) -> tuple[str, bool]:
+        """The exemplar of sample ``index`` and whether the photo is a ground truth for it (``paired``: CoCosNet's
+        ``self_ref`` flag, which selects the samples of its paired-only losses): here, the photo itself."""
         first, last = self._refs[index]
         if not self.train:
-            return first
-        rng = rng if rng is not None else self._rng(index)
+            return first, first == self.ids[index]
         choice = choose_reference(float(rng.random()), (first, last), self.real_p, self.hard_p)
-        return self.ids[index] if choice is None else choice
+        return (self.ids[index], True) if choice is None else (choice, False)
 
     def exemplar_candidates(self, index: int, k: int) -> list[str]:
         """``k`` distinct exemplars for evaluation sample ``index``: its pair's exemplar, the further references
@@ -498,22 +511,27 @@ class ExemplarPairs(Dataset):
     def _sample(self, index: int, exemplar_id: str | None = None) -> dict[str, Any]:
         rng = self._rng(index)
         sample_id = self.ids[index]
-        drawn = self.exemplar_id(index, rng)  # drawn even when given, so the crops' random stream is the same
+        drawn, paired = self._draw_exemplar(index, rng)  # drawn even when given: the crops' random stream is the same
+        if exemplar_id is not None and exemplar_id != drawn:
+            paired = exemplar_id == sample_id
         exemplar_id = drawn if exemplar_id is None else exemplar_id
         query = self._load(sample_id)
         exemplar = query if exemplar_id == sample_id else self._load(exemplar_id)
         pq, pe = self._params(rng), self._params(rng)
         size = self.crop_size
-        return {
+        sample = {
             "semantics": self._semantics_tensor(crop_flip(query.semantics, pq, size)),
             "image": photo_tensor(crop_flip(query.photo, pq, size)),
             "exemplar": photo_tensor(crop_flip(exemplar.photo, pe, size)),
             "exemplar_semantics": self._semantics_tensor(crop_flip(exemplar.semantics, pe, size)),
-            "labels": torch.from_numpy(crop_flip(query.labels, pq, size).astype(np.int64)),
-            "exemplar_labels": torch.from_numpy(crop_flip(exemplar.labels, pe, size).astype(np.int64)),
+            "paired": torch.tensor(paired),
             "id": sample_id,
             "exemplar_id": exemplar_id,
         }
+        if query.labels is not None and exemplar.labels is not None:
+            sample["labels"] = torch.from_numpy(crop_flip(query.labels, pq, size).astype(np.int64))
+            sample["exemplar_labels"] = torch.from_numpy(crop_flip(exemplar.labels, pe, size).astype(np.int64))
+        return sample
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         n = len(self.ids)

@@ -119,3 +119,24 @@ def test_check_of_ade20k_reports_its_pairs_and_a_broken_or_missing_label_map(tmp
     label.unlink()
     status, out, _ = run_check(capsys, "dataset=ade20k", f"paths.data_dir={data_dir}", *SMALL)
     assert status == 1 and f"{stems['val'][1]}.png" in out
+
+
+def test_check_of_deepfashion_reports_a_corrupt_pose_file_a_corrupt_photo_and_a_missing_pose(tmp_path, capsys) -> None:
+    from midms.testing import fake_deepfashion
+
+    data_dir = tmp_path / "data"
+    paths = fake_deepfashion.write_fake_layout(data_dir / "deepfashion")
+    root = data_dir / "deepfashion"
+    status, out, _ = run_check(capsys, "dataset=deepfashion", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 0 and "evaluation: 6 pairs" in out and "deepfashion_self_pair.txt" in out, out
+    subset = root / paths["val"][0].replace("img/", "pose/", 1).replace(".jpg", "_subset.txt")
+    subset.write_text("0 1\n")  # two keypoint rows where OpenPose writes 18 + 2
+    photo = root / paths["val"][4]
+    photo.write_bytes(photo.read_bytes()[:200])  # truncated
+    status, out, _ = run_check(capsys, "dataset=deepfashion", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 1 and f"unreadable: {subset}" in out and f"unreadable: {photo}" in out
+    # the input itself and the two views whose exemplar it is, and the truncated photo: never a substituted pair
+    assert "1 unreadable .txt files" in out and "4 of them skipped" in out
+    subset.unlink()
+    status, out, _ = run_check(capsys, "dataset=deepfashion", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 1 and str(subset) in out
