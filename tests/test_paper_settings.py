@@ -118,6 +118,27 @@ COCOSNET_LOSS_WEIGHTS = {  # train_options.py defaults, the same for every comma
     "fm_reference_batch": 4,  # the README's 32 over 8 GPUs: the per-GPU batch its feature-matching mean sees
 }
 COCOSNET_SETTINGS["ade20k"] = COCOSNET_SETTINGS["lsun_church"]  # the same README command, the one it was written for
+COCOSNET_SETTINGS["deepfashion"] = {  # the README's DeepFashion training command: --niter 50 --niter_decay 50
+    "which_perceptual": "relu4_2",  # --which_perceptual 4_2 --weight_perceptual 0.001 --use_attention
+    "weight_perceptual": 0.001,  # --real_reference_probability 0.0 --PONO --PONO_C --vgg_normal_correct
+    "fm_ratio": 1.0,  # --fm_ratio 1.0 --warp_bilinear --warp_self_w 100 --no_flip --warp_patch --video_like
+    "warp_bilinear": True,
+    "warp_patch": True,
+    "warp_self_w": 100.0,
+    "warp_cycle_w": 0.0,  # train_options.py default
+    "maskmix": False,  # no --maskmix in the DeepFashion commands (base_options.py: store_true)
+    "adaptor_kernel": 4,  # the README's DeepFashion test command: --adaptor_kernel 4
+    "warp_mask_losstype": "none",  # base_options.py default
+    "niter": 50,
+    "niter_decay": 50,
+}
+DEEPFASHION_DATA = {  # data/deepfashion_dataset.py and the README's DeepFashion commands
+    "dataset.image_size": 256,  # crop_size 256
+    "dataset.load_size": 286,  # load_size 286 when is_train
+    "dataset.flip": False,  # --no_flip
+    "dataset.video_like": True,  # --video_like
+    "dataset.real_reference_probability": 0.0,  # --real_reference_probability 0.0
+}
 COCOSNET_MASK_IGNORE = {
     "lsun_church": 0,
     "ade20k": 0,
@@ -128,7 +149,7 @@ ADAM_EPS = {  # the optimisers' epsilon
     "spade": 1e-8,  # SPADE pix2pix_model.py create_optimizers: Adam(..., betas=(beta1, beta2)) for G and D
     "midms": 1e-8,  # MIDMs train.py: optim.AdamW([...], weight_decay=args.weight_decay)
 }
-COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200, "ade20k": 200}  # niter + niter_decay
+COCOSNET_EPOCHS = {"celebahq": 60, "lsun_church": 200, "ade20k": 200, "deepfashion": 100}  # niter + niter_decay
 COCOSNET_BETAS = (0.0, 0.9)  # train_options.py: TTUR (no_TTUR unset) sets beta1 = 0, beta2 = 0.9
 
 SPADE = {  # NVlabs/SPADE options/ and models/networks/ (--use_vae)
@@ -149,6 +170,7 @@ SPEC = {  # the data contract at a small size (the settings do not depend on it)
     "celebahq": DataSpec(semantic_nc=15, image_size=64, num_classes=19, has_target=False),
     "lsun_church": DataSpec(semantic_nc=151, image_size=64, num_classes=151, has_target=False),
     "ade20k": DataSpec(semantic_nc=151, image_size=64, num_classes=151, has_target=False),
+    "deepfashion": DataSpec(semantic_nc=20, image_size=64, num_classes=None, has_target=False),
 }
 
 
@@ -216,7 +238,7 @@ def test_the_midms_module_built_from_a_preset_uses_the_official_loss_weights(dat
     assert type(opt) is torch.optim.AdamW and all(g["eps"] == ADAM_EPS["midms"] for g in opt.param_groups)
 
 
-@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church", "ade20k"])
+@pytest.mark.parametrize("dataset", ["celebahq", "lsun_church", "ade20k", "deepfashion"])
 def test_the_cocosnet_module_built_from_a_preset_uses_the_official_weights_and_optimisers(dataset):
     cfg = _compose(f"dataset={dataset}", "model=cocosnet")
     small = {"ngf": 8, "ndf": 8, "match_channels": 16, "spade_hidden": 8, "vgg_weights": "random"}
@@ -384,3 +406,20 @@ def test_the_ade20k_cocosnet_preset_is_the_readme_command():
     assert names["test_pairs"] == "ade20k_ref_test.txt" and names["train_pairs"] == "ade20k_ref.txt"
     evaluating = _compose("dataset=ade20k", "model=cocosnet", "train=false")
     assert {"train_pairs", "train_photos", "vgg19_conv"}.isdisjoint(r.name for r in requirements(evaluating))
+
+
+def test_the_deepfashion_cocosnet_preset_is_the_readme_command():
+    cfg = _compose("dataset=deepfashion", "model=cocosnet")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == "deepfashion_cocosnet"
+    _check(cfg, {k: v for k, v in COMMON.items() if "reference_probability" not in k})
+    _check(cfg, {**COCOSNET, **DEEPFASHION_DATA})
+    assert cfg.trainer.max_epochs == COCOSNET_EPOCHS["deepfashion"]
+    assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG
+    for key, value in COCOSNET_SETTINGS["deepfashion"].items():
+        assert cfg.model.module.settings[key] == value, key
+    names = {r.name: Path(r.path).name for r in requirements(cfg)}
+    assert names["test_pairs"] == "deepfashion_ref_test.txt" and names["self_pairs"] == "deepfashion_self_pair.txt"
+    assert names["poses"] == "pose" and names["test_list"] == "val.txt"
+    evaluating = _compose("dataset=deepfashion", "model=cocosnet", "train=false")
+    assert {"train_pairs", "train_list", "vgg19_conv"}.isdisjoint(r.name for r in requirements(evaluating))

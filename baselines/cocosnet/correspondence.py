@@ -58,6 +58,17 @@ class DomainAdaptor(nn.Module):
         return h
 
 
+def unfold_patches(x: Tensor) -> Tensor:
+    """B×C×H×W -> B×(C·16)×(H/4)×(W/4): each 4×4 patch as the channels of its cell (``F.unfold``'s order)."""
+    b, _c, hgt, wid = x.shape
+    return F.unfold(x, DOWN, stride=DOWN).view(b, -1, hgt // DOWN, wid // DOWN)
+
+
+def fold_patches(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """The inverse of :func:`unfold_patches`: B×(C·16)×h×w cells back to B×C×H×W pixels."""
+    return F.fold(x.flatten(2), size, DOWN, stride=DOWN)
+
+
 class CorrespondenceNet(nn.Module):
     """The correspondence network. :meth:`forward` returns a dict (see its docstring).
 
@@ -72,6 +83,9 @@ class CorrespondenceNet(nn.Module):
         match_kernel: the unfold window of the matching features (3).
         temperature: softmax temperature of the correlation (0.01).
         warp_bilinear: up-sample the warp bilinearly (``--warp_bilinear``), else nearest.
+        warp_patch: warp the exemplar's 4×4 pixel patches instead of its 4×4-averaged colours, so the warp keeps
+            full resolution (``--warp_patch``, the DeepFashion commands: ``correspondence.py`` unfolds the exemplar
+            with stride 4, warps the patches with the same attention and folds them back; the cycle warp likewise).
         pono: PONO in the adaptors' SPADE blocks.
     """
 
@@ -87,10 +101,11 @@ class CorrespondenceNet(nn.Module):
         temperature: float = 0.01,
         warp_bilinear: bool = False,
         pono: bool = True,
+        warp_patch: bool = False,
     ) -> None:
         super().__init__()
         self.maskmix, self.match_kernel = maskmix, match_kernel
-        self.temperature, self.warp_bilinear = temperature, warp_bilinear
+        self.temperature, self.warp_bilinear, self.warp_patch = temperature, warp_bilinear, warp_patch
         self.adaptor_semantics = DomainAdaptor(semantic_nc, ngf, adaptor_kernel, spade_hidden, pono)
         self.adaptor_image = DomainAdaptor(3, ngf, adaptor_kernel, spade_hidden, pono)
         channels = 4 * ngf + (semantic_nc if maskmix else 0)
@@ -131,20 +146,26 @@ class CorrespondenceNet(nn.Module):
         warp_mask: bool = False,
     ) -> dict[str, Tensor]:
         """Returns ``corr`` (B×hw×hw, before the temperature), ``warp`` (the exemplar warped onto the input,
-        B×3×H×W), ``warp_low`` (B×3×h×w), the adaptor features; with ``image`` (the input's real photo,
-        training) ``domain_loss`` = L1 between the adapted semantics and the adapted photo; with ``cycle``
-        ``warp_cycle`` (the warp warped back to the exemplar, B×3×h×w); with ``warp_mask`` the exemplar's
+        B×3×H×W), the adaptor features; with ``image`` (the input's real photo, training) ``domain_loss`` = L1
+        between the adapted semantics and the adapted photo; with ``cycle`` ``warp_cycle`` (the warp warped back to
+        the exemplar: B×3×h×w, or B×3×H×W with ``warp_patch``); with ``warp_mask`` the exemplar's
         semantics warped onto the input (B×S×h×w)."""
         h, w = semantics.shape[2] // DOWN, semantics.shape[3] // DOWN
         corr, out = self.correlate(semantics, exemplar, exemplar_semantics)
         out["corr"] = corr
         if image is not None:
             out["domain_loss"] = F.l1_loss(out["adapted_semantics"], l2_normalize(self.adaptor_image(image), NORM_EPS))
-        warp_low = soft_warp(corr, F.avg_pool2d(exemplar, DOWN), self.temperature, (h, w))
-        out["warp_low"] = warp_low
-        out["warp"] = self.upsample(warp_low, tuple(exemplar.shape[2:]))
-        if cycle:  # softmax over input positions: exemplar <- input
-            out["warp_cycle"] = soft_warp(corr.transpose(1, 2), warp_low, self.temperature, (h, w))
+        if self.warp_patch:
+            size = tuple(exemplar.shape[2:])
+            out["warp"] = fold_patches(soft_warp(corr, unfold_patches(exemplar), self.temperature, (h, w)), size)
+            if cycle:  # softmax over input positions: exemplar <- input, patch by patch
+                back = soft_warp(corr.transpose(1, 2), unfold_patches(out["warp"]), self.temperature, (h, w))
+                out["warp_cycle"] = fold_patches(back, size)
+        else:
+            warp_low = soft_warp(corr, F.avg_pool2d(exemplar, DOWN), self.temperature, (h, w))
+            out["warp"] = self.upsample(warp_low, tuple(exemplar.shape[2:]))
+            if cycle:  # softmax over input positions: exemplar <- input
+                out["warp_cycle"] = soft_warp(corr.transpose(1, 2), warp_low, self.temperature, (h, w))
         if warp_mask:
             low_sem = F.interpolate(exemplar_semantics, size=(h, w), mode="nearest")
             out["warp_mask"] = soft_warp(corr, low_sem, self.temperature, (h, w))

@@ -8,17 +8,19 @@ of its README (per dataset in ``conf/model/cocosnet.yaml``):
 - ``gan``: hinge loss of the two-scale discriminator on ``cat(semantics, image)``, × ``weight_gan`` (10);
 - ``gan_feat``: discriminator feature matching, × ``lambda_feat`` (10);
 - ``fm``: VGG feature matching (L1 at relu1_2..relu5_2, weights 1/32..1) against the ground truth, only for
-  samples whose exemplar is their own photo (``exemplar_id == id``), × ``lambda_vgg · fm_ratio``; the
+  paired samples (the dataset's ``paired`` flag, CoCosNet's ``self_ref``; without it ``exemplar_id == id``: the
+  exemplar is the photo itself), × ``lambda_vgg · fm_ratio``; the
   released code averages it per GPU (a per-GPU batch of 4 on 8 GPUs), so it is scaled by
   ``batch / fm_reference_batch`` (4) here: the same effective weight on any number of devices and batch;
 - ``perc``: MSE at relu4_2 or relu5_2 against the ground truth, × ``weight_perceptual``;
 - ``contextual``: contextual loss to the exemplar at relu5_2 (×8), relu4_2 (×4) and 2×-pooled relu3_2 (×2),
   × ``lambda_vgg · ctx_w``;
 - ``domain``: L1 between the adapted semantics and the adapted real photo (domain alignment), × ``novgg_featpair``;
-- ``warp_cycle``: L1 between the warp warped back and the pooled exemplar, × ``warp_cycle_w``;
-- ``warp_self`` (``warp_self_w`` > 0): L1 between the up-sampled warp and the ground truth, weighted per sample
-  as ``fm`` (paired samples only), × ``warp_self_w`` (0 by default; 100 in the DeepFashion command, where every
-  exemplar is the same person in another pose, so every pair has a ground truth);
+- ``warp_cycle``: L1 between the warp warped back and the pooled exemplar (the exemplar itself with
+  ``warp_patch``), × ``warp_cycle_w``;
+- ``warp_self`` (``warp_self_w`` > 0): L1 between the warp and the ground truth, weighted per sample as ``fm``
+  (paired samples only), × ``warp_self_w`` (0 by default; 100 in the DeepFashion command, whose training pairs are
+  the photo itself or another view of the same garment, both paired);
 - ``mask`` (``warp_mask_losstype: direct``): NLL of the input's labels under the warped exemplar one-hot
   semantics at 1/4 resolution (classes absent from the exemplar and ``mask_ignore_index`` excluded), × ``weight_mask``.
 
@@ -63,6 +65,7 @@ VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "maskmix": True,
     "warp_bilinear": False,
+    "warp_patch": False,
     "adaptor_kernel": 3,
     "warp_mask_losstype": "none",  # none | direct
     "weight_mask": 0.0,
@@ -159,6 +162,7 @@ class CoCosNet(AlternatingGAN):
             temperature=temperature,
             warp_bilinear=s["warp_bilinear"],
             pono=pono,
+            warp_patch=s["warp_patch"],
         )
         self.generator = CoCosNetGenerator(
             nc, ngf=ngf, spade_hidden=spade_hidden, pono=pono, use_attention=use_attention
@@ -267,6 +271,8 @@ class CoCosNet(AlternatingGAN):
             if "target" not in batch:
                 raise UserError("reconstruction_target=target needs a dataset with a ground truth (synthetic)")
             return batch["target"], torch.ones(batch["target"].shape[0], device=self.device)
+        if "paired" in batch:  # the dataset's flag (DeepFashion: another view of the same garment is paired too)
+            return batch["image"], batch["paired"].to(device=self.device, dtype=torch.float32)
         paired = [a == b for a, b in zip(batch["id"], batch["exemplar_id"], strict=True)]
         return batch["image"], torch.tensor(paired, dtype=torch.float32, device=self.device)
 
@@ -315,10 +321,9 @@ class CoCosNet(AlternatingGAN):
             terms["contextual"] = self.contextual(fake_feats, ref_feats) * s["lambda_vgg"] * s["ctx_w"]
         if s["novgg_featpair"] > 0:
             terms["domain"] = out["domain_loss"] * s["novgg_featpair"]
-        if s["warp_cycle_w"] > 0:
-            terms["warp_cycle"] = (
-                F.l1_loss(out["warp_cycle"], F.avg_pool2d(batch["exemplar"], DOWN)) * s["warp_cycle_w"]
-            )
+        if s["warp_cycle_w"] > 0:  # compared at the warp's resolution: the pooled exemplar, or itself with patches
+            exemplar = batch["exemplar"] if s["warp_patch"] else F.avg_pool2d(batch["exemplar"], DOWN)
+            terms["warp_cycle"] = F.l1_loss(out["warp_cycle"], exemplar) * s["warp_cycle_w"]
         if s["warp_self_w"] > 0:
             terms["warp_self"] = losses.weighted_l1(out["warp"], real, weights) * s["warp_self_w"]
         if s["warp_mask_losstype"] == "direct":

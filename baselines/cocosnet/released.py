@@ -10,9 +10,10 @@ The released models (links in the README of https://github.com/microsoft/CoCosNe
 for the parts shared with MIDMs), then loaded strictly: a missing, extra or mis-shaped tensor is an error naming it,
 never a partial load. The discriminator is not needed to translate and is not released.
 
-Layouts: every option that changes a tensor's shape comes from the dataset settings (``adaptor_kernel``, the
-input channels); ``celebahqedge`` (15 input channels, ``--adaptor_kernel 4``) and ``ade20k`` (151 channels,
-kernel 3; the LSUN-Churches recipe) are tested with their full-size key lists.
+Layouts: every option that changes a tensor's shape comes from the dataset settings (``adaptor_kernel``,
+``maskmix``, the input channels); ``celebahqedge`` (15 input channels, ``--adaptor_kernel 4``), ``ade20k`` (151
+channels, kernel 3, ``--maskmix``; the LSUN-Churches recipe) and ``deepfashion`` (20 channels, kernel 4, no
+``--maskmix``; ``--warp_patch`` changes no tensor) are tested with their full-size key lists.
 """
 
 from __future__ import annotations

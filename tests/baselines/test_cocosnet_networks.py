@@ -60,7 +60,7 @@ def test_shapes_of_every_sub_network(size):
         out = corr(sem, ex, sem, image=ex, cycle=True, warp_mask=True)
         n = (size // 4) ** 2
         assert out["corr"].shape == (1, n, n)
-        assert out["warp"].shape == (1, 3, size, size) and out["warp_low"].shape == (1, 3, size // 4, size // 4)
+        assert out["warp"].shape == (1, 3, size, size)
         assert out["warp_cycle"].shape == (1, 3, size // 4, size // 4)
         assert out["warp_mask"].shape == (1, s, size // 4, size // 4) and out["domain_loss"].dim() == 0
         fake = gen(out["warp"], sem)
@@ -101,3 +101,31 @@ def test_soft_warp_tends_to_the_argmax_warp_as_temperature_goes_to_zero():
     errors = [(soft_warp(corr, values, t) - hard).abs().max().item() for t in (1.0, 0.1, 0.01, 1e-4)]
     assert errors == sorted(errors, reverse=True) and errors[0] > 1e-2
     assert errors[-1] < 1e-5
+
+
+def test_patch_warp_moves_each_exemplar_4x4_patch_by_the_correlation_softmax():
+    """``--warp_patch`` (CoCosNet's DeepFashion commands): the warp at a query cell is the softmax-weighted sum of
+    the exemplar's 4×4 pixel patches, checked against a plain loop over the cells; the cycle warp is the same
+    operation with the softmax over the input positions."""
+    torch.manual_seed(0)
+    s, size = 3, 16
+    corr_net = CorrespondenceNet(s, match_channels=8, warp_patch=True, **TINY).eval()
+    sem, ex = torch.rand(1, s, size, size), torch.rand(1, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        out = corr_net(sem, ex, sem, cycle=True)
+    cells = size // 4
+    patches = [ex[0, :, 4 * (k // cells) : 4 * (k // cells) + 4, 4 * (k % cells) : 4 * (k % cells) + 4]
+               for k in range(cells * cells)]  # fmt: skip
+    attn = torch.softmax(out["corr"][0].double() / corr_net.temperature, dim=-1)
+    expected = torch.zeros(3, size, size, dtype=torch.float64)
+    for q in range(cells * cells):
+        patch = sum(attn[q, k] * patches[k].double() for k in range(cells * cells))
+        expected[:, 4 * (q // cells) : 4 * (q // cells) + 4, 4 * (q % cells) : 4 * (q % cells) + 4] = patch
+    assert out["warp"].shape == (1, 3, size, size)
+    assert torch.allclose(out["warp"][0].double(), expected, atol=1e-5)
+    back = torch.softmax(out["corr"][0].double().T / corr_net.temperature, dim=-1)
+    warped = [expected[:, 4 * (k // cells) : 4 * (k // cells) + 4, 4 * (k % cells) : 4 * (k % cells) + 4]
+              for k in range(cells * cells)]  # fmt: skip
+    q = 5
+    cycle = sum(back[q, k] * warped[k] for k in range(cells * cells))
+    assert torch.allclose(out["warp_cycle"][0, :, 4:8, 4:8].double(), cycle, atol=1e-5)  # cell 5 = row 1, column 1

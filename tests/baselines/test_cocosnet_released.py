@@ -31,7 +31,7 @@ from midms.errors import UserError
 CONF = Path(__file__).resolve().parents[2] / "conf"
 LAYOUTS = json.loads((Path(__file__).resolve().parents[1] / "support" / "cocosnet_released_layouts.json").read_text())
 # the official option set of each layout and the dataset whose settings give the same tensors
-CASES = {"celebahqedge": ("celebahq", 15), "ade20k": ("ade20k", 151)}
+CASES = {"celebahqedge": ("celebahq", 15), "ade20k": ("ade20k", 151), "deepfashion": ("deepfashion", 20)}
 
 # where some official tensors land: the correspondence checked numerically against the official networks (the same
 # random weights in both, converted: warp and output identical to the last bit at 256 px)
