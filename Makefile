@@ -44,7 +44,7 @@ gpu-smoke: $(STAMP)  ## on a CUDA machine: one paper-size training step and eval
 benchmark: $(STAMP)  ## run a matrix (BENCH=default; LAUNCHER=submitit_local; FORCE=1), then aggregate
 	$(PY) -m midms.benchmarking $(BENCH) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(FORCE),--force) $(ARGS)
 
-reproduce: $(STAMP)  ## evaluate the released models on the official test pairs: make reproduce DATASET=celebahq [ARGS=--dry-run]
+reproduce: $(STAMP)  ## evaluate the released models on the official test pairs: make reproduce DATASET=celebahq|ade20k|deepfashion [ARGS=--dry-run]
 	$(PY) -m midms.benchmarking reproduce_$(DATASET) $(ARGS)
 
 official-midms: $(STAMP)  ## our MIDMs beside the official inference, same weights and noise: make official-midms OFFICIAL=<checkout of cvlab-kaist/MIDMs>

@@ -405,7 +405,9 @@ def test_the_ade20k_cocosnet_preset_is_the_readme_command():
     names = {r.name: Path(r.path).name for r in requirements(cfg)}
     assert names["test_pairs"] == "ade20k_ref_test.txt" and names["train_pairs"] == "ade20k_ref.txt"
     evaluating = _compose("dataset=ade20k", "model=cocosnet", "train=false")
-    assert {"train_pairs", "train_photos", "vgg19_conv"}.isdisjoint(r.name for r in requirements(evaluating))
+    needed = {r.name for r in requirements(evaluating)}
+    assert {"train_pairs", "vgg19_conv"}.isdisjoint(needed)
+    assert "train_photos" in needed  # the test exemplars are training photos (the official test code's lookup)
 
 
 def test_the_deepfashion_cocosnet_preset_is_the_readme_command():
@@ -423,3 +425,72 @@ def test_the_deepfashion_cocosnet_preset_is_the_readme_command():
     assert names["poses"] == "pose" and names["test_list"] == "val.txt"
     evaluating = _compose("dataset=deepfashion", "model=cocosnet", "train=false")
     assert {"train_pairs", "train_list", "vgg19_conv"}.isdisjoint(r.name for r in requirements(evaluating))
+
+
+# the rows beside CoCosNet on the field's other datasets: each value with its source
+OTHER_ROWS = {
+    ("ade20k", "spade"): {  # NVlabs/SPADE data/ade20k_dataset.py; the CoCosNet ADE20K command's epochs beside it
+        "dataset.load_size": 286,  # load_size 286 when is_train, crop_size 256
+        "dataset.image_size": 256,
+        "model.settings.niter": 100,
+        "model.settings.niter_decay": 100,
+        "trainer.max_epochs": 200,
+        "model.module.use_vae": True,  # the exemplar-based row: --use_vae
+    },
+    ("ade20k", "midms"): {  # cvlab-kaist/MIDMs train.py defaults
+        "trainer.max_epochs": 4,  # --epochs 4
+        "dataset.datamodule.batch_size": 8,  # --batch-size 1 per process on 8 GPUs
+        "model.module.training.lr": 3e-6,  # --lr
+    },
+    ("ade20k", "controlnet_ipadapter"): {
+        "model.control.hub_id": "lllyasviel/sd-controlnet-seg",
+        "model.control.drawing": "ade20k",
+    },  # fmt: skip
+    ("deepfashion", "spade"): {  # the CoCosNet DeepFashion row's schedule and data beside it
+        "model.settings.niter": 50,
+        "model.settings.niter_decay": 50,
+        "trainer.max_epochs": 100,
+        "dataset.flip": False,  # CoCosNet's README: --no_flip
+    },
+    ("deepfashion", "midms"): {  # cvlab-kaist/MIDMs data/deepfashion_dataset.py and train.py
+        "dataset.load_size": 256,  # set_defaults(load_size=256) in training too
+        "dataset.image_size": 256,  # crop_size 256
+        "dataset.flip": True,  # train.py: --no_flip unset
+        "dataset.video_like": False,  # get_ref: the video-like rule is disabled (get_ref_vgg)
+        "dataset.real_reference_probability": 0.7,  # train.py --real_reference_probability 0.7
+        "dataset.hard_reference_probability": 0.2,  # --hard_reference_probability 0.2
+        "trainer.max_epochs": 4,
+    },
+    ("deepfashion", "controlnet_ipadapter"): {
+        "model.control.hub_id": "lllyasviel/sd-controlnet-openpose",
+        "model.control.drawing": "pose",
+    },  # fmt: skip
+}
+
+
+@pytest.mark.parametrize(("dataset", "model"), list(OTHER_ROWS))
+def test_the_other_datasets_rows_compose_their_settings_and_requirements(dataset, model):
+    cfg = _compose(f"dataset={dataset}", f"model={model}")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == f"{dataset}_{model}"
+    _check(cfg, OTHER_ROWS[(dataset, model)])
+    _check(cfg, {"evaluation.image_format": "jpg", "metrics.fid.mode": "legacy_pytorch"})
+    for metric in ("semantic", "style"):
+        assert Path(cfg.metrics[metric].weights).name == CAFFE_VGG
+    names = {r.name: Path(r.path).name for r in requirements(cfg)}
+    pairs = {"ade20k": "ade20k_ref_test.txt", "deepfashion": "deepfashion_ref_test.txt"}[dataset]
+    assert names["test_pairs"] == pairs
+    for req in requirements(cfg):  # every source stands on its own or names a file listed beside it
+        standing = not req.source.startswith("as ") or req.source[3:].split()[0] in {"latest_net_Corr.pth", "the"}
+        assert req.source and standing, (req.name, req.source)
+
+
+def test_the_midms_row_on_deepfashion_takes_its_readers_losses():
+    """utils_training/optimize.py's DeepFashion branch: which_perceptual -2 (relu4_2), weight_perceptual 0.002,
+    weight_mask 0."""
+    cfg = _compose("dataset=deepfashion", "model=midms")
+    tiny = _compose("model=midms").model.sizes.tiny
+    module_cfg = OmegaConf.merge(cfg.model.module, {"matching": tiny.matching, "vgg": tiny.vgg})
+    module_cfg.prior = tiny.prior
+    model = hydra.utils.instantiate(module_cfg, data_spec=SPEC["deepfashion"])
+    assert (model.perc_layer, model.perc_weight, model.seg_weight) == ("relu4_2", pytest.approx(0.002), 0.0)

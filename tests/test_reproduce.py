@@ -65,6 +65,43 @@ def test_the_dry_run_lists_every_missing_file_with_its_source_and_estimates_the_
     assert "Some files are missing" in report
 
 
+OTHER_DATASETS = {  # what each reproduction names, under the weights folder and the dataset root
+    "ade20k": (
+        ["cocosnet-ade20k/latest_net_Corr.pth", "cocosnet-ade20k/latest_net_G.pth", "spade-ade20k/latest_net_G.pth",
+         "lllyasviel--sd-controlnet-seg/config.json"],
+        ["validation", "training", "ade20k_ref_test.txt"],
+        "2000 pairs",  # UNITE's data/ade20k_ref_test.txt: one line per ADE20K validation photo
+    ),
+    "deepfashion": (
+        ["cocosnet-deepfashion/latest_net_Corr.pth", "cocosnet-deepfashion/latest_net_G.pth",
+         "lllyasviel--sd-controlnet-openpose/config.json"],
+        ["val.txt", "img", "pose", "deepfashion_ref_test.txt", "deepfashion_self_pair.txt"],
+        None,  # no published count: the estimate waits for the list
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", list(OTHER_DATASETS))
+def test_the_other_datasets_reproductions_list_their_released_files_and_data(dataset, tmp_path, monkeypatch, capsys):
+    from midms.benchmarking.__main__ import main
+
+    monkeypatch.setenv("MIDMS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MIDMS_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert main([f"reproduce_{dataset}", "--dry-run"]) == 1  # make reproduce DATASET=<dataset> ARGS=--dry-run
+    report = capsys.readouterr().out
+    released, data_files, pairs = OTHER_DATASETS[dataset]
+    paths = [tmp_path / "cache" / "weights" / f for f in released] + [
+        tmp_path / "data" / dataset / f for f in data_files
+    ]
+    for path in paths:
+        line = next(line for line in report.splitlines() if f"`{path}`" in line)
+        sources = ("github.com", "hf download", "sceneparsing", "DeepFashion", "as latest_net_Corr.pth")
+        assert line.startswith("- MISSING") and any(source in line for source in sources), line
+    assert pairs is None or pairs in report
+    assert "_ref.txt`" not in report and "train.txt`" not in report  # training files: evaluation only
+
+
 def test_the_dry_run_with_everything_present_hashes_the_files_and_counts_the_pairs(tmp_path, monkeypatch):
     cache, data = tmp_path / "cache", tmp_path / "data"
     monkeypatch.setenv("MIDMS_CACHE", str(cache))

@@ -6,6 +6,9 @@
 - ``ade20k`` (``lllyasviel/sd-controlnet-seg``): each pixel in the ADE20K colour of its class, as ControlNet's
   segmentation annotator draws it (``ade20k_palette.json``: class k in palette entry k-1); label 0 ("unknown",
   which the annotator never predicts) is black.
+- ``pose`` (``lllyasviel/sd-controlnet-openpose``): the first three channels of DeepFashion's input, the OpenPose
+  skeleton as CoCosNet draws it (:mod:`midms.data.pose`: OpenPose's colours, circles of radius 4 at the keypoints,
+  limbs as ellipses blended at 0.6), which is how ControlNet's openpose annotator draws a body.
 
 Both are resized to the generation size with nearest-neighbour sampling: no new edge or label values appear.
 """
@@ -20,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from midms.data.pose import POSE_CHANNELS
 from midms.errors import UserError
 
-CONTROLS = ("edges", "ade20k")
+CONTROLS = ("edges", "ade20k", "pose")
 PALETTE_FILE = Path(__file__).with_name("ade20k_palette.json")
 
 
@@ -50,6 +54,13 @@ def control_image(semantics: Tensor, kind: str, size: int, edge_channel: int = 0
         labels = semantics.argmax(dim=1)  # B×H×W in 0..150
         colours = torch.cat([torch.zeros(1, 3, dtype=torch.uint8), ade20k_palette()]).to(semantics.device)
         image = colours[labels].permute(0, 3, 1, 2).float() / 255
+    elif kind == "pose":
+        if semantics.shape[1] != POSE_CHANNELS:
+            raise UserError(
+                f"control=pose needs DeepFashion's pose input ({POSE_CHANNELS} channels: the skeleton drawing, then "
+                f"the limb distances), got {semantics.shape[1]} channels"
+            )
+        image = semantics[:, :3].float().clamp(0, 1)
     else:
         raise UserError(f"control must be one of {CONTROLS}, got {kind!r}")
     return F.interpolate(image, size=(size, size), mode="nearest")

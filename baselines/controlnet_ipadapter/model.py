@@ -76,7 +76,7 @@ class ControlNetIPAdapter(TranslationModel):
         base, controlnet, ip_adapter: local folders (diffusers layouts; ``ip_adapter`` as the hub repository, with
             ``ip_weight`` and ``image_encoder/`` beside it).
         hub_ids: ``{"base", "controlnet", "ip_adapter"}``: where each folder comes from (protocol, errors).
-        control: ``edges`` or ``ade20k`` (:mod:`.control`); ``edge_channel`` for ``edges``.
+        control: ``edges``, ``ade20k`` or ``pose`` (:mod:`.control`); ``edge_channel`` for ``edges``.
         prompt, negative_prompt, scheduler, steps, guidance_scale, ip_adapter_scale, controlnet_scale: sampling.
         resolution: the generation size; ``seed``: of every pair's noise (:func:`pair_seed`).
         dtype: of the networks (``float32``; ``float16`` on a GPU).

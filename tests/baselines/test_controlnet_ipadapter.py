@@ -125,6 +125,21 @@ def test_ade20k_labels_are_drawn_in_the_annotators_colours():
         control_image(torch.zeros(1, 4, 2, 2), "ade20k", 2)
 
 
+def test_a_deepfashion_pose_is_drawn_as_its_openpose_skeleton_channels(tmp_path):
+    """The OpenPose ControlNet sees the skeleton drawing (channels 0-2 of the pose input), not the distance maps."""
+    from midms.data.deepfashion import DeepFashion
+    from midms.testing.fake_deepfashion import write_fake_layout
+
+    write_fake_layout(tmp_path / "df")
+    sample = DeepFashion(tmp_path / "df", split="val", image_size=32, load_size=32, flip=False)[0]
+    semantics = sample["semantics"][None]
+    image = control_image(semantics, "pose", 64)
+    expected = torch.nn.functional.interpolate(semantics[:, :3], size=(64, 64), mode="nearest")
+    assert image.shape == (1, 3, 64, 64) and torch.equal(image, expected) and image.max() == 1.0
+    with pytest.raises(UserError, match="20 channels"):
+        control_image(torch.zeros(1, 3, 2, 2), "pose", 2)
+
+
 def test_pair_seeds_follow_the_recorded_rule():
     import zlib
 

@@ -26,7 +26,7 @@ from midms.nn.official_names import load_strict
 CONF = Path(__file__).resolve().parents[2] / "conf"
 LAYOUTS = json.loads((Path(__file__).resolve().parents[1] / "support" / "spade_released_layouts.json").read_text())
 # the official layout, the dataset whose channels it fits, and whether it has the style encoder
-CASES = {"ade20k": ("lsun_church", 151, False), "celebahq_vae": ("celebahq", 15, True)}
+CASES = {"ade20k": ("ade20k", 151, False), "celebahq_vae": ("celebahq", 15, True)}  # dataset=ade20k: as reproduced
 FILES = {"G": "latest_net_G.pth", "E": "latest_net_E.pth"}
 
 # where some official tensors land
