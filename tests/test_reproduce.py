@@ -23,13 +23,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _released_cocosnet(folder: Path) -> None:
-    """The released celebahqedge files' layout at full size (values small and seeded)."""
+def _released_cocosnet(folder: Path, layout: str = "celebahqedge") -> None:
+    """A released CoCosNet's files in the official layout at full size (values small and seeded)."""
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
     for net, file in (("Corr", "latest_net_Corr.pth"), ("G", "latest_net_G.pth")):
         state = {}
-        for name, shape in LAYOUTS["celebahqedge"][net].items():
+        for name, shape in LAYOUTS[layout][net].items():
             state[name] = torch.randn(shape, generator=g) * 0.02 + (1.0 if name.endswith("prelu.weight") else 0.0)
         torch.save(state, folder / file)
 
@@ -160,3 +160,23 @@ def test_a_released_cocosnet_is_evaluated_without_training(run_entry, tmp_path):
     assert record.status == "completed" and record.train is None and "swd" in record.metrics
     assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
     assert record.model_protocol["pretrained"]["latest_net_Corr.pth"] == _sha256(release / "latest_net_Corr.pth")
+
+
+@pytest.mark.slow  # a paper-size CoCosNet with --warp_patch through run.py, on DeepFashion files the test writes
+def test_a_released_deepfashion_cocosnet_is_evaluated_without_training(run_entry, tmp_path):
+    from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
+
+    write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
+    release = tmp_path / "release"
+    _released_cocosnet(release, "deepfashion")
+    proc = run_entry(
+        "dataset=deepfashion", "model=cocosnet", f"model.pretrained={release}", "train=false", "~preset",
+        "model.size=paper", "model.vgg_weights=random", "dataset.image_size=64", "dataset.load_size=64",
+        "metrics=pixel", "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = (tmp_path / "logs").rglob("results.json")
+    record = RunRecord.read(path)
+    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
+    assert record.model_protocol["settings"]["warp_patch"] is True
+    assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
