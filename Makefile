@@ -35,8 +35,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py)
-	$(PY) -m benchmarks.perf $(ARGS)
+perf: $(STAMP)  ## speed and memory benchmarks (benchmarks/perf_*.py); OFFICIAL_COCOSNET=<checkout> OFFICIAL_MIDMS=<checkout> add the side-by-side with the official code
+	$(PY) -m benchmarks.perf $(if $(OFFICIAL_COCOSNET),--official-cocosnet $(OFFICIAL_COCOSNET)) $(if $(OFFICIAL_MIDMS),--official-midms $(OFFICIAL_MIDMS)) $(ARGS)
 
 gpu-smoke: $(STAMP)  ## on a CUDA machine: one paper-size training step and evaluation batch of each model, fp32 and bf16, and the TFLOP/s of MIDMs' UNet, autoencoder and correlation against the device peak
 	$(PY) -m benchmarks.gpu_smoke $(ARGS)

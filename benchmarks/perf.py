@@ -118,6 +118,25 @@ def _eval_ranks(r: dict) -> list[dict]:
     ]
 
 
+def _official(r: dict) -> list[dict]:
+    """Ratios official / ours of median seconds (> 1: ours is faster), each with its target."""
+    rows = []
+    if "cocosnet" in r:
+        c = r["cocosnet"]
+        label = f"{c['resolution']} px, batch {c['batch']}, {r['threads']} threads"
+        for what, target in (("inference", 1.5), ("training step", 1.2)):
+            t = c[what]
+            rows.append(_row("official", f"CoCosNet {what} speed-up, {label}", t["official_s"] / t["ours_s"], 1.0,
+                             f"target >= {target}; outputs max |diff| {c['max_abs_diff']:.2g}"))  # fmt: skip
+    if "midms" in r:
+        m = r["midms"]
+        t = m["inference"]
+        rows.append(_row("official", f"MIDMs inference speed-up, {m['resolution']} px, {r['threads']} threads",
+                         t["official_s"] / t["ours_s"], 1.0,
+                         f"target >= 3; same-noise image max |diff| {m['image_diff']['max']:.2g}"))  # fmt: skip
+    return rows
+
+
 # name -> (module, quick argv, full argv, rows)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dict]]]] = {
     "swd": ("benchmarks.perf_swd", ["--images", "200", "--rss-sizes", "200", "800"], [], _swd),
@@ -140,9 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="the full sizes of the issues (slow on a CPU)")
     p.add_argument("--only", help=f"comma-separated subset of {sorted(BENCHMARKS)}")
+    p.add_argument("--official-cocosnet", type=Path, help="a checkout of microsoft/CoCosNet: adds the side-by-side")
+    p.add_argument("--official-midms", type=Path, help="a checkout of cvlab-kaist/MIDMs: adds the side-by-side")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     names = args.only.split(",") if args.only else list(BENCHMARKS)
+    official = [*(["--cocosnet", str(args.official_cocosnet)] if args.official_cocosnet else []),
+                *(["--midms", str(args.official_midms)] if args.official_midms else [])]  # fmt: skip
+    if official:  # benchmarks/perf_official.py: only with the official checkouts the user fetched
+        BENCHMARKS["official"] = ("benchmarks.perf_official", official, [*official, "--repeats", "5"], _official)
+        names = [*names, "official"] if "official" not in names else names
     rows: list[dict] = []
     for name in names:
         module, quick, full, to_rows = BENCHMARKS[name]

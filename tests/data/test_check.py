@@ -127,16 +127,20 @@ def test_check_of_deepfashion_reports_a_corrupt_pose_file_a_corrupt_photo_and_a_
     data_dir = tmp_path / "data"
     paths = fake_deepfashion.write_fake_layout(data_dir / "deepfashion")
     root = data_dir / "deepfashion"
-    status, out, _ = run_check(capsys, "dataset=deepfashion", f"paths.data_dir={data_dir}", *SMALL)
+    # the dataset as CoCosNet's row reads it (the quickstart's model, MIDMs, has a DeepFashion reader of its own)
+    check_args = ("dataset=deepfashion", "model=cocosnet", f"paths.data_dir={data_dir}", *SMALL)
+    status, out, _ = run_check(capsys, *check_args)
     assert status == 0 and "evaluation: 6 pairs" in out and "deepfashion_self_pair.txt" in out, out
+    status, out, _ = run_check(capsys, "dataset=deepfashion", "model=midms", f"paths.data_dir={data_dir}", *SMALL)
+    assert status == 0 and "first reference" in out and "self_pair" not in out  # MIDMs' reader: no video-like pairs
     subset = root / paths["val"][0].replace("img/", "pose/", 1).replace(".jpg", "_subset.txt")
     subset.write_text("0 1\n")  # two keypoint rows where OpenPose writes 18 + 2
     photo = root / paths["val"][4]
     photo.write_bytes(photo.read_bytes()[:200])  # truncated
-    status, out, _ = run_check(capsys, "dataset=deepfashion", f"paths.data_dir={data_dir}", *SMALL)
+    status, out, _ = run_check(capsys, *check_args)
     assert status == 1 and f"unreadable: {subset}" in out and f"unreadable: {photo}" in out
     # the input itself and the two views whose exemplar it is, and the truncated photo: never a substituted pair
     assert "1 unreadable .txt files" in out and "4 of them skipped" in out
     subset.unlink()
-    status, out, _ = run_check(capsys, "dataset=deepfashion", f"paths.data_dir={data_dir}", *SMALL)
+    status, out, _ = run_check(capsys, *check_args)
     assert status == 1 and str(subset) in out
