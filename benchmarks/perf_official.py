@@ -14,7 +14,7 @@ for training):
    ``latest_net_{Corr,G}.pth``, seeded random weights written in the official layout) and ``forward(mode="inference")``;
    ours loads the same files through ``model.pretrained`` and runs ``translate``. The outputs must agree (max
    absolute difference printed; they are the same to the last bit on a CPU), then each side translates the batch
-   ``--repeats`` times: the median seconds and the ratio official / ours (> 1: ours is faster);
+   ``--repeats`` times after two warm-up calls: the median seconds and the ratio official / ours (> 1: ours is faster);
 2. one training step (a generator step, then a discriminator step, as ``Pix2PixTrainer`` runs them): the official
    ``Pix2PixModel`` in training mode with its optimisers, and ours (``generator_losses`` and
    ``discriminator_losses`` with the optimisers of ``configure_optimizers``), the losses' VGG19 the same random
@@ -26,7 +26,8 @@ for training):
    ``--repeats`` times with its own noise (no instrumentation): the median seconds and the ratio (target >= 3x).
 
 The official CoCosNet runs on CUDA only: on a CPU, ``Tensor.cuda`` is made the identity while it runs and its device
-list is empty but names the CPU as the place of the losses' VGG19 (nothing else changes); its repository lacks
+list is empty but names the CPU as the place of the losses' VGG19; ``torch.optim.Adam`` takes its betas ``(0, 0.9)``
+as floats, which today's torch requires (nothing else changes); its repository lacks
 ``models/networks/sync_batchnorm`` (a submodule: ``nn.BatchNorm`` stands in, which the celebahqedge networks never
 use). The targets the suite holds itself to are printed beside the ratios: inference >= 1.5x, a training step >= 1.2x.
 """
@@ -80,7 +81,13 @@ def official_cocosnet(folder: Path, workdir: Path) -> Iterator[None]:
     stub.SynchronizedBatchNorm1d, stub.SynchronizedBatchNorm2d = nn.BatchNorm1d, nn.BatchNorm2d
     stub.DataParallelWithCallback = nn.DataParallel
     sys.modules["models.networks.sync_batchnorm"] = stub
-    saved = {"loadmat": scipy.io.loadmat, "cwd": os.getcwd(), "cuda": torch.Tensor.cuda}
+    saved = {"loadmat": scipy.io.loadmat, "cwd": os.getcwd(), "cuda": torch.Tensor.cuda, "adam": torch.optim.Adam}
+
+    class Adam(saved["adam"]):  # today's torch rejects create_optimizers' betas (0, 0.9): an int beside a float
+        def __init__(self, params, *args, betas=(0.9, 0.999), **kwargs):
+            super().__init__(params, *args, betas=tuple(float(b) for b in betas), **kwargs)
+
+    torch.optim.Adam = Adam
     scipy.io.loadmat = lambda *a, **k: {"colors": np.zeros((150, 3), np.uint8)}  # util/color150.mat, for display
     if not torch.cuda.is_available():  # preprocess_input moves the celebahqedge inputs to CUDA unconditionally
         torch.Tensor.cuda = lambda self, *a, **k: self
@@ -90,11 +97,11 @@ def official_cocosnet(folder: Path, workdir: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(saved["cwd"])
-        scipy.io.loadmat, torch.Tensor.cuda = saved["loadmat"], saved["cuda"]
+        scipy.io.loadmat, torch.Tensor.cuda, torch.optim.Adam = saved["loadmat"], saved["cuda"], saved["adam"]
         sys.path.remove(str(folder))
 
 
-def official_options(training: bool, batch: int, workdir: Path) -> Any:
+def official_options(training: bool, batch: int, workdir: Path, resolution: int = 256) -> Any:
     """The official option object of ``test.py`` / ``train.py`` for the README's commands."""
     module = "options.train_options" if training else "options.test_options"
     cls = "TrainOptions" if training else "TestOptions"
@@ -111,6 +118,10 @@ def official_options(training: bool, batch: int, workdir: Path) -> Any:
         gpu,
         "--batchSize",
         str(batch),
+        "--crop_size",
+        str(resolution),
+        "--load_size",
+        str(resolution),
         *README_OPTIONS,
         *(README_TRAINING if training else []),
     ]
@@ -190,7 +201,8 @@ def build_ours(release: Path, vgg: Path | None, resolution: int):
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
+    fn()  # warm-up: the first calls allocate
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -207,7 +219,7 @@ def compare_cocosnet(folder: Path, batch: int, resolution: int, repeats: int, se
             from models.pix2pix_model import Pix2PixModel
 
             release = write_release(workdir, seed)
-            theirs = Pix2PixModel(official_options(False, batch, workdir)).eval()
+            theirs = Pix2PixModel(official_options(False, batch, workdir, resolution)).eval()
         ours = build_ours(release, None, resolution).eval()
         with torch.no_grad(), official_cocosnet(folder, workdir):
             official_out = theirs(official_data(data, False), mode="inference")["fake_image"]
@@ -237,7 +249,7 @@ def time_training_steps(folder: Path, workdir: Path, release: Path, data: dict, 
     with official_cocosnet(folder, workdir):
         from models.pix2pix_model import Pix2PixModel
 
-        theirs = Pix2PixModel(official_options(True, batch, workdir)).train()
+        theirs = Pix2PixModel(official_options(True, batch, workdir, resolution)).train()
         opt_g, opt_d = theirs.create_optimizers(theirs.opt)
 
     def official_step():

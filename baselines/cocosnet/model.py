@@ -220,23 +220,25 @@ class CoCosNet(AlternatingGAN):
 
     # -- the networks -------------------------------------------------------------------------------
 
-    def forward(self, batch: dict, image: Tensor | None = None) -> dict[str, Tensor]:
-        """Correspondence then generation. ``image`` (training) adds the domain-alignment term."""
+    def forward(self, batch: dict, image: Tensor | None = None, losses: bool = True) -> dict[str, Tensor]:
+        """Correspondence then generation. ``image`` (training) adds the domain-alignment term; ``losses`` the
+        warps only the losses read (the cycle warp, the warped mask), which translation skips as the official
+        test path does (its test options leave ``warp_cycle_w`` at 0)."""
         s = self.settings
         out = self.corr(
             batch["semantics"],
             batch["exemplar"],
             batch["exemplar_semantics"],
             image=image,
-            cycle=s["warp_cycle_w"] > 0,
-            warp_mask=s["warp_mask_losstype"] == "direct",
+            cycle=losses and s["warp_cycle_w"] > 0,
+            warp_mask=losses and s["warp_mask_losstype"] == "direct",
         )
         out["fake"] = self.generator(out["warp"], batch["semantics"])
         return out
 
     @torch.no_grad()
     def translate(self, batch: dict) -> Tensor:
-        return self(batch)["fake"].clamp(-1, 1)
+        return self(batch, losses=False)["fake"].clamp(-1, 1)
 
     @torch.no_grad()
     def warp(self, batch: dict, values: Tensor | None = None) -> Tensor:
@@ -249,7 +251,7 @@ class CoCosNet(AlternatingGAN):
     @torch.no_grad()
     def translate_and_warp(self, batch: dict, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """The output and the warp of ``values`` from one correlation."""
-        out = self(batch)
+        out = self(batch, losses=False)
         return out["fake"].clamp(-1, 1), (None if values is None else self._warp_by(out["corr"], batch, values))
 
     def _warp_by(self, corr: Tensor, batch: dict, values: Tensor | None) -> Tensor:
