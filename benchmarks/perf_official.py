@@ -286,8 +286,7 @@ def compare_midms(folder: Path, resolution: int, repeats: int, seed: int) -> dic
 
     from benchmarks import official_midms as om
 
-    torch.set_grad_enabled(False)
-    with tempfile.TemporaryDirectory() as tmp:
+    with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         config = om.celebahq_ldm_config()
         config_path = workdir / "ldm_config.yaml"
@@ -310,7 +309,6 @@ def compare_midms(folder: Path, resolution: int, repeats: int, seed: int) -> dic
 
         timing = {"official_s": median_seconds(official_inference, repeats),
                   "ours_s": median_seconds(lambda: ours.translate(batch), repeats)}  # fmt: skip
-    torch.set_grad_enabled(True)
     return {"resolution": resolution, "image_diff": same_noise, "inference": timing}
 
 

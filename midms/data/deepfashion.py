@@ -43,7 +43,6 @@ under ``img/`` (``.png``), and ``parsing_classes`` = the number of classes.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path, PurePosixPath
 
@@ -52,7 +51,15 @@ import torch
 from PIL import Image
 
 from midms.data.contract import DataSpec
-from midms.data.images import DatasetRootMissing, ExemplarPairs, Loaded, photo_array, seeded_partner
+from midms.data.images import (
+    DatasetRootMissing,
+    ExemplarPairs,
+    Loaded,
+    PairingList,
+    photo_array,
+    read_pairing_list,
+    seeded_partner,
+)
 from midms.data.pose import POSE_CHANNELS, pose_files, pose_input, read_pose
 from midms.errors import UserError
 from midms.imageio import UnreadableFile, check_image, load_image
@@ -87,6 +94,13 @@ def same_garment(a: str, b: str) -> bool:
     """CoCosNet's test of a video-like pair: the same folder and the same ``<nn>`` before the first ``_``."""
     pa, pb = PurePosixPath(a), PurePosixPath(b)
     return pa.parent == pb.parent and pa.name.split("_")[0] == pb.name.split("_")[0]
+
+
+def by_photo(listing: PairingList | None) -> dict[str, list[str]]:
+    """A pairing list's references by photo, as relative paths."""
+    if listing is None:
+        return {}
+    return {relative_path(query): [relative_path(ref) for ref in refs] for query, refs in listing.refs.items()}
 
 
 def read_list(path: Path) -> list[list[str]]:
@@ -129,6 +143,7 @@ class DeepFashion(ExemplarPairs):
         self.video_like = video_like
         self.parsing = self.root / parsing if parsing else None
         self.parsing_classes = parsing_classes if parsing else None
+        self.self_pairs: PairingList | None = None  # deepfashion_self_pair.txt (video-like pairing)
         self._rel: dict[str, str] = {}  # sample id -> relative photo path (the split's and any listed reference)
         self.ids = self._read_split()
         self._check_files(self.ids)
@@ -228,20 +243,12 @@ class DeepFashion(ExemplarPairs):
                 f"deepfashion split {self.split} at {self.root} has {n} readable sample(s); at least 2 are needed"
             )
         path = self._pairing_path()
-        lines = {entries[0]: entries[1:] for entries in read_list(path)} if path is not None else {}
+        self.pairing = read_pairing_list(path) if path is not None else None
         self_pair_file = self.root / SELF_PAIRS
-        self_pairs = (
-            {e[0]: e[1:] for e in read_list(self_pair_file)} if self.video_like and self_pair_file.is_file() else {}
-        )
-        if self.video_like and path is not None and not self_pair_file.is_file():
+        self.self_pairs = read_pairing_list(self_pair_file) if self.video_like and self_pair_file.is_file() else None
+        if self.video_like and path is not None and self.self_pairs is None:
             log.warning("deepfashion: %s is missing: no video-like pairs (CoCosNet's README links it)", self_pair_file)
-        self.pairing = None
-        self._sources = {
-            "list": (path, hashlib.sha1(path.read_bytes()).hexdigest() if path else None),
-            "self_pairs": (self_pair_file, hashlib.sha1(self_pair_file.read_bytes()).hexdigest())
-            if self_pairs
-            else (None, None),
-        }
+        lines, self_pairs = by_photo(self.pairing), by_photo(self.self_pairs)
         self.pairs_from_file = self.pairs_seeded = self.missing_refs = 0
         self._refs, self._listed, self._same_garment = [], [], []
         for index, sample_id in enumerate(self.ids):
@@ -323,12 +330,11 @@ class DeepFashion(ExemplarPairs):
     # -- records -------------------------------------------------------------------------------------------
 
     def pairing_description(self) -> str:
-        (path, sha1), (self_path, self_sha1) = self._sources["list"], self._sources["self_pairs"]
-        if path is None:
+        if self.pairing is None:
             return f"seeded: exemplar = another photo of the split (dataset seed {self.seed})"
-        files = f"file {path.name} (sha1 {sha1[:12]})"
-        if self_path is not None:
-            files += f" + {self_path.name} (sha1 {self_sha1[:12]})"
+        files = f"file {self.pairing.path.name} (sha1 {self.pairing.sha1[:12]})"
+        if self.self_pairs is not None:
+            files += f" + {self.self_pairs.path.name} (sha1 {self.self_pairs.sha1[:12]})"
         rule = "video-like (CoCosNet --video_like)" if self.video_like else "first reference (evaluation)"
         if self.train:
             rule += f", same-garment pair else self p>={self.real_p}"
@@ -336,6 +342,6 @@ class DeepFashion(ExemplarPairs):
 
     @property
     def dataset_key(self) -> str:
-        digests = "".join(sha1[:8] for _p, sha1 in self._sources.values() if sha1)
+        digests = "".join(listing.sha1[:8] for listing in (self.pairing, self.self_pairs) if listing is not None)
         pairs = f"pairs{digests}" if digests else f"seed{self.seed}"
         return f"{self.name}-{self.split}-{self.crop_size}px-n{len(self)}-{pairs}{'' if self.video_like else '-vgg'}"

@@ -126,7 +126,8 @@ def render_pose(candidate: np.ndarray, subset: np.ndarray, height: int, width: i
 
 def limb_distance(mask: np.ndarray) -> np.ndarray:
     """uint8 H×W: the L1 distance (OpenCV's 3×3 mask) of each pixel to the limb, / 3, clipped and truncated."""
-    distance = _cv2().distanceTransform(255 - mask, _cv2().DIST_L1, 3)  # float32
+    cv2 = _cv2()
+    distance = cv2.distanceTransform(255 - mask, cv2.DIST_L1, 3)  # float32
     return np.clip(distance / DISTANCE_DIVISOR, 0, 255).astype(np.uint8)
 
 

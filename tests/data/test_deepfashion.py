@@ -48,7 +48,7 @@ def test_samples_follow_the_contract_in_the_split_lists_order(layout):
     assert sample_id_of("img/WOMEN/Dresses/id_00000244/02_1_front.jpg") == "WOMEN-Dresses-id_00000244-02_1_front"
 
 
-def _person(tmp: Path, rows: dict[int, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+def _person(rows: dict[int, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     candidate = np.array([[x, y, 0.9, i] for i, (x, y) in enumerate(rows.values())])
     subset = np.full(20, -1.0)
     for i, keypoint in enumerate(rows):
@@ -56,8 +56,8 @@ def _person(tmp: Path, rows: dict[int, tuple[float, float]]) -> tuple[np.ndarray
     return candidate, subset
 
 
-def test_a_lone_keypoint_is_a_circle_in_its_rgb_colour_and_no_limb_is_far_everywhere(tmp_path):
-    candidate, subset = _person(tmp_path, {0: (20.0, 12.0)})
+def test_a_lone_keypoint_is_a_circle_in_its_rgb_colour_and_no_limb_is_far_everywhere():
+    candidate, subset = _person({0: (20.0, 12.0)})
     out = pose_input(candidate, subset, height=40, width=40, size=40)
     rgb = out[:3, 12, 20]
     assert tuple(rgb) == NOSE_BGR[::-1]  # drawn in BGR, read as RGB
@@ -69,8 +69,8 @@ def test_a_lone_keypoint_is_a_circle_in_its_rgb_colour_and_no_limb_is_far_everyw
     assert (out[3:] == 255).all()  # no limb: every pixel is at the clipped distance
 
 
-def test_a_limb_is_blended_at_0_6_and_its_distance_map_is_the_l1_distance_over_3(tmp_path):
-    candidate, subset = _person(tmp_path, {0: (30.0, 10.0), 1: (30.0, 50.0)})  # nose above neck: a vertical limb
+def test_a_limb_is_blended_at_0_6_and_its_distance_map_is_the_l1_distance_over_3():
+    candidate, subset = _person({0: (30.0, 10.0), 1: (30.0, 50.0)})  # nose above neck: a vertical limb
     out = pose_input(candidate, subset, height=64, width=64, size=64)
     mid = out[:3, 30, 30]  # the limb's middle, away from both circles: 0.6 x its colour over black
     assert tuple(mid) == tuple(round(BLEND * c) for c in NECK_TO_NOSE_BGR[::-1])
@@ -85,8 +85,8 @@ def test_a_limb_is_blended_at_0_6_and_its_distance_map_is_the_l1_distance_over_3
     assert (out[3:][others] == 255).all()
 
 
-def test_the_input_is_drawn_at_the_photo_size_then_resized_nearest_and_bilinear(tmp_path):
-    candidate, subset = _person(tmp_path, {0: (30.0, 10.0), 1: (30.0, 50.0), 2: (10.0, 50.0)})
+def test_the_input_is_drawn_at_the_photo_size_then_resized_nearest_and_bilinear():
+    candidate, subset = _person({0: (30.0, 10.0), 1: (30.0, 50.0), 2: (10.0, 50.0)})
     small = pose_input(candidate, subset, height=64, width=48, size=32)
     skeleton, limbs = render_pose(candidate, subset, height=64, width=48)
     assert skeleton.shape == (64, 48, 3) and limbs.shape == (17, 64, 48)
