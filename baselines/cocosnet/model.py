@@ -35,7 +35,6 @@ real datasets it is ``image``, the input's own photo, as in the paper.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,16 +47,13 @@ from torch import Tensor
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 from midms.models.base import plain
-from midms.models.gan import AlternatingGAN
+from midms.models.gan import AlternatingGAN, build_loss_vgg, paired_ground_truth, random_vgg_warning
 from midms.nn import losses
 from midms.nn.blocks import init_weights
 from midms.nn.correspondence import soft_warp
 from midms.nn.discriminator import MultiscaleDiscriminator
 from midms.nn.generator import require_image_size
-from midms.nn.vgg import VGG19Features
 from midms.training.schedules import linear_decay
-
-log = logging.getLogger(__name__)
 
 VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
 
@@ -173,19 +169,14 @@ class CoCosNet(AlternatingGAN):
             init_weights(net, init_gain)
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
         self.cache_dir, self.domain_training = cache_dir, domain_training
-        if vgg_weights == "domain":  # CoCosNet feeds [0, 1] images: "signed" brings them to the network's [-1, 1]
-            from midms.nn.domain_vgg import untrained
-
-            self.vgg = untrained(VGG_LAYERS, vgg_widths, preprocess="signed")
-        else:
-            self.vgg = self._build_vgg(vgg_weights, vgg_widths) if vgg_weights is not None else None
+        # CoCosNet feeds [0, 1] images: a domain network ("signed") brings them to its [-1, 1]
+        self.vgg = build_loss_vgg("cocosnet", vgg_weights, vgg_widths, VGG_LAYERS, "vgg19_conv.pth")
         self.protocol = {
             "model": "cocosnet",
             "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,
             "settings": dict(self.settings),
         }
-        if self.vgg is not None and self.vgg.weights_id == "random":
-            self.protocol["warning"] = "VGG19 losses use RANDOM weights (vgg_weights=random): not the published method"
+        self.protocol.update(random_vgg_warning(self.vgg))
         if pretrained:
             from midms.baselines.cocosnet.released import load_released
 
@@ -193,30 +184,6 @@ class CoCosNet(AlternatingGAN):
                 "folder": str(pretrained),
                 **load_released(self.corr, self.generator, pretrained),
             }
-
-    # -- construction -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _build_vgg(weights: str, widths: list[int] | None) -> VGG19Features:
-        if str(weights) == "random":
-            log.warning(
-                "model=cocosnet: vgg_weights=random — the perceptual, feature-matching and contextual losses use a "
-                "randomly initialised VGG19. Only for tests and tiny CPU runs; results are not the published method."
-            )
-            vgg = VGG19Features(VGG_LAYERS, weights=None, widths=widths)
-            for conv in vgg.convs.values():  # He initialisation keeps the feature scale through 16 ReLU layers
-                torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-                torch.nn.init.zeros_(conv.bias)
-            return vgg
-        if widths is not None:
-            raise UserError("model.vgg_widths is only for vgg_weights=random; pretrained weights set their own widths")
-        try:
-            return VGG19Features(VGG_LAYERS, weights=weights)
-        except UserError as e:
-            raise UserError(
-                f"model=cocosnet needs a pretrained VGG19 for its training losses. {e} "
-                f"(Set model.vgg_weights=torchvision or to the path of vgg19_conv.pth.)"
-            ) from e
 
     # -- the networks -------------------------------------------------------------------------------
 
@@ -269,14 +236,7 @@ class CoCosNet(AlternatingGAN):
 
     def reconstruction(self, batch: dict) -> tuple[Tensor, Tensor]:
         """The ground truth of the paired losses and the per-sample paired flags (B)."""
-        if self.settings["reconstruction_target"] == "target":
-            if "target" not in batch:
-                raise UserError("reconstruction_target=target needs a dataset with a ground truth (synthetic)")
-            return batch["target"], torch.ones(batch["target"].shape[0], device=self.device)
-        if "paired" in batch:  # the dataset's flag (DeepFashion: another view of the same garment is paired too)
-            return batch["image"], batch["paired"].to(device=self.device, dtype=torch.float32)
-        paired = [a == b for a, b in zip(batch["id"], batch["exemplar_id"], strict=True)]
-        return batch["image"], torch.tensor(paired, dtype=torch.float32, device=self.device)
+        return paired_ground_truth(batch, self.settings["reconstruction_target"], self.device)
 
     def contextual(self, fake_feats: list[Tensor], ref_feats: list[Tensor]) -> Tensor:
         ctx = losses.contextual_loss

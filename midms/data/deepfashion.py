@@ -30,7 +30,8 @@ else the *last* reference of its line in the pairing list (``deepfashion_ref_tes
 ``deepfashion_ref.txt`` for training); references may be any photo of the root. Training with
 ``real_reference_probability`` 0 (the README's command) takes that exemplar when it shows the same garment (same
 folder, same ``<nn>`` prefix), flagged ``paired`` (CoCosNet's ``self_ref``: the paired-only losses apply), and the
-photo itself otherwise; a draw below ``real_reference_probability`` takes the exemplar (or, below
+photo itself otherwise (``same_garment_check: false``, DynaST's reader: that exemplar whenever the line has one,
+flagged paired without the test); a draw below ``real_reference_probability`` takes the exemplar (or, below
 ``hard_reference_probability``, the line's second self-pair or a seeded other training photo: the official code's
 random photo), unpaired. ``video_like: false`` is CoCosNet's other rule: the first reference of the line
 (evaluation), the last one (training). Without the lists, a seeded other photo of the split (logged, recorded).
@@ -112,6 +113,7 @@ class DeepFashion(ExemplarPairs):
     """One split of DeepFashion (``train`` or ``val``; ``test`` = ``val``) with CoCosNet's 20-channel pose input.
 
     Args: ``root`` (the folder of the layout above), ``split``, ``video_like`` (CoCosNet's pairing rule, above),
+    ``same_garment_check`` (CoCosNet's test of a training pair; DynaST's reader has none),
     ``parsing`` and ``parsing_classes`` (optional region labels), and the loading and pairing options of
     :class:`~midms.data.images.ExemplarPairs` (``flip`` false and ``real_reference_probability`` 0 as the README's
     commands).
@@ -125,6 +127,7 @@ class DeepFashion(ExemplarPairs):
         root: str | Path,
         split: str = "train",
         video_like: bool = True,
+        same_garment_check: bool = True,
         parsing: str | None = None,
         parsing_classes: int | None = None,
         **options,
@@ -141,6 +144,7 @@ class DeepFashion(ExemplarPairs):
                 f"dataset.parsing={parsing!r} needs dataset.parsing_classes, the number of classes of its label maps"
             )
         self.video_like = video_like
+        self.same_garment_check = same_garment_check
         self.parsing = self.root / parsing if parsing else None
         self.parsing_classes = parsing_classes if parsing else None
         self.self_pairs: PairingList | None = None  # deepfashion_self_pair.txt (video-like pairing)
@@ -265,7 +269,9 @@ class DeepFashion(ExemplarPairs):
             else:
                 self.pairs_from_file += 1
             self._refs.append((first or partner, second or partner))
-            self._same_garment.append(first is not None and same_garment(rel, self._rel[first]))
+            self._same_garment.append(
+                first is not None and (not self.same_garment_check or same_garment(rel, self._rel[first]))
+            )
         if path is not None and self.pairs_seeded:
             log.warning(
                 "deepfashion %s: %d of %d samples have no usable entry in %s (not listed or the reference missing); "
@@ -337,11 +343,13 @@ class DeepFashion(ExemplarPairs):
             files += f" + {self.self_pairs.path.name} (sha1 {self.self_pairs.sha1[:12]})"
         rule = "video-like (CoCosNet --video_like)" if self.video_like else "first reference (evaluation)"
         if self.train:
-            rule += f", same-garment pair else self p>={self.real_p}"
+            pair = "same-garment pair" if self.same_garment_check else "listed pair (no same-garment test)"
+            rule += f", {pair} else self p>={self.real_p}"
         return f"{files}, {rule}"
 
     @property
     def dataset_key(self) -> str:
         digests = "".join(listing.sha1[:8] for listing in (self.pairing, self.self_pairs) if listing is not None)
         pairs = f"pairs{digests}" if digests else f"seed{self.seed}"
-        return f"{self.name}-{self.split}-{self.crop_size}px-n{len(self)}-{pairs}{'' if self.video_like else '-vgg'}"
+        rule = ("" if self.video_like else "-vgg") + ("" if self.same_garment_check or not self.train else "-nocheck")
+        return f"{self.name}-{self.split}-{self.crop_size}px-n{len(self)}-{pairs}{rule}"

@@ -9,11 +9,77 @@ in one batch. A subclass builds ``self.discriminator`` and implements :meth:`gen
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
 from midms.errors import UserError
 from midms.models.base import TranslationModel
+from midms.nn.vgg import VGG19Features
+
+log = logging.getLogger(__name__)
+
+
+def build_loss_vgg(
+    model: str, weights: str | None, widths: list[int] | None, layers: Sequence[str], official_file: str
+) -> VGG19Features | None:
+    """The VGG19 of a GAN's training losses, for models that feed it [0, 1] images (CoCosNet, DynaST).
+
+    ``weights``: ``"torchvision"``, a path (``official_file``, the Caffe ``vgg19_conv.pth`` of the released codes),
+    ``"domain"`` (:mod:`midms.nn.domain_vgg`: built random here, trained when training starts), ``"random"`` (a He-
+    initialised network of ``widths``, for tests and tiny CPU runs; logged as a warning), or None (evaluation only:
+    no loss network)."""
+    if weights is None:
+        return None
+    if weights == "domain":  # the domain network reads [-1, 1]: "signed" maps the [0, 1] input there
+        from midms.nn.domain_vgg import untrained
+
+        return untrained(layers, widths, preprocess="signed")
+    if str(weights) == "random":
+        log.warning(
+            "model=%s: vgg_weights=random — the VGG19 losses use a randomly initialised network. Only for tests and "
+            "tiny CPU runs; results are not the published method.",
+            model,
+        )
+        vgg = VGG19Features(layers, weights=None, widths=widths)
+        for conv in vgg.convs.values():  # He initialisation keeps the feature scale through 16 ReLU layers
+            torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(conv.bias)
+        return vgg
+    if widths is not None:
+        raise UserError("model.vgg_widths is only for vgg_weights=random; pretrained weights set their own widths")
+    try:
+        return VGG19Features(layers, weights=weights)
+    except UserError as e:
+        raise UserError(
+            f"model={model} needs a pretrained VGG19 for its training losses. {e} "
+            f"(Set model.vgg_weights=torchvision or to the path of {official_file}.)"
+        ) from e
+
+
+def random_vgg_warning(vgg: VGG19Features | None) -> dict[str, str]:
+    """``{"warning": ...}`` for a protocol when the losses' VGG19 is random, else ``{}``."""
+    if vgg is not None and vgg.weights_id == "random":
+        return {"warning": "VGG19 losses use RANDOM weights (vgg_weights=random): not the published method"}
+    return {}
+
+
+def paired_ground_truth(batch: dict, target: str, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The ground truth of CoCosNet-style paired losses and the per-sample paired flags (B).
+
+    ``target="target"``: the synthetic data's true translation, every sample paired. ``"image"``: the input's own
+    photo, paired where the dataset's ``paired`` flag says so (DeepFashion: another view of the same garment), else
+    where the exemplar is the photo itself."""
+    if target == "target":
+        if "target" not in batch:
+            raise UserError("reconstruction_target=target needs a dataset with a ground truth (synthetic)")
+        return batch["target"], torch.ones(batch["target"].shape[0], device=device)
+    if "paired" in batch:
+        return batch["image"], batch["paired"].to(device=device, dtype=torch.float32)
+    paired = [a == b for a, b in zip(batch["id"], batch["exemplar_id"], strict=True)]
+    return batch["image"], torch.tensor(paired, dtype=torch.float32, device=device)
 
 
 class AlternatingGAN(TranslationModel):

@@ -66,20 +66,28 @@ class SPADE(nn.Module):
         hidden: width of the shared embedding (128 in SPADE, CoCosNet and MIDMs).
         norm: the parameter-free norm: ``pono`` (CoCosNet's ``--PONO``), ``instance`` or ``batch`` (SPADE's).
         padding: of the 3×3 convolutions: ``reflect`` (CoCosNet, MIDMs) or ``zeros`` (SPADE).
+        pono_eps: PONO's variance epsilon (CoCosNet's 1e-5; DynaST's 1e-8).
     """
 
     def __init__(
-        self, channels: int, cond_channels: int, hidden: int = 128, norm: str = "pono", padding: str = "reflect"
+        self,
+        channels: int,
+        cond_channels: int,
+        hidden: int = 128,
+        norm: str = "pono",
+        padding: str = "reflect",
+        pono_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         self.norm = _parameter_free_norm(norm, channels)
+        self.pono_eps = pono_eps
         self.shared = nn.Sequential(_pad(padding), nn.Conv2d(cond_channels, hidden, 3), nn.ReLU())
         self.pad = _pad(padding)
         self.gamma = nn.Conv2d(hidden, channels, 3)
         self.beta = nn.Conv2d(hidden, channels, 3)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        normalized = positional_norm(x) if self.norm is None else self.norm(x)
+        normalized = positional_norm(x, self.pono_eps) if self.norm is None else self.norm(x)
         cond = F.interpolate(cond, size=x.shape[2:], mode="nearest")
         h = self.pad(self.shared(cond))
         return normalized * (1 + self.gamma(h)) + self.beta(h)
@@ -121,22 +129,31 @@ class SPADEResBlock(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Reflection-padded 3×3 conv, InstanceNorm, PReLU, conv, InstanceNorm, plus the input, then the PReLU.
+    """Reflection-padded 3×3 conv, norm, PReLU, conv, norm, plus the input, then the PReLU.
 
     The residual unit of the matching trunks of CoCosNet (``models/networks/correspondence.py``) and MIDMs
-    (``models/midms.py``): one PReLU slope is shared by both activations, as in the released code.
+    (``models/midms.py``), with a parameter-free InstanceNorm (``norm="instance"``); DynaST's
+    (https://github.com/Huage001/DynaST, ``models/networks/architecture.py``) has an affine (synchronised) BatchNorm
+    with running statistics (``norm="batch"``). One PReLU slope is shared by both activations, as in the released
+    codes.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "instance") -> None:
         super().__init__()
+        if norm not in ("instance", "batch"):
+            raise ValueError(f"norm must be instance or batch, got {norm!r}")
+
+        def make_norm() -> nn.Module:
+            return nn.InstanceNorm2d(channels) if norm == "instance" else nn.BatchNorm2d(channels)
+
         self.body = nn.Sequential(
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
+            make_norm(),
             nn.PReLU(),
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
+            make_norm(),
         )
         self.act = self.body[3]
 
@@ -174,12 +191,16 @@ class SelfAttention(nn.Module):
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """SPADE/CoCosNet initialisation (``--init_type xavier --init_variance 0.02``): Xavier-normal weights with
-    gain 0.02 and zero biases for plain convolutions and linear layers. As in the released codes, spectrally
-    normalised layers keep PyTorch's default initialisation (their ``weight`` is not a parameter there either),
-    and the parameter-free norms have nothing to initialise.
+    gain 0.02 and zero biases for plain convolutions and linear layers; an affine BatchNorm's scale drawn from
+    N(1, gain) and its shift 0. As in the released codes, spectrally normalised layers keep PyTorch's default
+    initialisation (their ``weight`` is not a parameter there either), and the parameter-free norms have nothing
+    to initialise.
     """
     for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear) and not parametrize.is_parametrized(m, "weight"):
+        if isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Conv2d | nn.Linear) and not parametrize.is_parametrized(m, "weight"):
             nn.init.xavier_normal_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

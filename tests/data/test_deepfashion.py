@@ -136,6 +136,30 @@ def test_training_takes_the_other_view_of_the_same_garment_or_the_photo_itself_b
     assert [vgg.exemplar_id(i) for i in range(len(vgg))] == [sample_id_of(listed[p][0]) for p in paths["val"]]
 
 
+def test_without_the_same_garment_check_training_takes_the_listed_exemplar_paired_as_dynast(layout):
+    # DynaST's data/pix2pix_dataset.py (github.com/Huage001/DynaST): with --video_like the training exemplar is the
+    # ref_dict's first entry (the self pair, else the line's last reference) and self_ref is 1, with no folder test
+    root, paths = layout
+    checked = DeepFashion(root, split="train", **SMALL)
+    unchecked = DeepFashion(root, split="train", same_garment_check=False, **SMALL)
+    self_pairs = {}
+    for line in (root / "deepfashion_self_pair.txt").read_text().splitlines():
+        entries = line.replace("\\", "/").split(",")
+        self_pairs[entries[0]] = entries[1:]
+    listed = {e[0]: e[1:] for e in (line.replace("\\", "/").split(",") for line in
+              (root / "deepfashion_ref.txt").read_text().split())}  # fmt: skip
+    differs = 0
+    for i, rel in enumerate(paths["train"]):
+        expected = self_pairs[rel][0] if rel in self_pairs else listed[rel][-1]
+        sample = unchecked[i]
+        assert sample["exemplar_id"] == sample_id_of(expected)
+        assert bool(sample["paired"]) is True
+        differs += checked[i]["exemplar_id"] != sample["exemplar_id"]
+    assert differs == 3  # the last garment's three views: another garment's photo, which the check refuses
+    assert "no same-garment test" in unchecked.protocol()["pairing"]
+    assert unchecked.dataset_key != checked.dataset_key
+
+
 def test_missing_files_are_named_and_a_corrupt_pose_file_skips_its_pair(layout):
     root, paths = layout
     with pytest.raises(DatasetRootMissing, match="DeepFashion not found"):
