@@ -427,6 +427,52 @@ def test_the_deepfashion_cocosnet_preset_is_the_readme_command():
     assert {"train_pairs", "train_list", "vgg19_conv"}.isdisjoint(r.name for r in requirements(evaluating))
 
 
+DYNAST_DEEPFASHION = {  # Huage001/DynaST train_deepfashion.sh, test_deepfashion.sh and generator.py's defaults
+    "model.size": "paper",
+    "model.module.ngf": 64,  # --ngf 64
+    "model.module.max_multi": 8,  # --max_multi 8
+    "model.module.n_layers": 2,  # --n_layers 2 (the option's default is 3)
+    "model.module.top_k": 4,  # --top_k default
+    "model.module.smooth": 0.01,  # --smooth default
+    "model.module.pos_dim": 16,  # --pos_dim default
+    "model.module.prune_dim": 16,  # --prune_dim default
+    "model.module.lr": 1e-4,  # --lr 0.0001
+    "model.module.settings.niter": 80,  # --niter 80
+    "model.module.settings.niter_decay": 20,  # --niter_decay 20
+    "model.module.settings.weight_warp_self": 1000.0,  # --weight_warp_self 1000.0
+    "model.module.settings.which_perceptual": "relu4_2",  # --which_perceptual 4_2
+    "model.module.settings.weight_perceptual": 0.001,  # --weight_perceptual 0.001
+    "model.module.settings.fm_reference_batch": 5,  # --batchSize 40 over --gpu_ids 0,...,7
+    "trainer.max_epochs": 100,  # 80 + 20
+    "trainer.precision": "16-mixed",  # --amp
+    "dataset.datamodule.batch_size": 40,  # --batchSize 40
+    "dataset.image_size": 256,  # --crop_size 256
+    "dataset.load_size": 256,  # --load_size 256: no random crop
+    "dataset.flip": False,  # --no_flip
+    "dataset.video_like": True,  # --video_like
+    "dataset.same_garment_check": False,  # data/pix2pix_dataset.py: the listed view, no folder test
+    "dataset.real_reference_probability": 0.0,  # --real_reference_probability 0.0
+}
+
+
+def test_the_deepfashion_dynast_preset_is_the_released_commands():
+    cfg = _compose("dataset=deepfashion", "model=dynast")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == "deepfashion_dynast"
+    _check(cfg, DYNAST_DEEPFASHION)
+    assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG  # --vgg_path vgg/vgg19_conv.pth
+    small = {"ngf": 4, "ndf": 4, "pos_dim": 2, "prune_dim": 2, "vgg_weights": "random", "vgg_widths": [4, 4, 8, 8, 8]}
+    model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC["deepfashion"])
+    (opt_g, opt_d), _ = model.configure_optimizers()  # pix2pix_model.py create_optimizers: TTUR, Adam (0, 0.9)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(5e-5) and opt_d.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert opt_g.defaults["betas"] == opt_d.defaults["betas"] == (0.0, 0.9) and opt_g.defaults["eps"] == 1e-3
+    names = {r.name: Path(r.path).name for r in requirements(cfg)}
+    assert names["self_pairs"] == "deepfashion_self_pair.txt" and names["vgg19_conv"] == CAFFE_VGG
+    released = _compose("dataset=deepfashion", "model=dynast", "train=false", "model.pretrained=/weights/dynast")
+    needed = {r.name: r.path for r in requirements(released)}
+    assert needed["released_generator"] == "/weights/dynast/latest_net_G.pth" and "vgg19_conv" not in needed
+
+
 # the rows beside CoCosNet on the field's other datasets: each value with its source
 OTHER_ROWS = {
     ("ade20k", "spade"): {  # NVlabs/SPADE data/ade20k_dataset.py; the CoCosNet ADE20K command's epochs beside it

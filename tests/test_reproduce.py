@@ -180,3 +180,32 @@ def test_a_released_deepfashion_cocosnet_is_evaluated_without_training(run_entry
     assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
     assert record.model_protocol["settings"]["warp_patch"] is True
     assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
+
+
+@pytest.mark.slow  # the paper-size DynaST (its positional embedding fixes 256 px) through run.py on DeepFashion files
+def test_a_released_deepfashion_dynast_is_evaluated_without_training(run_entry, tmp_path):
+    from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
+
+    write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
+    release = tmp_path / "release"
+    release.mkdir()
+    layout = json.loads((ROOT / "tests" / "support" / "dynast_released_layout.json").read_text())["G"]
+    g = torch.Generator().manual_seed(0)
+    state = {name: torch.randn(shape, generator=g) * 0.02 for name, shape in layout.items()}
+    for name in state:  # one PReLU, saved under two names; BatchNorm variances positive
+        if name.endswith("relu.weight") and name.replace("relu.weight", "model.2.weight") in state:
+            state[name] = state[name.replace("relu.weight", "model.2.weight")]
+        if name.endswith("running_var"):
+            state[name] = state[name].abs() + 1.0
+    torch.save(state, release / "latest_net_G.pth")
+    proc = run_entry(
+        "dataset=deepfashion", "model=dynast", f"model.pretrained={release}", "train=false", "~preset",
+        "model.size=paper", "dataset.image_size=256", "dataset.load_size=256", "metrics=pixel",
+        "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = (tmp_path / "logs").rglob("results.json")
+    record = RunRecord.read(path)
+    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
+    assert record.model_protocol["model"] == "dynast"
+    assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
