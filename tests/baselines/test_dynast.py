@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-
 from midms.baselines.dynast.attention import (
     SignWithSigmoidGrad,
     dense_attention,
@@ -25,6 +24,7 @@ from midms.baselines.dynast.attention import (
 from midms.baselines.dynast.model import DynaST
 from midms.baselines.dynast.network import DynaSTGenerator
 from midms.baselines.dynast.released import load_released, official_generator_name
+
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 
@@ -310,7 +310,7 @@ def test_the_generator_terms_are_the_released_ones_with_their_weights():
     assert model.settings["weight_gan_feat"] == GAN_FEAT
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)`")
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
 def test_the_rates_are_two_timescale_in_the_first_epoch_only_then_one_decaying_rate():
     # trainers/pix2pix_trainer.py: update_learning_rate sets G and D to old_lr at every epoch's end
     model = _model(niter=NITER, niter_decay=NITER_DECAY)
