@@ -64,6 +64,25 @@ def _vec(x: torch.Tensor, b: int, y: int, xx: int) -> list[float]:
     return x[b, :, y, xx].double().tolist()
 
 
+def _check_query(inputs, results, b, y, x, cands, divide_prune, smooth) -> list[float]:
+    """The outputs at query (b, y, x) equal the loop's over its candidate positions; returns the loop's attention."""
+    q, k, qp, kp, v, v2 = inputs
+    out, conf, warp = results
+    o, c, w, attn = _attend_loop(
+        _vec(q, b, y, x),
+        [_vec(k, b, *p) for p in cands],
+        _vec(qp, b, y, x),
+        [_vec(kp, b, *p) for p in cands],
+        [_vec(v, b, *p) for p in cands],
+        [_vec(v2, b, *p) for p in cands],
+        divide_prune=divide_prune,
+        smooth=smooth,
+    )
+    for got, expected in ((out[b, :, y, x], o), (conf[b, 0, y, x], c), (warp[b, :, y, x], w)):
+        torch.testing.assert_close(got.double(), torch.tensor(expected, dtype=torch.float64), **TOL)
+    return attn
+
+
 def _inputs(seed: int, hq: int, hk: int, c: int = 6, cp: int = 3, cv: int = 5):
     g = torch.Generator().manual_seed(seed)
     make = lambda ch, h: torch.randn(2, ch, h, h, generator=g)  # noqa: E731
@@ -80,26 +99,14 @@ def test_the_pruning_mask_is_a_step_with_the_sigmoids_gradient():
 
 
 def test_dense_attention_is_the_plain_loop():
-    q, k, qp, kp, v, v2 = _inputs(0, 4, 4)
+    inputs = q, k, qp, kp, v, v2 = _inputs(0, 4, 4)
     out, cor, conf, warp = dense_attention(q, k, qp, kp, v, None, v2)
     smooth = math.sqrt(q.shape[1])  # the dense level divides by sqrt(width)
     keys = [(y, x) for y in range(4) for x in range(4)]
     for b in range(2):
         for y in range(4):
             for x in range(4):
-                o, c, w, _ = _attend_loop(
-                    _vec(q, b, y, x),
-                    [_vec(k, b, *p) for p in keys],
-                    _vec(qp, b, y, x),
-                    [_vec(kp, b, *p) for p in keys],
-                    [_vec(v, b, *p) for p in keys],
-                    [_vec(v2, b, *p) for p in keys],
-                    divide_prune=kp.shape[1],
-                    smooth=smooth,
-                )
-                torch.testing.assert_close(out[b, :, y, x].double(), torch.tensor(o, dtype=torch.float64))
-                torch.testing.assert_close(conf[b, 0, y, x].double(), torch.tensor(c, dtype=torch.float64))
-                torch.testing.assert_close(warp[b, :, y, x].double(), torch.tensor(w, dtype=torch.float64))
+                _check_query(inputs, (out, conf, warp), b, y, x, keys, kp.shape[1], smooth)
     assert cor.shape == (2, 16, 16)
 
 
@@ -117,7 +124,7 @@ def _assert_top_k(top: list[int], cands: list[tuple[int, int]], attn: list[float
 
 
 def test_inter_scale_attention_looks_at_the_children_of_the_parents_matches():
-    q, k, qp, kp, v, v2 = _inputs(1, 8, 8)
+    inputs = q, k, qp, kp, v, v2 = _inputs(1, 8, 8)
     g = torch.Generator().manual_seed(2)
     # a 4×4 coarse level: each 2×2 query window's parent has TOP_K distinct matches among its 16 positions
     parents = torch.stack([torch.stack([torch.randperm(16, generator=g)[:TOP_K] for _ in range(16)]) for _ in range(2)])
@@ -127,24 +134,12 @@ def test_inter_scale_attention_looks_at_the_children_of_the_parents_matches():
             for x in range(8):
                 window = (y // 2) * 4 + x // 2
                 cands = [p for parent in parents[b, window].tolist() for p in _children(parent, 4)]
-                o, c, w, attn = _attend_loop(
-                    _vec(q, b, y, x),
-                    [_vec(k, b, *p) for p in cands],
-                    _vec(qp, b, y, x),
-                    [_vec(kp, b, *p) for p in cands],
-                    [_vec(v, b, *p) for p in cands],
-                    [_vec(v2, b, *p) for p in cands],
-                    divide_prune=1.0,
-                    smooth=SMOOTH,
-                )
-                torch.testing.assert_close(out[b, :, y, x].double(), torch.tensor(o, dtype=torch.float64), **TOL)
-                torch.testing.assert_close(conf[b, 0, y, x].double(), torch.tensor(c, dtype=torch.float64), **TOL)
-                torch.testing.assert_close(warp[b, :, y, x].double(), torch.tensor(w, dtype=torch.float64), **TOL)
+                attn = _check_query(inputs, (out, conf, warp), b, y, x, cands, 1.0, SMOOTH)
                 _assert_top_k(top[b, y * 8 + x].tolist(), cands, attn, 8)
 
 
 def test_inner_scale_attention_adds_the_neighbours_matches_moved_one_step_back():
-    q, k, qp, kp, v, v2 = _inputs(3, 4, 4)
+    inputs = q, k, qp, kp, v, v2 = _inputs(3, 4, 4)
     g = torch.Generator().manual_seed(4)
     matches = torch.randint(0, 16, (2, 16, TOP_K), generator=g)
     out, top, conf, warp = inner_scale_attention(q, k, qp, kp, v, matches, SMOOTH, v2)
@@ -165,19 +160,7 @@ def test_inner_scale_attention_adds_the_neighbours_matches_moved_one_step_back()
                                            ((y, x + 1), (0, -1))):  # fmt: skip
                     ny, nx = min(max(ny, 0), h - 1), min(max(nx, 0), w_ - 1)
                     cands += [moved(i, dy, dx) for i in matches[b, ny * w_ + nx].tolist()]
-                o, c, wv, attn = _attend_loop(
-                    _vec(q, b, y, x),
-                    [_vec(k, b, *p) for p in cands],
-                    _vec(qp, b, y, x),
-                    [_vec(kp, b, *p) for p in cands],
-                    [_vec(v, b, *p) for p in cands],
-                    [_vec(v2, b, *p) for p in cands],
-                    divide_prune=1.0,
-                    smooth=SMOOTH,
-                )
-                torch.testing.assert_close(out[b, :, y, x].double(), torch.tensor(o, dtype=torch.float64), **TOL)
-                torch.testing.assert_close(conf[b, 0, y, x].double(), torch.tensor(c, dtype=torch.float64), **TOL)
-                torch.testing.assert_close(warp[b, :, y, x].double(), torch.tensor(wv, dtype=torch.float64), **TOL)
+                attn = _check_query(inputs, (out, conf, warp), b, y, x, cands, 1.0, SMOOTH)
                 _assert_top_k(top[b, y * w_ + x].tolist(), cands, attn, w_)
 
 
