@@ -164,6 +164,44 @@ def test_inner_scale_attention_adds_the_neighbours_matches_moved_one_step_back()
                 _assert_top_k(top[b, y * w_ + x].tolist(), cands, attn, w_)
 
 
+def test_the_shared_blocks_compute_dynasts_definitions():
+    # architecture.py: PositionalNorm2d (eps 1e-8, unbiased variance), SPADE with hidden = dim and reflect-padded
+    # 3x3 convs, ResidualBlock = PReLU(x + BN(conv(PReLU(BN(conv(x)))))) with one PReLU and affine BatchNorm
+    from midms.baselines.dynast.network import dynast_spade
+
+    from midms.nn.blocks import ResidualBlock
+
+    torch.manual_seed(1)
+    x, cond = torch.randn(2, 6, 8, 8), torch.rand(2, 3, 4, 4)
+    small = x * 0.003  # variances near 1e-5, where CoCosNet's eps (1e-5) and DynaST's (1e-8) differ
+    spade = dynast_spade(6, 3)
+
+    def conv(t, layer):
+        return F.conv2d(F.pad(t, [1, 1, 1, 1], mode="reflect"), layer.weight, layer.bias)
+
+    mean, var = small.mean(1, keepdim=True), small.var(1, keepdim=True)
+    hidden = F.relu(conv(F.interpolate(cond, size=(8, 8)), spade.shared[1]))
+    expected = (1 + conv(hidden, spade.gamma)) * ((small - mean) / (var + 1e-8).sqrt()) + conv(hidden, spade.beta)
+    assert spade.shared[1].out_channels == 6  # hidden width = the block's width
+    torch.testing.assert_close(spade(small, cond), expected)
+    block = ResidualBlock(6, norm="batch").eval()
+    for bn in (block.body[2], block.body[6]):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+
+    def bn(t, layer):
+        scale = layer.weight / (layer.running_var + layer.eps).sqrt()
+        return (t - layer.running_mean.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1) + layer.bias.view(1, -1, 1, 1)
+
+    slope = block.act.weight
+    inner = F.prelu(bn(conv(x, block.body[1]), block.body[2]), slope)
+    expected = F.prelu(x + bn(conv(inner, block.body[5]), block.body[6]), slope)
+    torch.testing.assert_close(block(x), expected)
+    assert block.body[3] is block.act  # one PReLU for both activations
+
+
 def _tiny_generator(size: int = 32, n_layers: int = 2) -> DynaSTGenerator:
     torch.manual_seed(0)
     return DynaSTGenerator(5, size, ngf=4, n_layers=n_layers, pos_dim=2, prune_dim=2)
