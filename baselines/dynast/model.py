@@ -38,7 +38,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from midms.baselines.dynast.network import DynaSTGenerator
-from torch import Tensor
+from torch import Tensor, nn
 
 from midms.data.contract import DataSpec
 from midms.errors import UserError
@@ -108,50 +108,60 @@ class DynaST(AlternatingGAN):
         domain_training: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(data_spec)
+        network = {"ngf": ngf, "max_multi": max_multi, "n_layers": n_layers, "top_k": top_k, "smooth": smooth}
+        network.update(pos_dim=pos_dim, prune_dim=prune_dim)
+        self._setup(data_spec, network, ndf, settings, overrides, vgg_weights, vgg_widths, lr, init_gain, cache_dir,
+                    domain_training, pretrained)  # fmt: skip
+
+    #: the config name, its defaults and the released-weights loader: a subclass (MATEBIT) sets its own
+    model_name = "dynast"
+    default_settings = DEFAULT_SETTINGS
+
+    def build_generator(self, semantic_nc: int, image_size: int, network: dict) -> nn.Module:
+        return DynaSTGenerator(semantic_nc, image_size, **network)
+
+    def load_released(self, folder: str) -> dict[str, str]:
+        from midms.baselines.dynast.released import load_released
+
+        return load_released(self.generator, folder)
+
+    def _setup(
+        self, data_spec, network, ndf, settings, overrides, vgg_weights, vgg_widths, lr, init_gain, cache_dir,
+        domain_training, pretrained,
+    ) -> None:  # fmt: skip
+        """Settings, generator, discriminator, the losses' VGG19 and the released weights (shared with MATEBIT)."""
+        name, defaults = self.model_name, self.default_settings
         settings, overrides, vgg_widths = plain(settings), plain(overrides), plain(vgg_widths)
-        domain_training = plain(domain_training)
-        unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()
+        unknown = set(settings or {}).union(overrides or {}) - defaults.keys()
         if unknown:
-            raise UserError(f"model=dynast: unknown settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}")
-        self.settings = {**DEFAULT_SETTINGS, **dict(settings or {}), **dict(overrides or {})}
+            raise UserError(f"model={name}: unknown settings {sorted(unknown)}; known: {sorted(defaults)}")
+        self.settings = {**defaults, **dict(settings or {}), **dict(overrides or {})}
         if self.settings["which_perceptual"] not in VGG_LAYERS:
             raise UserError(f"which_perceptual must be one of {VGG_LAYERS}, got {self.settings['which_perceptual']!r}")
         size = data_spec.image_size
         if not isinstance(size, int) or size % 16:
             raise UserError(
-                f"model=dynast needs square images whose side is a multiple of 16 (its positional embedding is "
-                f"side/8 and its sparse levels pair 2×2 windows); got image_size={size}. Set dataset.image_size."
+                f"model={name} needs square images whose side is a multiple of 16 (its positional embedding is "
+                f"side/8 and its levels pair 2×2 windows); got image_size={size}. Set dataset.image_size."
             )
         self.save_hyperparameters(ignore=["data_spec"])
         self.automatic_optimization = False
         self.lr = lr
         nc = data_spec.semantic_nc
-        self.generator = DynaSTGenerator(
-            nc,
-            size,
-            ngf=ngf,
-            max_multi=max_multi,
-            n_layers=n_layers,
-            top_k=top_k,
-            smooth=smooth,
-            pos_dim=pos_dim,
-            prune_dim=prune_dim,
-        )
+        self.generator = self.build_generator(nc, size, network)
         self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, padding=1)
         for net in (self.generator, self.discriminator):  # --init_type xavier --init_variance 0.02
             init_weights(net, init_gain)
-        self.cache_dir, self.domain_training = cache_dir, domain_training
-        self.vgg = build_loss_vgg("dynast", vgg_weights, vgg_widths, VGG_LAYERS, "vgg19_conv.pth")
+        self.cache_dir, self.domain_training = cache_dir, plain(domain_training)
+        self.vgg = build_loss_vgg(name, vgg_weights, vgg_widths, VGG_LAYERS, "vgg19_conv.pth")
         self.protocol = {
-            "model": "dynast",
+            "model": name,
             "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,
             "settings": dict(self.settings),
             **random_vgg_warning(self.vgg),
         }
         if pretrained:
-            from midms.baselines.dynast.released import load_released
-
-            self.protocol["pretrained"] = {"folder": str(pretrained), **load_released(self.generator, pretrained)}
+            self.protocol["pretrained"] = {"folder": str(pretrained), **self.load_released(pretrained)}
 
     # -- the network --------------------------------------------------------------------------------
 
@@ -188,8 +198,15 @@ class DynaST(AlternatingGAN):
         s = self.settings
         real, paired = paired_ground_truth(batch, s["reconstruction_target"], self.device)
         out = self(batch, warps=True)
-        fake = out["fake"]
         weights = losses.paired_sample_weights(paired, reference_batch=s["fm_reference_batch"])
+        terms = self.warp_and_gan_terms(batch, out, real, weights)
+        fake_feats, real_feats = self._vgg(out["fake"]), self._vgg(real)
+        terms.update(self.vgg_terms(fake_feats, real_feats, weights))
+        return terms, out
+
+    def warp_and_gan_terms(self, batch: dict, out: dict, real: Tensor, weights: Tensor) -> dict[str, Tensor]:
+        """``warp_self`` (each warp against the ground truth pooled alike), ``gan`` and ``gan_feat``."""
+        s, fake = self.settings, out["fake"]
         terms: dict[str, Tensor] = {}
         if s["weight_warp_self"] > 0:
             total = fake.new_zeros(())
@@ -201,13 +218,16 @@ class DynaST(AlternatingGAN):
         pred_fake, pred_real = self.discriminate(batch["semantics"], fake, real)
         terms["gan"] = losses.hinge_g_loss(pred_fake) * s["weight_gan"]
         terms["gan_feat"] = losses.gan_feature_matching_loss(pred_fake, pred_real) * s["weight_gan_feat"]
-        fake_feats, real_feats = self._vgg(fake), self._vgg(real)
-        terms["fm"] = (
-            losses.vgg_feature_matching_loss(fake_feats, real_feats, weights) * s["weight_vgg"] * s["fm_ratio"]
-        )
+        return terms
+
+    def vgg_terms(self, fake_feats: list[Tensor], real_feats: list[Tensor], weights: Tensor) -> dict[str, Tensor]:
+        """``fm`` (paired samples) and ``perc`` against the ground truth's VGG19 features."""
+        s = self.settings
         k = VGG_LAYERS.index(s["which_perceptual"])
-        terms["perc"] = losses.perceptual_loss(fake_feats[k], real_feats[k]) * s["weight_perceptual"]
-        return terms, out
+        return {
+            "fm": losses.vgg_feature_matching_loss(fake_feats, real_feats, weights) * s["weight_vgg"] * s["fm_ratio"],
+            "perc": losses.perceptual_loss(fake_feats[k], real_feats[k]) * s["weight_perceptual"],
+        }
 
     def discriminator_losses(self, batch: dict, fake: Tensor) -> dict[str, Tensor]:
         real, _ = paired_ground_truth(batch, self.settings["reconstruction_target"], self.device)

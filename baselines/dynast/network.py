@@ -53,14 +53,15 @@ def dynast_spade(channels: int, cond_channels: int) -> SPADE:
 
 class SPADEResBlock(nn.Module):
     """DynaST's ``SPADEResnetBlock``: ``act(x + conv(act(SPADE(conv(act(SPADE(x)))))))`` with one shared PReLU,
-    spectrally normalised reflection-padded convolutions and no shortcut convolution."""
+    spectrally normalised reflection-padded convolutions and no shortcut convolution. ``spade`` builds its two
+    SPADE layers (MATEBIT's carry an unused coordinate attention)."""
 
-    def __init__(self, channels: int, cond_channels: int) -> None:
+    def __init__(self, channels: int, cond_channels: int, spade=dynast_spade) -> None:
         super().__init__()
         self.conv_0 = reflect_conv(channels, channels, spectral=True)
         self.conv_1 = reflect_conv(channels, channels, spectral=True)
-        self.norm_0 = dynast_spade(channels, cond_channels)
-        self.norm_1 = dynast_spade(channels, cond_channels)
+        self.norm_0 = spade(channels, cond_channels)
+        self.norm_1 = spade(channels, cond_channels)
         self.act = nn.PReLU()
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
@@ -70,14 +71,15 @@ class SPADEResBlock(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """DynaST's ``FeatureGenerator`` with ``norm='instance'``: returns the levels coarsest first (1/8, ..., 1)."""
+    """DynaST's ``FeatureGenerator`` with ``norm='instance'``: returns the levels coarsest first (1/8, ..., 1).
+    ``residual_norm``: of its residual blocks (DynaST's BatchNorm; MATEBIT's InstanceNorm)."""
 
-    def __init__(self, in_channels: int, widths: list[int]) -> None:
+    def __init__(self, in_channels: int, widths: list[int], residual_norm: str = "batch") -> None:
         super().__init__()
         for i, width in enumerate(widths):
             cin = in_channels if i == 0 else widths[i - 1]
             conv = reflect_conv(cin, width, stride=1 if i == 0 else 2, spectral=True)
-            block = nn.Sequential(conv, nn.InstanceNorm2d(width), ResidualBlock(width, norm="batch"))
+            block = nn.Sequential(conv, nn.InstanceNorm2d(width), ResidualBlock(width, norm=residual_norm))
             self.add_module(f"layer{i + 1}", block)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -93,7 +95,9 @@ class AttentionBlock(nn.Module):
     ``"inner"``): 1×1 projections ``f``, ``g`` (queries, keys), ``h`` (values), ``f_prune``, ``g_prune`` (the pruning
     scores); the attended values fused with the query's SPADE features by the confidence."""
 
-    def __init__(self, qk_channels: int, v_channels: int, prune_channels: int, cond_channels: int, kind: str):
+    def __init__(
+        self, qk_channels: int, v_channels: int, prune_channels: int, cond_channels: int, kind: str, spade=dynast_spade
+    ):
         super().__init__()
         if kind not in ("dense", "inter", "inner"):
             raise ValueError(f"kind must be dense, inter or inner, got {kind!r}")
@@ -103,8 +107,12 @@ class AttentionBlock(nn.Module):
         self.h = nn.Conv2d(v_channels, v_channels, 1)
         self.f_prune = nn.Conv2d(qk_channels, prune_channels, 1)
         self.g_prune = nn.Conv2d(qk_channels, prune_channels, 1)
-        self.spade = dynast_spade(v_channels, cond_channels)
+        self.spade = spade(v_channels, cond_channels)
         self.res_block = ResidualBlock(v_channels, norm="batch")
+
+    def refine(self, fused: Tensor) -> Tensor:
+        """The block's last step on the fused features (DynaST: a residual block)."""
+        return self.res_block(fused)
 
     def forward(
         self,
@@ -129,7 +137,7 @@ class AttentionBlock(nn.Module):
             attend = inter_scale_attention if self.kind == "inter" else inner_scale_attention
             attended, matches, conf, warp = attend(*args, matches, smooth, warp_values, need_index)
         fused = positional_norm(attended + (1 - conf) * self.spade(q, cond) + q, PONO_EPS)
-        return self.res_block(fused), warp, matches
+        return self.refine(fused), warp, matches
 
 
 def _up(cin: int, cout: int, act: nn.Module) -> nn.Sequential:

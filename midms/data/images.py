@@ -216,6 +216,10 @@ def read_pairing_list(path: Path) -> PairingList:
     return PairingList(path=path, refs=refs, sha1=hashlib.sha1(data).hexdigest())
 
 
+#: how a pairing list's references are used: CoCosNet's readers (and UNITE's, DynaST's) or MATEBIT's
+REFERENCE_RULES = ("cocosnet", "matebit")
+
+
 def choose_reference(p: float, refs: Sequence[str], real_probability: float, hard_probability: float) -> str | None:
     """CoCosNet's training rule for a draw ``p ~ U[0, 1)``: last ref, first ref, or None (self-reference)."""
     if p >= real_probability:
@@ -284,6 +288,7 @@ class ExemplarPairs(Dataset):
         seed: int = 0,
         strict: bool = False,
         verify_images: str = "eval",
+        reference_rule: str = "cocosnet",
     ) -> None:
         if split not in SPLITS:
             raise UserError(
@@ -300,6 +305,9 @@ class ExemplarPairs(Dataset):
                 raise UserError(f"dataset.{key}_reference_probability={value} must lie in [0, 1].")
         if verify_images not in VERIFY_MODES:
             raise UserError(f"dataset.verify_images={verify_images!r}: use one of {', '.join(VERIFY_MODES)}.")
+        if reference_rule not in REFERENCE_RULES:
+            raise UserError(f"dataset.reference_rule={reference_rule!r}: use one of {', '.join(REFERENCE_RULES)}.")
+        self.reference_rule = reference_rule
         self.root = Path(root).expanduser()
         self.split = "val" if split == "test" else split
         self.train = self.split == "train"
@@ -391,7 +399,10 @@ class ExemplarPairs(Dataset):
             self._listed.append(tuple(listed or ()))
             first = last = None
             if listed:
-                first = self._resolve(listed[0])
+                # MATEBIT's readers evaluate on a line's second reference (its test phase draws the "easy" one,
+                # val[1]); CoCosNet's on the first
+                second = self.reference_rule == "matebit" and not self.train and len(listed) > 1
+                first = self._resolve(listed[1] if second else listed[0])
                 last = self._resolve(listed[-1]) if self.train else first
                 self.missing_refs += int(first is None) + int(self.train and last is None and len(listed) > 1)
             if first is None or last is None:
@@ -473,7 +484,9 @@ class ExemplarPairs(Dataset):
         first, last = self._refs[index]
         if not self.train:
             return first, first == self.ids[index]
-        choice = choose_reference(float(rng.random()), (first, last), self.real_p, self.hard_p)
+        # CoCosNet draws the last reference as the hard one and the first as the easy one; MATEBIT the other way round
+        refs = (last, first) if self.reference_rule == "matebit" else (first, last)
+        choice = choose_reference(float(rng.random()), refs, self.real_p, self.hard_p)
         return (self.ids[index], True) if choice is None else (choice, False)
 
     def exemplar_candidates(self, index: int, k: int) -> list[str]:
@@ -551,18 +564,21 @@ class ExemplarPairs(Dataset):
     def pairing_description(self) -> str:
         if self.pairing is None:
             return f"seeded: exemplar = another photo of the split (dataset seed {self.seed})"
-        rule = (
-            "first reference"
-            if not self.train
-            else f"CoCosNet rule: last ref p<{self.hard_p}, first ref p<{self.real_p}, else self-reference"
-        )
+        matebit = self.reference_rule == "matebit"
+        if not self.train:
+            rule = "second reference (MATEBIT)" if matebit else "first reference"
+        elif matebit:
+            rule = f"MATEBIT rule: first ref p<{self.hard_p}, last ref p<{self.real_p}, else self-reference"
+        else:
+            rule = f"CoCosNet rule: last ref p<{self.hard_p}, first ref p<{self.real_p}, else self-reference"
         return f"file {self.pairing.path.name} (sha1 {self.pairing.sha1[:12]}), {rule}"
 
     @property
     def dataset_key(self) -> str:
         """Identifies the evaluation data for caches: everything that changes the images or the pairs."""
         pairs = f"pairs{self.pairing.sha1[:8]}" if self.pairing is not None else f"seed{self.seed}"
-        return f"{self.name}-{self.split}-{self.crop_size}px-n{len(self)}-{pairs}"
+        rule = "" if self.reference_rule == "cocosnet" else f"-{self.reference_rule}"
+        return f"{self.name}-{self.split}-{self.crop_size}px-n{len(self)}-{pairs}{rule}"
 
     def protocol(self) -> dict[str, Any]:
         return {
