@@ -473,6 +473,51 @@ def test_the_deepfashion_dynast_preset_is_the_released_commands():
     assert needed["released_generator"] == "/weights/dynast/latest_net_G.pth" and "vgg19_conv" not in needed
 
 
+MATEBIT_CELEBAHQ = {  # AiArt-Gao/MATEBIT README (the celebahqedge train and test commands) and options/
+    "model.size": "paper",
+    "model.module.ngf": 64,  # --ngf's default
+    "model.module.n_layers": 3,  # --n_layers's default (not passed)
+    "model.module.memory_slots": 1024,  # generator_celebahqedge.py MemoryNetwork(num=1024)
+    "model.module.lr": 2e-4,  # --lr's default
+    "model.module.settings.niter": 30,  # --niter 30
+    "model.module.settings.niter_decay": 30,  # --niter_decay 30
+    "model.module.settings.style_weight": 0.1,  # --style_weight 0.1
+    "model.module.settings.weight_warp_self": 1000.0,  # --weight_warp_self 1000.0
+    "model.module.settings.weight_perceptual": 0.001,  # --weight_perceptual 0.001
+    "model.module.settings.which_perceptual": "relu4_2",  # --which_perceptual's default 4_2
+    "model.module.settings.fm_reference_batch": 4,  # --batchSize 4 --gpu_ids 0
+    "model.module.settings.attention": True,  # --use_atten (training)
+    "model.module.settings.attention_at_test": False,  # the test command has no --use_atten
+    "trainer.max_epochs": 60,
+    "trainer.precision": "16-mixed",  # --amp
+    "dataset.datamodule.batch_size": 4,
+    "dataset.image_size": 256,  # --crop_size 256
+    "dataset.load_size": 286,  # --load_size 286 (training)
+    "dataset.reference_rule": "matebit",  # pix2pix_dataset.py: hard = val[0], easy = val[1]; test: val[1]
+    "dataset.real_reference_probability": 0.7,  # train_options.py --real_reference_probability
+    "dataset.hard_reference_probability": 0.3,  # train_options.py --hard_reference_probability
+}
+MATEBIT_LOSS_WEIGHTS = {"weight_contextual": 1.0, "weight_novgg_featpair": 10.0, "weight_vgg": 10.0}  # train_options.py
+
+
+def test_the_celebahq_matebit_preset_is_the_readme_commands():
+    cfg = _compose("dataset=celebahq", "model=matebit")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == "celebahq_matebit"
+    _check(cfg, MATEBIT_CELEBAHQ)
+    assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG  # pix2pix_model.py: vgg/vgg19_conv.pth
+    small = {"ngf": 4, "ndf": 4, "pos_dim": 2, "prune_dim": 2, "memory_slots": 8, "vgg_weights": "random",
+             "vgg_widths": [4, 4, 8, 8, 8]}  # fmt: skip
+    model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC["celebahq"])
+    for key, value in MATEBIT_LOSS_WEIGHTS.items():
+        assert model.settings[key] == value, key
+    (opt_g, opt_d), _ = model.configure_optimizers()  # pix2pix_model.py create_optimizers: TTUR, Adam (0, 0.9)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-4) and opt_d.param_groups[0]["lr"] == pytest.approx(4e-4)
+    released = _compose("dataset=celebahq", "model=matebit", "train=false", "model.pretrained=/weights/matebit")
+    needed = {r.name: r.path for r in requirements(released)}
+    assert needed["released_generator"] == "/weights/matebit/latest_net_G.pth" and "vgg19_conv" not in needed
+
+
 # the rows beside CoCosNet on the field's other datasets: each value with its source
 OTHER_ROWS = {
     ("ade20k", "spade"): {  # NVlabs/SPADE data/ade20k_dataset.py; the CoCosNet ADE20K command's epochs beside it

@@ -209,3 +209,30 @@ def test_a_released_deepfashion_dynast_is_evaluated_without_training(run_entry, 
     assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
     assert record.model_protocol["model"] == "dynast"
     assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
+
+
+@pytest.mark.slow  # the paper-size MATEBIT (its positional embedding fixes 256 px) through run.py on CelebA-HQ files
+def test_a_released_celebahq_matebit_is_evaluated_without_training(run_entry, tmp_path):
+    write_fake_layout(tmp_path / "data" / "celebahq", n_train=4, n_val=2, pairing_lists=True)
+    release = tmp_path / "release"
+    release.mkdir()
+    layout = json.loads((ROOT / "tests" / "support" / "matebit_released_layout.json").read_text())["G"]
+    g = torch.Generator().manual_seed(0)
+    state = {name: torch.randn(shape, generator=g) * 0.02 for name, shape in layout.items()}
+    for name in state:  # one PReLU, saved under two names; BatchNorm variances positive
+        if name.endswith("relu.weight") and name.replace("relu.weight", "model.2.weight") in state:
+            state[name] = state[name.replace("relu.weight", "model.2.weight")]
+        if name.endswith("running_var"):
+            state[name] = state[name].abs() + 1.0
+    torch.save(state, release / "latest_net_G.pth")
+    proc = run_entry(
+        "dataset=celebahq", "model=matebit", f"model.pretrained={release}", "train=false", "~preset",
+        "model.size=paper", "dataset.image_size=256", "dataset.load_size=256", "metrics=pixel",
+        "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = (tmp_path / "logs").rglob("results.json")
+    record = RunRecord.read(path)
+    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 2
+    assert record.model_protocol["settings"]["attention_at_test"] is False
+    assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")

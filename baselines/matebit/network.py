@@ -21,7 +21,10 @@ https://github.com/AiArt-Gao/MATEBIT, ``models/networks/generator_celebahqedge.p
 Kept as released and documented: every SPADE layer builds a coordinate attention (``coord``) that its forward never
 calls; each adaptive block builds a ``fast_path`` it never calls in the released forward (no mask); the memory's
 update (an exponential moving average of the best-matching features, ``alpha`` 0.999) runs inside its backward pass,
-and that backward returns the normalised features themselves as their gradient (:class:`_MemoryReadout`).
+and that backward returns the normalised features themselves as their gradient (:class:`_MemoryReadout`). The
+official forward reshapes the memory's input with sizes written into the code (512 channels, 32×32 positions, the
+configured batch size, so a smaller last batch fails there); here they are the features' own, which at the released
+size and batch is the same computation.
 """
 
 from __future__ import annotations

@@ -197,6 +197,32 @@ def test_training_rule_mixes_references_as_cocosnet(paired_root: Path) -> None:
     assert abs(picks.count(train.ids[0]) / 2000 - 0.3) < 0.04
 
 
+def test_matebits_rule_evaluates_on_the_second_reference_and_draws_the_first_as_hard(paired_root: Path) -> None:
+    # MATEBIT data/celebahqedge_dataset.py get_ref and data/pix2pix_dataset.py (github.com/AiArt-Gao/MATEBIT): the
+    # test phase takes val[1] of items[1:] (the second reference); training p < 0.3 takes val[0] = items[1] (hard),
+    # p < 0.7 val[1] = items[-1], else the photo itself
+    ids = [line.split(",")[0] for line in (paired_root / "celebahq_ref_test.txt").read_text().split()]
+    lines = [",".join([q, ids[(i + 1) % len(ids)], ids[(i + 2) % len(ids)]]) for i, q in enumerate(ids)]
+    (paired_root / "celebahq_ref_test.txt").write_text("\n".join(lines) + "\n")  # two references a line
+    val = CelebAHQEdges(paired_root, split="val", reference_rule="matebit", **SMALL)
+    listed = {
+        line.split(",")[0]: line.split(",")[1:] for line in (paired_root / "celebahq_ref_test.txt").read_text().split()
+    }
+    for i in range(len(val)):
+        assert f"{val.exemplar_id(i)}.jpg" == listed[f"{val.ids[i]}.jpg"][1]
+    assert "second reference (MATEBIT)" in val.protocol()["pairing"]
+    assert val.dataset_key != CelebAHQEdges(paired_root, split="val", **SMALL).dataset_key
+    train = CelebAHQEdges(paired_root, split="train", reference_rule="matebit", hard_reference_probability=0.3, **SMALL)
+    rng = np.random.default_rng(2)
+    picks = [train.exemplar_id(0, rng) for _ in range(2000)]
+    refs = (paired_root / "celebahq_ref.txt").read_text().split()[0].split(",")
+    first, last = (r.removesuffix(".jpg") for r in (refs[1], refs[-1]))
+    assert abs(picks.count(first) / 2000 - 0.3) < 0.04
+    assert abs(picks.count(last) / 2000 - 0.4) < 0.04
+    with pytest.raises(UserError, match="reference_rule"):
+        CelebAHQEdges(paired_root, split="val", reference_rule="other", **SMALL)
+
+
 def test_seeded_pairing_is_fixed_within_the_split(root: Path) -> None:
     a = CelebAHQEdges(root, split="val", **SMALL)
     b = CelebAHQEdges(root, split="val", **SMALL)
