@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from released_layouts import write_release
 
 from midms.benchmarking.dry_run import dry_run
 from midms.benchmarking.matrix import load_matrix
@@ -48,6 +49,7 @@ def test_the_dry_run_lists_every_missing_file_with_its_source_and_estimates_the_
         weights / "cocosnet-celebahqedge" / "latest_net_G.pth",
         weights / "midms-celebahq" / "midms_celebA_finetuned.pth",
         weights / "midms-celebahq" / "pretrained" / "config.yaml",
+        weights / "matebit-celebahq" / "latest_net_G.pth",
         weights / "vgg19_conv.pth",
         weights / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "model_index.json",
         weights / "h94--IP-Adapter" / "models" / "ip-adapter_sd15.safetensors",
@@ -113,6 +115,7 @@ def test_the_dry_run_with_everything_present_hashes_the_files_and_counts_the_pai
         weights / "cocosnet-celebahqedge" / "latest_net_G.pth",
         weights / "midms-celebahq" / "midms_celebA_finetuned.pth",
         weights / "midms-celebahq" / "pretrained" / "config.yaml",
+        weights / "matebit-celebahq" / "latest_net_G.pth",
         weights / "vgg19_conv.pth",
         weights / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "model_index.json",
         weights / "lllyasviel--sd-controlnet-canny" / "config.json",
@@ -188,16 +191,7 @@ def test_a_released_deepfashion_dynast_is_evaluated_without_training(run_entry, 
 
     write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
     release = tmp_path / "release"
-    release.mkdir()
-    layout = json.loads((ROOT / "tests" / "support" / "dynast_released_layout.json").read_text())["G"]
-    g = torch.Generator().manual_seed(0)
-    state = {name: torch.randn(shape, generator=g) * 0.02 for name, shape in layout.items()}
-    for name in state:  # one PReLU, saved under two names; BatchNorm variances positive
-        if name.endswith("relu.weight") and name.replace("relu.weight", "model.2.weight") in state:
-            state[name] = state[name.replace("relu.weight", "model.2.weight")]
-        if name.endswith("running_var"):
-            state[name] = state[name].abs() + 1.0
-    torch.save(state, release / "latest_net_G.pth")
+    write_release("dynast", release)
     proc = run_entry(
         "dataset=deepfashion", "model=dynast", f"model.pretrained={release}", "train=false", "~preset",
         "model.size=paper", "dataset.image_size=256", "dataset.load_size=256", "metrics=pixel",
@@ -215,16 +209,7 @@ def test_a_released_deepfashion_dynast_is_evaluated_without_training(run_entry, 
 def test_a_released_celebahq_matebit_is_evaluated_without_training(run_entry, tmp_path):
     write_fake_layout(tmp_path / "data" / "celebahq", n_train=4, n_val=2, pairing_lists=True)
     release = tmp_path / "release"
-    release.mkdir()
-    layout = json.loads((ROOT / "tests" / "support" / "matebit_released_layout.json").read_text())["G"]
-    g = torch.Generator().manual_seed(0)
-    state = {name: torch.randn(shape, generator=g) * 0.02 for name, shape in layout.items()}
-    for name in state:  # one PReLU, saved under two names; BatchNorm variances positive
-        if name.endswith("relu.weight") and name.replace("relu.weight", "model.2.weight") in state:
-            state[name] = state[name.replace("relu.weight", "model.2.weight")]
-        if name.endswith("running_var"):
-            state[name] = state[name].abs() + 1.0
-    torch.save(state, release / "latest_net_G.pth")
+    write_release("matebit", release)
     proc = run_entry(
         "dataset=celebahq", "model=matebit", f"model.pretrained={release}", "train=false", "~preset",
         "model.size=paper", "dataset.image_size=256", "dataset.load_size=256", "metrics=pixel",

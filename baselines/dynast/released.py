@@ -79,15 +79,21 @@ def official_generator_name(name: str) -> str:
     return _apply(rename(name, SPADE_AND_SPECTRAL_NORM_INVERSE), _TO_OFFICIAL, _BODY_INVERSE, "model")
 
 
-def load_released(generator: nn.Module, folder: str | Path) -> dict[str, str]:
-    """Load ``<folder>/latest_net_G.pth`` strictly; returns ``{file name: SHA-256}``."""
+def load_generator_file(generator: nn.Module, folder: str | Path, fix: str, where: str) -> dict[str, str]:
+    """Load ``<folder>/latest_net_G.pth`` strictly through DynaST's renames; ``where`` says where the file comes from
+    (in the error for a missing file), ``fix`` what to check on a misfit. Returns ``{file name: SHA-256}``."""
     path = Path(folder).expanduser() / RELEASED_FILE
     if not path.is_file():
-        raise UserError(
-            f"model.pretrained={folder}: missing {path}. Put the released DynaST checkpoint there (the DeepFashion "
-            f"model linked from the README of https://github.com/Huage001/DynaST, saved as checkpoints/deepfashion/"
-            f"{RELEASED_FILE})."
-        )
+        raise UserError(f"model.pretrained={folder}: missing {path}. Put {where} there.")
     state = convert_generator(tensors_only(read_state(path), path))
-    load_strict(generator, state, str(path), FIX, official_generator_name)
+    load_strict(generator, state, str(path), fix, official_generator_name)
     return {path.name: file_sha256(path)}
+
+
+def load_released(generator: nn.Module, folder: str | Path) -> dict[str, str]:
+    """Load the released DynaST generator from ``folder`` strictly; returns ``{file name: SHA-256}``."""
+    where = (
+        "the released DynaST checkpoint (the DeepFashion model linked from the README of "
+        f"https://github.com/Huage001/DynaST, saved as checkpoints/deepfashion/{RELEASED_FILE})"
+    )
+    return load_generator_file(generator, folder, FIX, where)

@@ -37,7 +37,7 @@ from midms.baselines.dynast.network import L2_EPS
 from midms.baselines.matebit.network import MATEBITGenerator
 from torch import Tensor, nn
 
-from midms.models.gan import AlternatingGAN, paired_ground_truth
+from midms.models.gan import paired_ground_truth
 from midms.nn import losses
 from midms.nn.blocks import l2_normalize
 
@@ -91,7 +91,7 @@ class MATEBIT(DynaST):
         cache_dir: str | None = None,
         domain_training: Mapping[str, Any] | None = None,
     ) -> None:
-        AlternatingGAN.__init__(self, data_spec)
+        super(DynaST, self).__init__(data_spec)  # the GAN scaffold; DynaST's own construction is _setup
         network = {"ngf": ngf, "max_multi": max_multi, "n_layers": n_layers, "pos_dim": pos_dim}
         network.update(prune_dim=prune_dim, memory_slots=memory_slots)
         self._setup(data_spec, network, ndf, settings, overrides, vgg_weights, vgg_widths, lr, init_gain, cache_dir,

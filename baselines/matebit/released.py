@@ -18,14 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from midms.baselines.dynast.released import convert_generator, official_generator_name
+from midms.baselines.dynast.released import RELEASED_FILE, load_generator_file
 from torch import nn
 
-from midms.errors import UserError
-from midms.nn.official_names import load_strict, read_state, tensors_only
-from midms.weights import file_sha256
-
-RELEASED_FILE = "latest_net_G.pth"
 FIX = (
     "Check that the folder holds MATEBIT's released CelebA-HQ edge model (generator_celebahqedge.py) and that the run "
     "uses its settings (model.size=paper: ngf 64, max_multi 8, n_layers 3, pos_dim and prune_dim 16, 1024 memory "
@@ -34,13 +29,9 @@ FIX = (
 
 
 def load_released(generator: nn.Module, folder: str | Path) -> dict[str, str]:
-    """Load ``<folder>/latest_net_G.pth`` strictly; returns ``{file name: SHA-256}``."""
-    path = Path(folder).expanduser() / RELEASED_FILE
-    if not path.is_file():
-        raise UserError(
-            f"model.pretrained={folder}: missing {path}. Put MATEBIT's released CelebA-HQ model there (the checkpoint "
-            f"folder linked from the README of https://github.com/AiArt-Gao/MATEBIT, its {RELEASED_FILE})."
-        )
-    state = convert_generator(tensors_only(read_state(path), path))
-    load_strict(generator, state, str(path), FIX, official_generator_name)
-    return {path.name: file_sha256(path)}
+    """Load the released MATEBIT CelebA-HQ generator from ``folder`` strictly; returns ``{file name: SHA-256}``."""
+    where = (
+        "MATEBIT's released CelebA-HQ model (the checkpoint folder linked from the README of "
+        f"https://github.com/AiArt-Gao/MATEBIT, its {RELEASED_FILE})"
+    )
+    return load_generator_file(generator, folder, FIX, where)

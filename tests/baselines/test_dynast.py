@@ -8,7 +8,6 @@ the repository on the same weights (written in its layout) and inputs: output an
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -24,11 +23,11 @@ from midms.baselines.dynast.attention import (
 from midms.baselines.dynast.model import DynaST
 from midms.baselines.dynast.network import DynaSTGenerator
 from midms.baselines.dynast.released import load_released, official_generator_name
+from released_layouts import official_state
 
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 
-LAYOUT = json.loads((Path(__file__).resolve().parents[1] / "support" / "dynast_released_layout.json").read_text())
 # DynaST's options: generator.py (--top_k 4, --smooth 0.01), train_deepfashion.sh (--weight_warp_self 1000
 # --which_perceptual 4_2 --weight_perceptual 0.001 --lr 0.0001 --niter 80 --niter_decay 20 --batchSize 40 on 8 GPUs),
 # pix2pix_model.py's defaults (--weight_gan 10, --weight_ganFeat 10, --weight_vgg 10, --weight_fm_ratio 1) and its
@@ -232,24 +231,8 @@ def test_the_warp_source_enters_the_warps_only():
     assert not torch.equal(plain["warps"][-1][:, :3], labelled["warps"][-1][:, :3])
 
 
-def _random_official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in LAYOUT["G"].items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(7)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=g) + 0.5
-        else:
-            state[name] = torch.randn(shape, generator=g) * 0.05
-    relu = [n for n in state if n.endswith("relu.weight") and ".res_block." in n or ".layer" in n and "relu" in n]
-    for name in relu:  # the file holds each residual block's PReLU twice: as relu and as model.2
-        state[name] = state[name.replace("relu.weight", "model.2.weight")]
-    return state
-
-
 def test_the_released_layout_loads_strictly_at_paper_size(tmp_path: Path):
-    state = _random_official_state()
+    state = official_state("dynast")
     torch.save(state, tmp_path / "latest_net_G.pth")
     gen = DynaSTGenerator(20, 256)  # the released options: ngf 64, max_multi 8, n_layers 2, pos/prune 16
     digest = load_released(gen, tmp_path)
@@ -267,7 +250,7 @@ def test_the_released_layout_loads_strictly_at_paper_size(tmp_path: Path):
 
 
 def test_a_misfit_released_file_is_named_in_both_layouts(tmp_path: Path):
-    state = _random_official_state()
+    state = official_state("dynast")
     del state["transformer_2.0.g_prune.weight"]
     state["decoder_21.1.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "latest_net_G.pth")

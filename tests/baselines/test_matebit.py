@@ -10,7 +10,6 @@ the backward pass identical, gradients within 4e-6.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,11 @@ from midms.baselines.matebit.network import (
     adain,
 )
 from midms.baselines.matebit.released import load_released
+from released_layouts import official_state
 
 from midms.data.contract import DataSpec
 from midms.errors import UserError
 
-LAYOUT = json.loads((Path(__file__).resolve().parents[1] / "support" / "matebit_released_layout.json").read_text())
 # generator_celebahqedge.py MemoryNetwork: alpha 0.999, tau 0.05, 1024 slots; loss.py StyleLoss layer weights;
 # the README's CelebA-HQ command: --style_weight 0.1; pix2pix_model.py: weight_vgg 10, contextual x8 / x4 / x2
 ALPHA, TAU, SLOTS = 0.999, 0.05, 1024
@@ -101,25 +100,8 @@ def test_the_generator_matches_at_one_eighth_and_the_unused_released_parts_get_n
         assert not torch.equal(gen(sem, ex, ex_sem)["fake"], gen(sem, ex, ex_sem, attention=False)["fake"])
 
 
-def _random_official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in LAYOUT["G"].items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(3)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=g) + 0.5
-        else:
-            state[name] = torch.randn(shape, generator=g) * 0.05
-    for name in state:  # one PReLU saved under two names
-        twin = name.replace("relu.weight", "model.2.weight")
-        if name.endswith("relu.weight") and twin in state:
-            state[name] = state[twin]
-    return state
-
-
 def test_the_released_celebahq_layout_loads_strictly_and_a_misfit_is_named(tmp_path: Path):
-    state = _random_official_state()
+    state = official_state("matebit")
     assert state["memory.latent_embedding"].shape == (SLOTS, 512)
     torch.save(state, tmp_path / "latest_net_G.pth")
     gen = MATEBITGenerator(15, 256)
@@ -186,5 +168,6 @@ def test_the_decoder_attention_is_trained_and_left_out_at_test_as_the_released_c
         without = model.generator(batch["semantics"], batch["exemplar"], batch["exemplar_semantics"], attention=False)
     assert torch.equal(test, without["fake"])
     assert model.settings["attention"] is True and model.settings["attention_at_test"] is False
+    assert model.hparams["memory_slots"] == 8  # its own arguments, as checkpoints record them
     fake, warp = model.translate_and_warp(batch, batch["exemplar_semantics"])
     assert warp.shape == (1, 5, 64, 64) and torch.equal(fake, test.clamp(-1, 1))
