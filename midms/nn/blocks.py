@@ -96,8 +96,8 @@ class SPADE(nn.Module):
 class SPADEResBlock(nn.Module):
     """SPADE -> LeakyReLU(0.2) -> padded 3×3 conv, twice, plus a (learned when widths differ) shortcut.
 
-    The convolutions are spectrally normalised (the ``spectralspade...`` norm_G of CoCosNet and SPADE); ``norm`` and
-    ``padding`` are those of :class:`SPADE`, for its layers and the block's own convolutions.
+    The convolutions are spectrally normalised (the ``spectralspade...`` norm_G of CoCosNet and SPADE); ``norm``,
+    ``padding`` and ``pono_eps`` are those of :class:`SPADE`, for its layers and the block's own convolutions.
     """
 
     def __init__(
@@ -108,6 +108,7 @@ class SPADEResBlock(nn.Module):
         hidden: int = 128,
         norm: str = "pono",
         padding: str = "reflect",
+        pono_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         fmid = min(fin, fout)
@@ -115,11 +116,11 @@ class SPADEResBlock(nn.Module):
         self.pad = _pad(padding)
         self.conv_0 = spectral_norm(nn.Conv2d(fin, fmid, 3))
         self.conv_1 = spectral_norm(nn.Conv2d(fmid, fout, 3))
-        self.norm_0 = SPADE(fin, cond_channels, hidden, norm, padding)
-        self.norm_1 = SPADE(fmid, cond_channels, hidden, norm, padding)
+        self.norm_0 = SPADE(fin, cond_channels, hidden, norm, padding, pono_eps)
+        self.norm_1 = SPADE(fmid, cond_channels, hidden, norm, padding, pono_eps)
         if self.learned_shortcut:
             self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False))
-            self.norm_s = SPADE(fin, cond_channels, hidden, norm, padding)
+            self.norm_s = SPADE(fin, cond_channels, hidden, norm, padding, pono_eps)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         skip = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x

@@ -44,6 +44,9 @@ class SPADEGenerator(nn.Module):
         use_attention: non-local attention at H/2 (CoCosNet's ``--use_attention``).
         z_dim: start from a linear layer of a z_dim style code (SPADE's VAE); needs ``image_size``.
         image_size: the output size; fixes the start grid of the linear start.
+        widths: the blocks' widths in units of ngf (SPADE and CoCosNet: 16, 16, 16, 16, 8, 4, 2, 1; CoCosNet v2 starts
+            at 8).
+        pono_eps: PONO's epsilon (CoCosNet's 1e-5, CoCosNet v2's 1e-8).
     """
 
     def __init__(
@@ -56,24 +59,28 @@ class SPADEGenerator(nn.Module):
         use_attention: bool = False,
         z_dim: int | None = None,
         image_size: int | None = None,
+        widths: tuple[int, ...] = WIDTHS,
+        pono_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         self.ngf, self.z_dim = ngf, z_dim
+        start = widths[0] * ngf
 
         def block(i: int) -> SPADEResBlock:
-            return SPADEResBlock(WIDTHS[i] * ngf, WIDTHS[i + 1] * ngf, cond_channels, spade_hidden, norm, padding)
+            cin, cout = widths[i] * ngf, widths[i + 1] * ngf
+            return SPADEResBlock(cin, cout, cond_channels, spade_hidden, norm, padding, pono_eps)
 
         if z_dim:
             if not image_size:
                 raise ValueError("a generator with a style code (z_dim) needs its image_size")
             self.start = self._start_size(image_size, image_size)
-            self.fc: nn.Module = nn.Linear(z_dim, 16 * ngf * self.start[0] * self.start[1])
+            self.fc: nn.Module = nn.Linear(z_dim, start * self.start[0] * self.start[1])
         else:
-            self.fc = nn.Conv2d(cond_channels, 16 * ngf, 3, padding=1)
+            self.fc = nn.Conv2d(cond_channels, start, 3, padding=1)
         self.head = block(0)
         self.middle = nn.ModuleList([block(1), block(2)])
         self.up_0, self.up_1, self.up_2, self.up_3 = block(3), block(4), block(5), block(6)
-        self.attention = SelfAttention(4 * ngf, spectral=True) if use_attention else nn.Identity()
+        self.attention = SelfAttention(widths[5] * ngf, spectral=True) if use_attention else nn.Identity()
         self.to_rgb = nn.Conv2d(ngf, 3, 3, padding=1)
 
     @staticmethod
@@ -90,7 +97,7 @@ class SPADEGenerator(nn.Module):
                 raise ValueError("this generator starts from a style code: pass z (B×z_dim)")
             if size != self.start:
                 raise ValueError(f"built for {self.start} at 1/32, got a {tuple(cond.shape[2:])} conditioning map")
-            x = self.fc(z).view(-1, 16 * self.ngf, *size)
+            x = self.fc(z).view(-1, self.fc.out_features // (size[0] * size[1]), *size)
         else:
             x = self.fc(F.interpolate(cond, size=size, mode="nearest"))  # B×16ngf×H/32×W/32
         x = self.head(x, cond)
