@@ -518,6 +518,56 @@ def test_the_celebahq_matebit_preset_is_the_readme_commands():
     assert needed["released_generator"] == "/weights/matebit/latest_net_G.pth" and "vgg19_conv" not in needed
 
 
+COCOSNET_V2_DEEPFASHION_HD = {  # microsoft/CoCosNet-v2 README (DeepFashion-HD train and test commands), options/
+    "model.size": "paper",
+    "model.module.nef": 32,  # --nef 32
+    "model.module.ngf": 64,  # --ngf's default
+    "model.module.temperature": 0.01,  # --temperature 0.01
+    "model.module.iterations": 5,  # --iteration_count 5
+    "model.module.gru_hidden": 32,  # patch_match.py hidden_dim = 32
+    "model.module.gru_motion": 64,  # convgru.py SepConvGRU input_dim=64
+    "model.module.spade_hidden": 128,  # normalization.py nhidden = 128
+    "model.module.lr": 1e-4,  # --lr 0.0001
+    "model.module.settings.niter": 100,  # --niter 100
+    "model.module.settings.niter_decay": 0,  # --niter_decay 0
+    "model.module.settings.weight_warp_self": 500.0,  # --weight_warp_self 500.0
+    "model.module.settings.weight_warp_cycle": 1.0,  # --weight_warp_cycle 1.0
+    "model.module.settings.weight_perceptual": 0.001,  # --weight_perceptual 0.001
+    "model.module.settings.which_perceptual": "relu4_2",  # --which_perceptual 4_2
+    "model.module.settings.fm_reference_batch": 2,  # --batchSize 16 over 8 GPUs
+    "trainer.max_epochs": 100,
+    "trainer.precision": "16-mixed",  # --amp
+    "dataset.datamodule.batch_size": 16,
+    "dataset.image_size": 512,  # --crop_size 512
+    "dataset.load_size": 550,  # --load_size 550 (training)
+    "dataset.flip": False,  # --no_flip
+    "dataset.video_like": True,  # --video_like (training)
+    "dataset.eval_video_like": False,  # the test command has no --video_like
+    "dataset.same_garment_check": False,  # data/pix2pix_dataset.py: the listed view, no folder test
+    "dataset.real_reference_probability": 0.0,
+    "dataset.pose_canvas": 1024,  # deepfashionHD_dataset.py: np.zeros((1024, 1024, 3))
+    "dataset.pose_radius": 20,  # cycle_radius = 20
+    "dataset.pose_stick": 20,  # stickwidth = 20
+}
+
+
+def test_the_deepfashion_cocosnet_v2_preset_is_the_readme_commands():
+    cfg = _compose("dataset=deepfashion", "model=cocosnet_v2")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == "deepfashion_cocosnet_v2" and cfg.dataset.root.endswith("deepfashionHD")
+    _check(cfg, COCOSNET_V2_DEEPFASHION_HD)
+    assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG
+    small = {"nef": 4, "ngf": 4, "ndf": 4, "gru_hidden": 8, "gru_motion": 40, "spade_hidden": 8,
+             "vgg_weights": "random", "vgg_widths": [4, 4, 8, 8, 8]}  # fmt: skip
+    model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC["deepfashion"])
+    assert model.settings["weight_novgg_featpair"] == 10.0 and model.settings["weight_contextual"] == 1.0
+    (opt_g, opt_d), _ = model.configure_optimizers()  # pix2pix_model.py create_optimizers: TTUR, Adam (0, 0.9)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(5e-5) and opt_d.param_groups[0]["lr"] == pytest.approx(2e-4)
+    released = _compose("dataset=deepfashion", "model=cocosnet_v2", "train=false", "model.pretrained=/w/v2")
+    needed = {r.name: r.path for r in requirements(released)}
+    assert needed["released_corr"] == "/w/v2/latest_net_Corr.pth" and "self_pairs" not in needed
+
+
 # the rows beside CoCosNet on the field's other datasets: each value with its source
 OTHER_ROWS = {
     ("ade20k", "spade"): {  # NVlabs/SPADE data/ade20k_dataset.py; the CoCosNet ADE20K command's epochs beside it

@@ -221,3 +221,23 @@ def test_a_released_celebahq_matebit_is_evaluated_without_training(run_entry, tm
     assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 2
     assert record.model_protocol["settings"]["attention_at_test"] is False
     assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
+
+
+@pytest.mark.slow  # the paper-size CoCosNet v2 through run.py, on DeepFashion files drawn as its HD reader draws them
+def test_a_released_cocosnet_v2_is_evaluated_without_training(run_entry, tmp_path):
+    from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
+
+    write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
+    release = tmp_path / "release"
+    write_release("cocosnet_v2", release)
+    proc = run_entry(
+        "dataset=deepfashion", "model=cocosnet_v2", f"model.pretrained={release}", "train=false", "~preset",
+        "model.size=paper", "dataset.image_size=128", "dataset.load_size=128", "metrics=pixel",
+        "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = (tmp_path / "logs").rglob("results.json")
+    record = RunRecord.read(path)
+    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
+    assert "first reference" in record.protocol["pairing"]  # its test command: no --video_like
+    assert record.model_protocol["pretrained"]["latest_net_Corr.pth"] == _sha256(release / "latest_net_Corr.pth")

@@ -239,10 +239,9 @@ class CoCosNet(AlternatingGAN):
         return paired_ground_truth(batch, self.settings["reconstruction_target"], self.device)
 
     def contextual(self, fake_feats: list[Tensor], ref_feats: list[Tensor]) -> Tensor:
-        ctx = losses.contextual_loss
-        total = 8 * ctx(fake_feats[4], ref_feats[4].detach()) + 4 * ctx(fake_feats[3], ref_feats[3].detach())
-        total = total + 2 * ctx(F.avg_pool2d(fake_feats[2], 2), F.avg_pool2d(ref_feats[2].detach(), 2))
+        total = losses.contextual_pyramid(fake_feats, ref_feats)
         if self.settings["use_22ctx"]:
+            ctx = losses.contextual_loss
             total = total + ctx(F.avg_pool2d(fake_feats[1], 4), F.avg_pool2d(ref_feats[1].detach(), 4))
         return total
 

@@ -49,7 +49,7 @@ def centre_and_normalize(x: Tensor, eps: float = L2_EPS) -> Tensor:
 class AdaptiveFeatures(nn.Module):
     """``AdaptiveFeatureGenerator``: ``forward(x) -> [1/8, 1/4, 1/2, 1]`` features (widths 4, 4, 2, 1 × ``nef``)."""
 
-    def __init__(self, in_channels: int, nef: int = 32, kernel: int = 3) -> None:
+    def __init__(self, in_channels: int, nef: int = 32, kernel: int = 3, spade_hidden: int = 128) -> None:
         super().__init__()
         pad = (kernel - 1) // 2
 
@@ -57,7 +57,7 @@ class AdaptiveFeatures(nn.Module):
             return nn.Sequential(sn_conv_instance(cin, cout, kernel, stride=2, padding=pad), ResidualBlock(cout))
 
         def spade(cin: int, cout: int) -> SPADEResBlock:
-            return SPADEResBlock(cin, cout, in_channels, 128, "pono", "reflect", PONO_EPS)
+            return SPADEResBlock(cin, cout, in_channels, spade_hidden, "pono", "reflect", PONO_EPS)
 
         self.layer1 = sn_conv_instance(in_channels, nef, 3, stride=1, padding=pad)
         self.layer2 = nn.Sequential(sn_conv_instance(nef, 2 * nef, 3, stride=1, padding=1), ResidualBlock(2 * nef))
@@ -99,21 +99,34 @@ def _initial_offsets(best: Tensor, size: int) -> tuple[Tensor, Tensor]:
     return F.interpolate(2 * rows + dx, scale_factor=2), F.interpolate(2 * cols + dy, scale_factor=2)
 
 
+def _pool(x: Tensor, factor: int) -> Tensor:
+    """B×C×H×W averaged over ``factor``² blocks, flattened to B×C×(H/factor·W/factor)."""
+    return (x if factor == 1 else F.avg_pool2d(x, factor, stride=factor)).reshape(*x.shape[:2], -1)
+
+
 class CorrespondenceV2(nn.Module):
     """``NoVGGHPMCorrespondence``: ``forward(semantics, exemplar, exemplar_semantics, image=None, cycle=False)`` ->
     ``{"warps": [1/8, 1/4, 1/2, 1], "warp_cycle"?, "domain_loss"?}``."""
 
     def __init__(
-        self, semantic_nc: int, nef: int = 32, kernel: int = 3, temperature: float = 0.01, iterations: int = 5
+        self,
+        semantic_nc: int,
+        nef: int = 32,
+        kernel: int = 3,
+        temperature: float = 0.01,
+        iterations: int = 5,
+        gru_hidden: int = 32,
+        gru_motion: int = 64,
+        spade_hidden: int = 128,
     ) -> None:
         super().__init__()
         self.temperature = temperature
-        self.adaptive_model_seg = AdaptiveFeatures(semantic_nc, nef, kernel)
-        self.adaptive_model_img = AdaptiveFeatures(semantic_nc + 3, nef, kernel)
+        self.adaptive_model_seg = AdaptiveFeatures(semantic_nc, nef, kernel, spade_hidden)
+        self.adaptive_model_img = AdaptiveFeatures(semantic_nc + 3, nef, kernel, spade_hidden)
         for i, width in enumerate((4 * nef, 4 * nef, 2 * nef, nef)):
             self.add_module(f"phi_{i}", nn.Conv2d(width, nef, 1))
             self.add_module(f"theta_{i}", nn.Conv2d(width, nef, 1))
-        self.patch_match = PatchMatchGRU(nef, temperature, iterations)
+        self.patch_match = PatchMatchGRU(nef, temperature, iterations, gru_hidden, gru_motion)
 
     def _dense(self, f1: Tensor, f2: Tensor, ref: Tensor, cycle: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         b, c, h, w = f1.shape
@@ -133,7 +146,10 @@ class CorrespondenceV2(nn.Module):
         exemplar_semantics: Tensor,
         image: Tensor | None = None,
         cycle: bool = False,
+        extra: Tensor | None = None,
     ) -> dict:
+        """``image``: the ground truth (training: the domain-alignment term); ``cycle``: the cycle warp; ``extra``:
+        exemplar-aligned values warped by the same weights at every level (``extra_warps``)."""
         out: dict = {}
         seg = [l2_normalize(f, L2_EPS) for f in self.adaptive_model_seg(semantics)]
         ref_input = torch.cat((exemplar, exemplar_semantics), dim=1)
@@ -145,11 +161,16 @@ class CorrespondenceV2(nn.Module):
             )
         theta = [centre_and_normalize(getattr(self, f"theta_{i}")(f)) for i, f in enumerate(seg)]
         phi = [centre_and_normalize(getattr(self, f"phi_{i}")(f)) for i, f in enumerate(ref)]
-        warps = []
+        warps: list[Tensor] = []
+        extra_warps: list[Tensor] = []
         attention, y, y_cycle = self._dense(theta[0], phi[0], exemplar, cycle)
         if y_cycle is not None:
             out["warp_cycle"] = y_cycle
         warps.append(y)
+        if extra is not None:
+            pooled = _pool(extra, 8)
+            warp = torch.matmul(attention, pooled.permute(0, 2, 1)).permute(0, 2, 1)
+            extra_warps.append(warp.view(y.shape[0], -1, *y.shape[2:]))
         previous: Tensor = attention
         for level in (1, 2, 3):
             f1, f2 = theta[level], phi[level]
@@ -159,8 +180,12 @@ class CorrespondenceV2(nn.Module):
                 best = torch.topk(previous, 1, dim=-1)[-1] if level == 1 else previous[:, :, :1]
                 rows, cols = _initial_offsets(best, size)
             factor = exemplar.shape[-1] // size
-            pooled = exemplar if factor == 1 else F.avg_pool2d(exemplar, factor, stride=factor)
-            previous, y = self.patch_match(f1, f2, pooled.reshape(b, 3, size * size), rows, cols)
+            extra_values = None if extra is None else _pool(extra, factor)
+            previous, y, y_extra = self.patch_match(f1, f2, _pool(exemplar, factor), rows, cols, extra_values)
             warps.append(y.view(b, 3, size, size))
+            if y_extra is not None:
+                extra_warps.append(y_extra.view(b, -1, size, size))
         out["warps"] = warps
+        if extra is not None:
+            out["extra_warps"] = extra_warps
         return out

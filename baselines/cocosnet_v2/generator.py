@@ -19,9 +19,10 @@ WIDTHS = (8, 8, 8, 8, 8, 4, 2, 1)
 
 
 class GeneratorV2(nn.Module):
-    def __init__(self, semantic_nc: int, ngf: int = 64) -> None:
+    def __init__(self, semantic_nc: int, ngf: int = 64, spade_hidden: int = 128) -> None:
         super().__init__()
-        self.trunk = SPADEGenerator(4 * 3 + semantic_nc, ngf, 128, "pono", "reflect", widths=WIDTHS, pono_eps=PONO_EPS)
+        cond = 4 * 3 + semantic_nc
+        self.trunk = SPADEGenerator(cond, ngf, spade_hidden, "pono", "reflect", widths=WIDTHS, pono_eps=PONO_EPS)
 
     def forward(self, semantics: Tensor, warps: list[Tensor]) -> Tensor:
         size = warps[3].shape[-2:]

@@ -98,15 +98,16 @@ def evaluate(
 
 
 class MotionEncoder(nn.Module):
-    """``BasicMotionEncoder``: correlations and offsets through convolutions, concatenated with the offsets."""
+    """``BasicMotionEncoder``: correlations and offsets through convolutions, concatenated with the offsets
+    (``width`` 64 as released; its output is ``width`` channels, the offsets included)."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 64) -> None:
         super().__init__()
-        self.convc1 = nn.Conv2d(CANDIDATES, 64, 1)
-        self.convc2 = nn.Conv2d(64, 64, 3, padding=1)
-        self.convf1 = nn.Conv2d(2 * CANDIDATES, 64, 7, padding=3)
-        self.convf2 = nn.Conv2d(64, 64, 3, padding=1)
-        self.conv = nn.Conv2d(128, 64 - 2 * CANDIDATES, 3, padding=1)
+        self.convc1 = nn.Conv2d(CANDIDATES, width, 1)
+        self.convc2 = nn.Conv2d(width, width, 3, padding=1)
+        self.convf1 = nn.Conv2d(2 * CANDIDATES, width, 7, padding=3)
+        self.convf2 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv = nn.Conv2d(2 * width, width - 2 * CANDIDATES, 3, padding=1)
 
     def forward(self, flow: Tensor, corr: Tensor) -> Tensor:
         cor = F.relu(self.convc2(F.relu(self.convc1(corr))))
@@ -145,13 +146,14 @@ class FlowHead(nn.Module):
 
 
 class UpdateBlock(nn.Module):
-    """``BasicUpdateBlock``: hidden state and offset deltas from the correlations and offsets."""
+    """``BasicUpdateBlock``: hidden state and offset deltas from the correlations and offsets (released widths:
+    hidden 32, motion 64; the tiny size narrows them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = HIDDEN, motion: int = 64) -> None:
         super().__init__()
-        self.encoder = MotionEncoder()
-        self.gru = SepConvGRU()
-        self.flow_head = FlowHead()
+        self.encoder = MotionEncoder(motion)
+        self.gru = SepConvGRU(hidden, motion)
+        self.flow_head = FlowHead(hidden, 2 * hidden)
 
     def forward(self, hidden: Tensor, corr: Tensor, flow: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         hidden = self.gru(hidden, self.encoder(flow, corr))
@@ -162,19 +164,26 @@ class UpdateBlock(nn.Module):
 class PatchMatchGRU(nn.Module):
     """``PatchMatchGRU``: ``iterations`` PatchMatch steps with GRU refinement, then the softmax warp."""
 
-    def __init__(self, feature_channels: int, temperature: float = 0.01, iterations: int = 5) -> None:
+    def __init__(
+        self,
+        feature_channels: int,
+        temperature: float = 0.01,
+        iterations: int = 5,
+        hidden: int = HIDDEN,
+        motion: int = 64,
+    ) -> None:
         super().__init__()
         self.temperature, self.iterations = temperature, iterations
-        norm, relu = nn.InstanceNorm2d(HIDDEN, affine=False), nn.ReLU()
+        norm, relu = nn.InstanceNorm2d(hidden, affine=False), nn.ReLU()
         self.initial_layer = nn.Sequential(
-            nn.Conv2d(2 * feature_channels, HIDDEN, 3, padding=1),
+            nn.Conv2d(2 * feature_channels, hidden, 3, padding=1),
             norm,
             relu,
-            nn.Conv2d(HIDDEN, HIDDEN, 3, padding=1),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
             norm,
             relu,
         )
-        self.refine_net = UpdateBlock()
+        self.refine_net = UpdateBlock(hidden, motion)
 
     def step(self, queries: Tensor, keys: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One PatchMatch step: propagate and evaluate in one direction, then the other (a coin flip first)."""
@@ -185,10 +194,13 @@ class PatchMatchGRU(nn.Module):
             rows, cols, corr = evaluate(queries, keys, rows, cols, self.temperature)
         return rows, cols, corr
 
-    def forward(self, left: Tensor, right: Tensor, values: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, left: Tensor, right: Tensor, values: Tensor, rows: Tensor, cols: Tensor, extra: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """``left``/``right``: B×C×H×W query and key features; ``values``: B×V×HW to warp; ``rows``/``cols``: the
-        initial B×16×H×W offsets. Returns the final candidates (B×HW×16 indices into the level's positions, in the
-        order of the last evaluation) and the warp (B×V×HW)."""
+        initial B×16×H×W offsets; ``extra``: other B×V'×HW values warped by the same weights (labels, for the
+        matching accuracy). Returns the final candidates (B×HW×16 indices into the level's positions, in the order
+        of the last evaluation), the warp (B×V×HW) and the extra values' warp."""
         b, c, h, w = left.shape
         hidden = self.initial_layer(torch.cat((left, right), dim=1))
         queries = left.view(b, -1, h * w)
@@ -204,9 +216,15 @@ class PatchMatchGRU(nn.Module):
                 flat = _flat_indices(rows, cols)
                 candidates = flat - (torch.arange(b, device=flat.device).long() * (h * w)).view(-1, 1, 1)
         costs = F.softmax(_candidate_costs(queries, keys, flat, self.temperature), dim=-1)
-        values_by_column = values.transpose(0, 1).contiguous().view(values.shape[1], -1)
-        warp = torch.zeros_like(values)
-        for i in range(costs.shape[-1]):
-            selected = values_by_column[:, flat[:, :, i].contiguous().view(-1)]
-            warp = warp + selected.view(values.shape[1], b, -1).transpose(0, 1) * costs[:, :, i].unsqueeze(dim=1)
-        return candidates, warp
+        return candidates, _weighted(values, flat, costs), None if extra is None else _weighted(extra, flat, costs)
+
+
+def _weighted(values: Tensor, flat: Tensor, costs: Tensor) -> Tensor:
+    """Σ_k costs_k · values[candidate k], one candidate at a time (B×V×HW)."""
+    b, v = values.shape[:2]
+    values_by_column = values.transpose(0, 1).contiguous().view(v, -1)
+    warp = torch.zeros_like(values)
+    for i in range(costs.shape[-1]):
+        selected = values_by_column[:, flat[:, :, i].contiguous().view(-1)]
+        warp = warp + selected.view(v, b, -1).transpose(0, 1) * costs[:, :, i].unsqueeze(dim=1)
+    return warp

@@ -147,10 +147,9 @@ class MATEBIT(DynaST):
         with torch.no_grad():
             ref_feats = self._vgg(batch["exemplar"])
         terms.update(self.vgg_terms(fake_feats, real_feats, weights))
-        ctx = losses.contextual_loss
-        contextual = 8 * ctx(fake_feats[4], ref_feats[4]) + 4 * ctx(fake_feats[3], ref_feats[3])
-        contextual = contextual + 2 * ctx(F.avg_pool2d(fake_feats[2], 2), F.avg_pool2d(ref_feats[2], 2))
-        terms["contextual"] = contextual * s["weight_vgg"] * s["weight_contextual"]
+        terms["contextual"] = (
+            losses.contextual_pyramid(fake_feats, ref_feats) * s["weight_vgg"] * s["weight_contextual"]
+        )
         if s["style_weight"] > 0:
             style = sum(
                 w * F.l1_loss(gram(f), gram(r))

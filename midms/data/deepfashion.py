@@ -61,7 +61,7 @@ from midms.data.images import (
     read_pairing_list,
     seeded_partner,
 )
-from midms.data.pose import POSE_CHANNELS, pose_files, pose_input, read_pose
+from midms.data.pose import KEYPOINT_RADIUS, POSE_CHANNELS, STICK_HALF_WIDTH, pose_files, pose_input, read_pose
 from midms.errors import UserError
 from midms.imageio import UnreadableFile, check_image, load_image
 
@@ -113,7 +113,10 @@ class DeepFashion(ExemplarPairs):
     """One split of DeepFashion (``train`` or ``val``; ``test`` = ``val``) with CoCosNet's 20-channel pose input.
 
     Args: ``root`` (the folder of the layout above), ``split``, ``video_like`` (CoCosNet's pairing rule, above),
-    ``same_garment_check`` (CoCosNet's test of a training pair; DynaST's reader has none),
+    ``same_garment_check`` (CoCosNet's test of a training pair; DynaST's reader has none), ``eval_video_like`` (the
+    evaluation split's rule when it differs: CoCosNet v2 tests without ``--video_like``), ``pose_canvas``,
+    ``pose_radius``, ``pose_stick`` (the skeleton drawn on a fixed square canvas with other widths: CoCosNet v2's
+    DeepFashion-HD reader draws on 1024×1024 with 20 and 20; None, 4, 4: CoCosNet's, at the photo's size),
     ``parsing`` and ``parsing_classes`` (optional region labels), and the loading and pairing options of
     :class:`~midms.data.images.ExemplarPairs` (``flip`` false and ``real_reference_probability`` 0 as the README's
     commands).
@@ -128,6 +131,10 @@ class DeepFashion(ExemplarPairs):
         split: str = "train",
         video_like: bool = True,
         same_garment_check: bool = True,
+        eval_video_like: bool | None = None,
+        pose_canvas: int | None = None,
+        pose_radius: int = KEYPOINT_RADIUS,
+        pose_stick: int = STICK_HALF_WIDTH,
         parsing: str | None = None,
         parsing_classes: int | None = None,
         **options,
@@ -143,8 +150,10 @@ class DeepFashion(ExemplarPairs):
             raise UserError(
                 f"dataset.parsing={parsing!r} needs dataset.parsing_classes, the number of classes of its label maps"
             )
-        self.video_like = video_like
+        # CoCosNet v2 trains with --video_like and tests without it: eval_video_like (None: as video_like)
+        self.video_like = video_like if self.train or eval_video_like is None else eval_video_like
         self.same_garment_check = same_garment_check
+        self.pose_canvas, self.pose_radius, self.pose_stick = pose_canvas, pose_radius, pose_stick
         self.parsing = self.root / parsing if parsing else None
         self.parsing_classes = parsing_classes if parsing else None
         self.self_pairs: PairingList | None = None  # deepfashion_self_pair.txt (video-like pairing)
@@ -315,7 +324,8 @@ class DeepFashion(ExemplarPairs):
     def _load(self, sample_id: str) -> Loaded:
         image = load_image(self.photo_path(sample_id))
         candidate, subset = read_pose(self.pose_stem(sample_id))
-        semantics = pose_input(candidate, subset, image.height, image.width, self.load_size)
+        height, width = (self.pose_canvas, self.pose_canvas) if self.pose_canvas else (image.height, image.width)
+        semantics = pose_input(candidate, subset, height, width, self.load_size, self.pose_radius, self.pose_stick)
         return Loaded(photo=photo_array(image, self.load_size), semantics=semantics, labels=self._labels(sample_id))
 
     def _labels(self, sample_id: str) -> np.ndarray | None:
@@ -352,4 +362,6 @@ class DeepFashion(ExemplarPairs):
         digests = "".join(listing.sha1[:8] for listing in (self.pairing, self.self_pairs) if listing is not None)
         pairs = f"pairs{digests}" if digests else f"seed{self.seed}"
         rule = ("" if self.video_like else "-vgg") + ("" if self.same_garment_check or not self.train else "-nocheck")
+        if (self.pose_canvas, self.pose_radius, self.pose_stick) != (None, KEYPOINT_RADIUS, STICK_HALF_WIDTH):
+            rule += f"-pose{self.pose_canvas}r{self.pose_radius}s{self.pose_stick}"
         return f"{self.name}-{self.split}-{self.crop_size}px-n{len(self)}-{pairs}{rule}"

@@ -96,15 +96,24 @@ def read_pose(pose_stem: Path) -> tuple[np.ndarray, np.ndarray]:
     return candidate, subset
 
 
-def render_pose(candidate: np.ndarray, subset: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The skeleton drawing (H×W×3 uint8, RGB) and the 17 limb masks (17×H×W uint8, 255 inside) of one person."""
+def render_pose(
+    candidate: np.ndarray,
+    subset: np.ndarray,
+    height: int,
+    width: int,
+    radius: int = KEYPOINT_RADIUS,
+    stick: int = STICK_HALF_WIDTH,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The skeleton drawing (H×W×3 uint8, RGB) and the 17 limb masks (17×H×W uint8, 255 inside) of one person;
+    ``radius`` of the keypoints and ``stick`` half-width of the limbs (CoCosNet's 4 and 4; CoCosNet v2's 20 and 20 on
+    its 1024-pixel DeepFashion-HD canvas)."""
     cv2 = _cv2()
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     for k in range(KEYPOINTS):
         row = int(subset[k])
         if row != -1:
             x, y = candidate[row][0:2]
-            cv2.circle(canvas, (int(x), int(y)), KEYPOINT_RADIUS, COLOURS[k], thickness=-1)
+            cv2.circle(canvas, (int(x), int(y)), radius, COLOURS[k], thickness=-1)
     limbs = np.zeros((DRAWN_LIMBS, height, width), dtype=np.uint8)
     for k in range(DRAWN_LIMBS):
         rows = subset[np.array(LIMBS[k]) - 1]
@@ -114,7 +123,7 @@ def render_pose(candidate: np.ndarray, subset: np.ndarray, height: int, width: i
         length = ((ys[0] - ys[1]) ** 2 + (xs[0] - xs[1]) ** 2) ** 0.5  # this formula: int(length / 2) is the axis
         angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
         centre = (int(np.mean(xs)), int(np.mean(ys)))
-        polygon = cv2.ellipse2Poly(centre, (int(length / 2), STICK_HALF_WIDTH), int(angle), 0, 360, 1)
+        polygon = cv2.ellipse2Poly(centre, (int(length / 2), stick), int(angle), 0, 360, 1)
         limb_layer = canvas.copy()
         cv2.fillConvexPoly(limb_layer, polygon, COLOURS[k])
         canvas = cv2.addWeighted(canvas, 1 - LIMB_BLEND, limb_layer, LIMB_BLEND, 0)
@@ -131,10 +140,18 @@ def limb_distance(mask: np.ndarray) -> np.ndarray:
     return np.clip(distance / DISTANCE_DIVISOR, 0, 255).astype(np.uint8)
 
 
-def pose_input(candidate: np.ndarray, subset: np.ndarray, height: int, width: int, size: int) -> np.ndarray:
+def pose_input(
+    candidate: np.ndarray,
+    subset: np.ndarray,
+    height: int,
+    width: int,
+    size: int,
+    radius: int = KEYPOINT_RADIUS,
+    stick: int = STICK_HALF_WIDTH,
+) -> np.ndarray:
     """The 20 channels at ``size``×``size`` (uint8, 20×size×size): the skeleton resized by nearest neighbour, the
     distance maps bilinearly (PIL, as torchvision's ``Resize`` of the official transforms)."""
-    skeleton, limbs = render_pose(candidate, subset, height, width)
+    skeleton, limbs = render_pose(candidate, subset, height, width, radius, stick)
     out = np.empty((POSE_CHANNELS, size, size), dtype=np.uint8)
     out[:3] = np.asarray(Image.fromarray(skeleton).resize((size, size), Image.NEAREST)).transpose(2, 0, 1)
     for k in range(DRAWN_LIMBS):

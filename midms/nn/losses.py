@@ -138,6 +138,13 @@ def contextual_loss(x: Tensor, y: Tensor, h: float = 0.1, eps: float = 1e-3, cen
     return -torch.log(cx).mean()
 
 
+def contextual_pyramid(fake: Sequence[Tensor], exemplar: Sequence[Tensor]) -> Tensor:
+    """CoCosNet's ``get_ctx_loss`` (also MATEBIT's and CoCosNet v2's): :func:`contextual_loss` at relu5_2 ×8, relu4_2
+    ×4 and 2×-average-pooled relu3_2 ×2, from features at relu1_2..relu5_2; the exemplar's are detached."""
+    total = 8 * contextual_loss(fake[4], exemplar[4].detach()) + 4 * contextual_loss(fake[3], exemplar[3].detach())
+    return total + 2 * contextual_loss(F.avg_pool2d(fake[2], 2), F.avg_pool2d(exemplar[2].detach(), 2))
+
+
 def contextual_loss_midms(x: Tensor, y: Tensor, h: float = 0.1, eps: float = 1e-3, min_affinity: float = 0.3) -> Tensor:
     """The contextual loss in the form MIDMs trains with (cvlab-kaist/MIDMs, ``models/ContextualLoss.py``,
     ``ContextualLoss_forward``): the affinities of :func:`contextual_loss` (channel centring), but only the

@@ -16,7 +16,7 @@ from PIL import Image
 from midms.data.contract import validate_sample
 from midms.data.deepfashion import DeepFashion, sample_id_of
 from midms.data.images import DatasetRootMissing
-from midms.data.pose import limb_distance, pose_input, render_pose
+from midms.data.pose import limb_distance, pose_input, read_pose, render_pose
 from midms.errors import UserError
 from midms.testing.fake_deepfashion import write_fake_layout
 
@@ -158,6 +158,26 @@ def test_without_the_same_garment_check_training_takes_the_listed_exemplar_paire
     assert differs == 3  # the last garment's three views: another garment's photo, which the check refuses
     assert "no same-garment test" in unchecked.protocol()["pairing"]
     assert unchecked.dataset_key != checked.dataset_key
+
+
+def test_the_deepfashion_hd_reader_draws_on_a_1024_canvas_and_evaluates_on_the_first_reference(layout):
+    # CoCosNet v2 data/deepfashionHD_dataset.py (github.com/microsoft/CoCosNet-v2): a 1024x1024 canvas, keypoint
+    # radius 20, limb half-width 20; its test command has no --video_like (get_ref_vgg: the first reference)
+    root, paths = layout
+    hd = {"pose_canvas": 1024, "pose_radius": 20, "pose_stick": 20}
+    val = DeepFashion(root, split="val", eval_video_like=False, **hd, **SMALL)
+    sample = val[0]
+    candidate, subset = read_pose(val.pose_stem(sample["id"]))
+    expected = pose_input(candidate, subset, 1024, 1024, SMALL["image_size"], 20, 20)
+    assert torch.equal(sample["semantics"], torch.from_numpy(expected.astype(np.float32) / 255))
+    thin = pose_input(candidate, subset, 1024, 1024, SMALL["image_size"])
+    assert not np.array_equal(expected, thin)  # the widths matter
+    listed = {e[0]: e[1:] for e in (line.replace("\\", "/").split(",") for line in
+              (root / "deepfashion_ref_test.txt").read_text().split())}  # fmt: skip
+    assert [val.exemplar_id(i) for i in range(len(val))] == [sample_id_of(listed[p][0]) for p in paths["val"]]
+    train = DeepFashion(root, split="train", eval_video_like=False, **hd, **SMALL)
+    assert train.video_like is True  # training keeps --video_like
+    assert "pose1024r20s20" in val.dataset_key
 
 
 def test_missing_files_are_named_and_a_corrupt_pose_file_skips_its_pair(layout):
