@@ -5,10 +5,10 @@ https://github.com/NVlabs/SPADE (``SPADEGenerator`` in ``models/networks/generat
 normal``); CoCosNet (Zhang et al., CVPR 2020, https://github.com/microsoft/CoCosNet) uses the same trunk with its
 warped exemplar in the conditioning map, PONO and attention. Written from what the released codes compute.
 
-The start is a 16·ngf-channel grid at 1/32 of the image: either a 3×3 convolution of the conditioning map resized
-to it (nearest), or, with ``z_dim`` (SPADE's ``--use_vae``), a linear layer from a style code ``z``. Seven SPADE
-residual blocks with five nearest 2× up-samplings (optional non-local attention before the 4·ngf→2·ngf block)
-return a B×3×H×W image in [-1, 1].
+The start is a 16·ngf-channel grid at 1/32 of the image (CoCosNet v2's: 8·ngf, the ``widths`` argument): either a
+3×3 convolution of the conditioning map resized to it (nearest), or, with ``z_dim`` (SPADE's ``--use_vae``), a linear
+layer from a style code ``z``. Seven SPADE residual blocks with five nearest 2× up-samplings (optional non-local
+attention before the 4·ngf→2·ngf block) return a B×3×H×W image in [-1, 1].
 """
 
 from __future__ import annotations
