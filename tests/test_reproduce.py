@@ -185,59 +185,44 @@ def test_a_released_deepfashion_cocosnet_is_evaluated_without_training(run_entry
     assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
 
 
-@pytest.mark.slow  # the paper-size DynaST (its positional embedding fixes 256 px) through run.py on DeepFashion files
-def test_a_released_deepfashion_dynast_is_evaluated_without_training(run_entry, tmp_path):
-    from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
+def _evaluate_release(run_entry, tmp_path: Path, dataset: str, model: str, size: int) -> tuple[RunRecord, Path]:
+    """A released-layout paper-size ``model`` (random weights) evaluated through run.py on fake ``dataset`` files."""
+    if dataset == "deepfashion":
+        from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
 
-    write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
+        write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
+    else:
+        write_fake_layout(tmp_path / "data" / "celebahq", n_train=4, n_val=2, pairing_lists=True)
     release = tmp_path / "release"
-    write_release("dynast", release)
+    write_release(model, release)
     proc = run_entry(
-        "dataset=deepfashion", "model=dynast", f"model.pretrained={release}", "train=false", "~preset",
-        "model.size=paper", "dataset.image_size=256", "dataset.load_size=256", "metrics=pixel",
+        f"dataset={dataset}", f"model={model}", f"model.pretrained={release}", "train=false", "~preset",
+        "model.size=paper", f"dataset.image_size={size}", f"dataset.load_size={size}", "metrics=pixel",
         "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = (tmp_path / "logs").rglob("results.json")
     record = RunRecord.read(path)
-    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
-    assert record.model_protocol["model"] == "dynast"
+    assert record.status == "completed" and "swd" in record.metrics and record.model_protocol["model"] == model
     assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
+    return record, release
+
+
+@pytest.mark.slow  # the paper-size DynaST (its positional embedding fixes 256 px) through run.py on DeepFashion files
+def test_a_released_deepfashion_dynast_is_evaluated_without_training(run_entry, tmp_path):
+    record, _ = _evaluate_release(run_entry, tmp_path, "deepfashion", "dynast", 256)
+    assert record.protocol["num_images"] == 6 and "video-like" in record.protocol["pairing"]
 
 
 @pytest.mark.slow  # the paper-size MATEBIT (its positional embedding fixes 256 px) through run.py on CelebA-HQ files
 def test_a_released_celebahq_matebit_is_evaluated_without_training(run_entry, tmp_path):
-    write_fake_layout(tmp_path / "data" / "celebahq", n_train=4, n_val=2, pairing_lists=True)
-    release = tmp_path / "release"
-    write_release("matebit", release)
-    proc = run_entry(
-        "dataset=celebahq", "model=matebit", f"model.pretrained={release}", "train=false", "~preset",
-        "model.size=paper", "dataset.image_size=256", "dataset.load_size=256", "metrics=pixel",
-        "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (path,) = (tmp_path / "logs").rglob("results.json")
-    record = RunRecord.read(path)
-    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 2
-    assert record.model_protocol["settings"]["attention_at_test"] is False
-    assert record.model_protocol["pretrained"]["latest_net_G.pth"] == _sha256(release / "latest_net_G.pth")
+    record, _ = _evaluate_release(run_entry, tmp_path, "celebahq", "matebit", 256)
+    assert record.protocol["num_images"] == 2 and record.model_protocol["settings"]["attention_at_test"] is False
 
 
 @pytest.mark.slow  # the paper-size CoCosNet v2 through run.py, on DeepFashion files drawn as its HD reader draws them
 def test_a_released_cocosnet_v2_is_evaluated_without_training(run_entry, tmp_path):
-    from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
-
-    write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
-    release = tmp_path / "release"
-    write_release("cocosnet_v2", release)
-    proc = run_entry(
-        "dataset=deepfashion", "model=cocosnet_v2", f"model.pretrained={release}", "train=false", "~preset",
-        "model.size=paper", "dataset.image_size=128", "dataset.load_size=128", "metrics=pixel",
-        "+metrics.swd._target_=midms.metrics.swd.SWD", "trainer=cpu", "logger=none", timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (path,) = (tmp_path / "logs").rglob("results.json")
-    record = RunRecord.read(path)
-    assert record.status == "completed" and "swd" in record.metrics and record.protocol["num_images"] == 6
+    record, release = _evaluate_release(run_entry, tmp_path, "deepfashion", "cocosnet_v2", 128)
+    assert record.protocol["num_images"] == 6
     assert "first reference" in record.protocol["pairing"]  # its test command: no --video_like
     assert record.model_protocol["pretrained"]["latest_net_Corr.pth"] == _sha256(release / "latest_net_Corr.pth")
