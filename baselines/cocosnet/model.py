@@ -170,7 +170,7 @@ class CoCosNet(AlternatingGAN):
         # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
         self.cache_dir, self.domain_training = cache_dir, domain_training
         # CoCosNet feeds [0, 1] images: a domain network ("signed") brings them to its [-1, 1]
-        self.vgg = build_loss_vgg("cocosnet", vgg_weights, vgg_widths, VGG_LAYERS, "vgg19_conv.pth")
+        self.vgg = build_loss_vgg("cocosnet", vgg_weights, vgg_widths, VGG_LAYERS)
         self.protocol = {
             "model": "cocosnet",
             "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,

@@ -19,7 +19,7 @@ channels, kernel 3, ``--maskmix``; the LSUN-Churches recipe) and ``deepfashion``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -111,22 +111,36 @@ def convert_correspondence(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def load_released(corr: nn.Module, generator: nn.Module, folder: str | Path) -> dict[str, str]:
-    """Load ``latest_net_Corr.pth`` and ``latest_net_G.pth`` from ``folder``; returns ``{file name: SHA-256}``."""
+Converter = tuple[Callable[[Mapping[str, Tensor]], dict[str, Tensor]], Callable[[str], str]]
+
+
+def load_corr_and_generator(
+    corr: nn.Module, generator: nn.Module, folder: str | Path, converters: Mapping[str, Converter], fix: str, where: str
+) -> dict[str, str]:
+    """``latest_net_Corr.pth`` and ``latest_net_G.pth`` from ``folder``, each converted by ``converters[name]``
+    (key converter, official-name function for errors) and loaded strictly; returns ``{file name: SHA-256}``.
+    ``where`` says where the files come from (in the error for a missing one), ``fix`` what to check on a misfit."""
     folder = Path(folder).expanduser()
     paths = {name: folder / file for name, file in RELEASED_FILES.items()}
     absent = [str(p) for p in paths.values() if not p.is_file()]
     if absent:
-        raise UserError(
-            f"model.pretrained={folder}: missing {', '.join(absent)}. Put the released CoCosNet checkpoint there "
-            f"(the checkpoints/<name>/ folder linked from the README of https://github.com/microsoft/CoCosNet, "
-            f"e.g. celebahqedge) with {RELEASED_FILES['corr']} and {RELEASED_FILES['generator']}."
-        )
-    parts = (
-        ("corr", corr, convert_correspondence, official_correspondence_name),
-        ("generator", generator, convert_generator, official_generator_name),
-    )
-    for name, module, convert, official in parts:
+        raise UserError(f"model.pretrained={folder}: missing {', '.join(absent)}. Put {where} there.")
+    for name, module in (("corr", corr), ("generator", generator)):
+        convert, official = converters[name]
         path = paths[name]
-        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), FIX, official)
+        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), fix, official)
     return {path.name: file_sha256(path) for path in paths.values()}
+
+
+def load_released(corr: nn.Module, generator: nn.Module, folder: str | Path) -> dict[str, str]:
+    """Load ``latest_net_Corr.pth`` and ``latest_net_G.pth`` from ``folder``; returns ``{file name: SHA-256}``."""
+    where = (
+        "the released CoCosNet checkpoint (the checkpoints/<name>/ folder linked from the README of "
+        f"https://github.com/microsoft/CoCosNet, e.g. celebahqedge) with {RELEASED_FILES['corr']} and "
+        f"{RELEASED_FILES['generator']}"
+    )
+    converters = {
+        "corr": (convert_correspondence, official_correspondence_name),
+        "generator": (convert_generator, official_generator_name),
+    }
+    return load_corr_and_generator(corr, generator, folder, converters, FIX, where)

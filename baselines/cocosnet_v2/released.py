@@ -15,22 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from midms.baselines.cocosnet.released import convert_generator as convert_cocosnet_generator
+from midms.baselines.cocosnet.released import load_corr_and_generator
 from midms.baselines.cocosnet.released import official_generator_name as official_cocosnet_generator_name
 from torch import Tensor, nn
 
-from midms.errors import UserError
 from midms.nn.official_names import (
     SPADE_AND_SPECTRAL_NORM,
     SPADE_AND_SPECTRAL_NORM_INVERSE,
-    load_strict,
-    read_state,
     rename,
     strip_module,
-    tensors_only,
 )
-from midms.weights import file_sha256
 
-RELEASED_FILES = {"corr": "latest_net_Corr.pth", "generator": "latest_net_G.pth"}
 FIX = (
     "Check that the folder holds CoCosNet v2's released DeepFashion-HD model and that the run uses its settings "
     "(model.size=paper: nef 32, ngf 64; the 20 pose channels)."
@@ -57,18 +52,12 @@ def official_generator_name(name: str) -> str:
 
 def load_released(corr: nn.Module, generator: nn.Module, folder: str | Path) -> dict[str, str]:
     """Load both files from ``folder`` strictly; returns ``{file name: SHA-256}``."""
-    folder = Path(folder).expanduser()
-    paths = {name: folder / file for name, file in RELEASED_FILES.items()}
-    absent = [str(p) for p in paths.values() if not p.is_file()]
-    if absent:
-        raise UserError(
-            f"model.pretrained={folder}: missing {', '.join(absent)}. Put CoCosNet v2's released DeepFashion-HD "
-            "checkpoint there (linked from the README of https://github.com/microsoft/CoCosNet-v2)."
-        )
-    parts = (
-        (corr, convert_correspondence, official_correspondence_name, paths["corr"]),
-        (generator, convert_generator, official_generator_name, paths["generator"]),
+    where = (
+        "CoCosNet v2's released DeepFashion-HD checkpoint (linked from the README of "
+        "https://github.com/microsoft/CoCosNet-v2)"
     )
-    for module, convert, official, path in parts:
-        load_strict(module, convert(tensors_only(read_state(path), path)), str(path), FIX, official)
-    return {path.name: file_sha256(path) for path in paths.values()}
+    converters = {
+        "corr": (convert_correspondence, official_correspondence_name),
+        "generator": (convert_generator, official_generator_name),
+    }
+    return load_corr_and_generator(corr, generator, folder, converters, FIX, where)

@@ -153,7 +153,7 @@ class DynaST(AlternatingGAN):
         for net in (self.generator, self.discriminator):  # --init_type xavier --init_variance 0.02
             init_weights(net, init_gain)
         self.cache_dir, self.domain_training = cache_dir, plain(domain_training)
-        self.vgg = build_loss_vgg(name, vgg_weights, vgg_widths, VGG_LAYERS, "vgg19_conv.pth")
+        self.vgg = build_loss_vgg(name, vgg_weights, vgg_widths, VGG_LAYERS)
         self.protocol = {
             "model": name,
             "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,

@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def build_loss_vgg(
-    model: str, weights: str | None, widths: list[int] | None, layers: Sequence[str], official_file: str
+    model: str, weights: str | None, widths: list[int] | None, layers: Sequence[str]
 ) -> VGG19Features | None:
     """The VGG19 of a GAN's training losses, for models that feed it [0, 1] images (CoCosNet, DynaST).
 
-    ``weights``: ``"torchvision"``, a path (``official_file``, the Caffe ``vgg19_conv.pth`` of the released codes),
+    ``weights``: ``"torchvision"``, a path (the Caffe ``vgg19_conv.pth`` of the released codes),
     ``"domain"`` (:mod:`midms.nn.domain_vgg`: built random here, trained when training starts), ``"random"`` (a He-
     initialised network of ``widths``, for tests and tiny CPU runs; logged as a warning), or None (evaluation only:
     no loss network)."""
@@ -55,7 +55,7 @@ def build_loss_vgg(
     except UserError as e:
         raise UserError(
             f"model={model} needs a pretrained VGG19 for its training losses. {e} "
-            f"(Set model.vgg_weights=torchvision or to the path of {official_file}.)"
+            "(Set model.vgg_weights=torchvision or to the path of vgg19_conv.pth.)"
         ) from e
 
 

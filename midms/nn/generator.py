@@ -63,8 +63,8 @@ class SPADEGenerator(nn.Module):
         pono_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        self.ngf, self.z_dim = ngf, z_dim
-        start = widths[0] * ngf
+        self.z_dim = z_dim
+        self.start_width = start = widths[0] * ngf
 
         def block(i: int) -> SPADEResBlock:
             cin, cout = widths[i] * ngf, widths[i + 1] * ngf
@@ -97,7 +97,7 @@ class SPADEGenerator(nn.Module):
                 raise ValueError("this generator starts from a style code: pass z (B×z_dim)")
             if size != self.start:
                 raise ValueError(f"built for {self.start} at 1/32, got a {tuple(cond.shape[2:])} conditioning map")
-            x = self.fc(z).view(-1, self.fc.out_features // (size[0] * size[1]), *size)
+            x = self.fc(z).view(-1, self.start_width, *size)
         else:
             x = self.fc(F.interpolate(cond, size=size, mode="nearest"))  # B×16ngf×H/32×W/32
         x = self.head(x, cond)
