@@ -568,6 +568,53 @@ def test_the_deepfashion_cocosnet_v2_preset_is_the_readme_commands():
     assert needed["released_corr"] == "/w/v2/latest_net_Corr.pth" and "self_pairs" not in needed
 
 
+UNITE_ADE20K = {  # fnzhan/UNITE train_ade.sh / test_ade.sh, options/, data/ade20k_dataset.py
+    "model.size": "paper",
+    "model.module.ngf": 64,  # generator.py: nf = 64, ndf = 64 (fixed)
+    "model.module.match_channels": 256,  # correspondence.py: self.cor_dim = 256
+    "model.module.spade_hidden": 128,  # normalization.py: nhidden = 128
+    "model.module.lr": 2e-4,  # --lr's default
+    "model.module.settings.maskmix": True,  # --maskmix
+    "model.module.settings.use_coordconv": True,  # --use_coordconv
+    "model.module.settings.adaptor_nonlocal": True,  # --adaptor_nonlocal
+    "model.module.settings.warp_mask_losstype": "direct",  # --warp_mask_losstype direct
+    "model.module.settings.vgg_normal_correct": False,  # not passed
+    "model.module.settings.warp_cycle_w": 0.0,  # not passed (default 0)
+    "model.module.settings.ctx_w": 1.0,  # --ctx_w 1.0
+    "model.module.settings.fm_ratio": 0.1,  # --fm_ratio's default
+    "model.module.settings.which_perceptual": "relu5_2",  # --which_perceptual's default 5_2
+    "model.module.settings.weight_perceptual": 0.01,  # --weight_perceptual's default
+    "model.module.settings.niter": 150,  # --niter 150
+    "model.module.settings.niter_decay": 150,  # --niter_decay 150
+    "model.module.settings.fm_reference_batch": 3,  # --batchSize 3 --gpu_ids 0
+    "trainer.max_epochs": 300,
+    "trainer.precision": "32-true",  # no --amp / apex
+    "dataset.datamodule.batch_size": 3,
+    "dataset.image_size": 256,  # crop_size 256
+    "dataset.load_size": 286,  # load_size 286 when is_train
+}
+
+
+def test_the_ade20k_unite_preset_is_the_released_commands():
+    cfg = _compose("dataset=ade20k", "model=unite")
+    OmegaConf.resolve(cfg)
+    assert cfg.preset.name == "ade20k_unite"
+    _check(cfg, UNITE_ADE20K)
+    assert Path(cfg.model.module.vgg_weights).name == CAFFE_VGG  # README: models/vgg19_conv.pth
+    small = {"ngf": 4, "ndf": 4, "match_channels": 8, "spade_hidden": 8, "vgg_weights": "random",
+             "vgg_widths": [4, 4, 8, 8, 8]}  # fmt: skip
+    model = hydra.utils.instantiate(OmegaConf.merge(cfg.model.module, small), data_spec=SPEC["ade20k"])
+    assert model.settings["novgg_featpair"] == 10.0 and model.settings["weight_gan"] == 10.0  # train_options.py
+    (opt_g, opt_d), _ = model.configure_optimizers()  # pix2pix_model.py create_optimizers: TTUR, Adam (0, 0.9)
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-4) and opt_d.param_groups[0]["lr"] == pytest.approx(4e-4)
+    assert opt_g.defaults["betas"] == opt_d.defaults["betas"] == (0.0, 0.9) and opt_g.defaults["eps"] == 1e-3
+    church = _compose("dataset=lsun_church", "model=unite", "~preset")
+    assert church.model.settings == _compose("dataset=ade20k", "model=unite", "~preset").model.settings
+    released = _compose("dataset=ade20k", "model=unite", "train=false", "model.pretrained=/weights/unite")
+    needed = {r.name: r.path for r in requirements(released)}
+    assert needed["released_corr"] == "/weights/unite/latest_net_Corr.pth" and "vgg19_conv" not in needed
+
+
 # the rows beside CoCosNet on the field's other datasets: each value with its source
 OTHER_ROWS = {
     ("ade20k", "spade"): {  # NVlabs/SPADE data/ade20k_dataset.py; the CoCosNet ADE20K command's epochs beside it

@@ -70,6 +70,7 @@ def test_the_dry_run_lists_every_missing_file_with_its_source_and_estimates_the_
 OTHER_DATASETS = {  # what each reproduction names, under the weights folder and the dataset root
     "ade20k": (
         ["cocosnet-ade20k/latest_net_Corr.pth", "cocosnet-ade20k/latest_net_G.pth", "spade-ade20k/latest_net_G.pth",
+         "unite-ade20k/latest_net_Corr.pth", "unite-ade20k/latest_net_G.pth",
          "lllyasviel--sd-controlnet-seg/config.json"],
         ["validation", "training", "ade20k_ref_test.txt"],
         "2000 pairs",  # UNITE's data/ade20k_ref_test.txt: one line per ADE20K validation photo
@@ -191,6 +192,10 @@ def _evaluate_release(run_entry, tmp_path: Path, dataset: str, model: str, size:
         from midms.testing.fake_deepfashion import write_fake_layout as write_deepfashion
 
         write_deepfashion(tmp_path / "data" / "deepfashion", garments={"train": 2, "val": 2})
+    elif dataset == "ade20k":
+        from midms.testing.fake_ade20k import write_fake_layout as write_ade20k
+
+        write_ade20k(tmp_path / "data" / "ade20k", n_train=4, n_val=2)
     else:
         write_fake_layout(tmp_path / "data" / "celebahq", n_train=4, n_val=2, pairing_lists=True)
     release = tmp_path / "release"
@@ -225,4 +230,11 @@ def test_a_released_cocosnet_v2_is_evaluated_without_training(run_entry, tmp_pat
     record, release = _evaluate_release(run_entry, tmp_path, "deepfashion", "cocosnet_v2", 128)
     assert record.protocol["num_images"] == 6
     assert "first reference" in record.protocol["pairing"]  # its test command: no --video_like
+    assert record.model_protocol["pretrained"]["latest_net_Corr.pth"] == _sha256(release / "latest_net_Corr.pth")
+
+
+@pytest.mark.slow  # the paper-size UNITE (ADE20K options: 151 channels, coordconv, non-local adaptors) through run.py
+def test_a_released_ade20k_unite_is_evaluated_without_training(run_entry, tmp_path):
+    record, release = _evaluate_release(run_entry, tmp_path, "ade20k", "unite", 256)
+    assert record.protocol["num_images"] == 2 and record.model_protocol["settings"]["use_coordconv"] is True
     assert record.model_protocol["pretrained"]["latest_net_Corr.pth"] == _sha256(release / "latest_net_Corr.pth")

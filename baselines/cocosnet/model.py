@@ -129,16 +129,17 @@ class CoCosNet(AlternatingGAN):
         domain_training: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(data_spec)
-        require_image_size("cocosnet", data_spec.image_size)
+        require_image_size(self.model_name, data_spec.image_size)
         # plain containers: the hyper-parameters are pickled into checkpoints that torch.load(weights_only) reads
         settings, overrides, vgg_widths = plain(settings), plain(overrides), plain(vgg_widths)
         domain_training = plain(domain_training)
-        unknown = set(settings or {}).union(overrides or {}) - DEFAULT_SETTINGS.keys()
+        defaults = self.default_settings
+        unknown = set(settings or {}).union(overrides or {}) - defaults.keys()
         if unknown:
             raise UserError(
-                f"model=cocosnet: unknown loss settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}"
+                f"model={self.model_name}: unknown loss settings {sorted(unknown)}; known: {sorted(defaults)}"
             )
-        self.settings = {**DEFAULT_SETTINGS, **dict(settings or {}), **dict(overrides or {})}
+        self.settings = {**defaults, **dict(settings or {}), **dict(overrides or {})}
         s = self.settings
         if s["warp_mask_losstype"] not in ("none", "direct"):
             raise UserError(f"warp_mask_losstype must be none or direct, got {s['warp_mask_losstype']!r}")
@@ -148,6 +149,40 @@ class CoCosNet(AlternatingGAN):
         self.automatic_optimization = False
         self.lr = lr
         nc = data_spec.semantic_nc
+        self.build_networks(nc, ngf, match_channels, spade_hidden, temperature, use_attention, pono)
+        # the released code pads the discriminator's 4×4 convolutions by 1 (SPADE's by 2)
+        self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, use_attention=use_attention, padding=1)
+        for net in (self.corr, self.generator, self.discriminator):
+            init_weights(net, init_gain)
+        # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
+        self.cache_dir, self.domain_training = cache_dir, domain_training
+        # CoCosNet feeds [0, 1] images: a domain network ("signed") brings them to its [-1, 1]
+        self.vgg = build_loss_vgg(self.model_name, vgg_weights, vgg_widths, VGG_LAYERS)
+        self.protocol = {
+            "model": self.model_name,
+            "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,
+            "settings": dict(self.settings),
+        }
+        self.protocol.update(random_vgg_warning(self.vgg))
+        if pretrained:
+            self.protocol["pretrained"] = {"folder": str(pretrained), **self.load_released(pretrained)}
+
+    #: the ``model=`` name (errors, the protocol) and the loss settings with their defaults
+    model_name = "cocosnet"
+    default_settings = DEFAULT_SETTINGS
+
+    def build_networks(
+        self,
+        nc: int,
+        ngf: int,
+        match_channels: int,
+        spade_hidden: int,
+        temperature: float,
+        use_attention: bool,
+        pono: bool,
+    ) -> None:
+        """``corr`` and ``generator`` (the discriminator is shared by the subclasses)."""
+        s = self.settings
         self.corr = CorrespondenceNet(
             nc,
             ngf=ngf,
@@ -163,27 +198,12 @@ class CoCosNet(AlternatingGAN):
         self.generator = CoCosNetGenerator(
             nc, ngf=ngf, spade_hidden=spade_hidden, pono=pono, use_attention=use_attention
         )
-        # the released code pads the discriminator's 4×4 convolutions by 1 (SPADE's by 2)
-        self.discriminator = MultiscaleDiscriminator(nc + 3, ndf=ndf, use_attention=use_attention, padding=1)
-        for net in (self.corr, self.generator, self.discriminator):
-            init_weights(net, init_gain)
-        # None: evaluation only (train=false): the losses' VGG19 is neither built nor needed
-        self.cache_dir, self.domain_training = cache_dir, domain_training
-        # CoCosNet feeds [0, 1] images: a domain network ("signed") brings them to its [-1, 1]
-        self.vgg = build_loss_vgg("cocosnet", vgg_weights, vgg_widths, VGG_LAYERS)
-        self.protocol = {
-            "model": "cocosnet",
-            "vgg_weights": self.vgg.weights_id if self.vgg is not None else None,
-            "settings": dict(self.settings),
-        }
-        self.protocol.update(random_vgg_warning(self.vgg))
-        if pretrained:
-            from midms.baselines.cocosnet.released import load_released
 
-            self.protocol["pretrained"] = {
-                "folder": str(pretrained),
-                **load_released(self.corr, self.generator, pretrained),
-            }
+    def load_released(self, folder: str) -> dict[str, str]:
+        """The released files loaded strictly into ``corr`` and ``generator``; returns ``{file name: SHA-256}``."""
+        from midms.baselines.cocosnet.released import load_released
+
+        return load_released(self.corr, self.generator, folder)
 
     # -- the networks -------------------------------------------------------------------------------
 
@@ -207,26 +227,36 @@ class CoCosNet(AlternatingGAN):
     def translate(self, batch: dict) -> Tensor:
         return self(batch, losses=False)["fake"].clamp(-1, 1)
 
+    #: the forward output holding the matching the warp applies (the correlation, before its temperature)
+    matching_key = "corr"
+
+    def matching(self, batch: dict) -> Tensor:
+        """The input-to-exemplar matching alone (no generation): the correlation, B×hw×hw."""
+        return self.corr.correlate(batch["semantics"], batch["exemplar"], batch["exemplar_semantics"])[0]
+
+    def apply_matching(self, matching: Tensor, values: Tensor, hw: tuple[int, int]) -> Tensor:
+        """Grid-sized exemplar ``values`` (B×C×h×w) warped by ``matching``: the temperature softmax."""
+        return soft_warp(matching, values, self.corr.temperature, hw)
+
     @torch.no_grad()
     def warp(self, batch: dict, values: Tensor | None = None) -> Tensor:
-        """Warp exemplar-aligned ``values`` (default the exemplar's semantics) by the soft correspondence: resized
-        to the correlation's resolution (nearest, as the released code resizes the exemplar's semantics), warped,
-        and up-sampled back to H×W as the network up-samples its warp (bilinear or nearest)."""
-        corr, _ = self.corr.correlate(batch["semantics"], batch["exemplar"], batch["exemplar_semantics"])
-        return self._warp_by(corr, batch, values)
+        """Warp exemplar-aligned ``values`` (default the exemplar's semantics) by the correspondence: resized to its
+        grid (nearest, as the released codes resize the exemplar's semantics), warped, and up-sampled back to H×W as
+        the network up-samples its warp (bilinear or nearest)."""
+        return self._warp_by(self.matching(batch), batch, values)
 
     @torch.no_grad()
     def translate_and_warp(self, batch: dict, values: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The output and the warp of ``values`` from one correlation."""
+        """The output and the warp of ``values`` from one matching."""
         out = self(batch, losses=False)
-        return out["fake"].clamp(-1, 1), (None if values is None else self._warp_by(out["corr"], batch, values))
+        warped = None if values is None else self._warp_by(out[self.matching_key], batch, values)
+        return out["fake"].clamp(-1, 1), warped
 
-    def _warp_by(self, corr: Tensor, batch: dict, values: Tensor | None) -> Tensor:
+    def _warp_by(self, matching: Tensor, batch: dict, values: Tensor | None) -> Tensor:
         values = batch["exemplar_semantics"] if values is None else values
-        h, w = batch["semantics"].shape[2] // DOWN, batch["semantics"].shape[3] // DOWN
-        low = F.interpolate(values.float(), size=(h, w), mode="nearest")
-        warped = soft_warp(corr, low, self.corr.temperature, (h, w))
-        return self.corr.upsample(warped, tuple(values.shape[2:]))
+        hw = (batch["semantics"].shape[2] // DOWN, batch["semantics"].shape[3] // DOWN)
+        low = F.interpolate(values.float(), size=hw, mode="nearest")
+        return self.corr.upsample(self.apply_matching(matching, low, hw), tuple(values.shape[2:]))
 
     # -- losses -------------------------------------------------------------------------------------
 
@@ -244,6 +274,10 @@ class CoCosNet(AlternatingGAN):
             ctx = losses.contextual_loss
             total = total + ctx(F.avg_pool2d(fake_feats[1], 4), F.avg_pool2d(ref_feats[1].detach(), 4))
         return total
+
+    def mask_term(self, warp_mask: Tensor, batch: dict) -> Tensor:
+        """The weighted ``mask`` term."""
+        return self.mask_loss(warp_mask, batch) * self.settings["weight_mask"]
 
     def mask_loss(self, warp_mask: Tensor, batch: dict) -> Tensor:
         if "labels" not in batch or "exemplar_labels" not in batch:
@@ -288,7 +322,7 @@ class CoCosNet(AlternatingGAN):
         if s["warp_self_w"] > 0:
             terms["warp_self"] = losses.weighted_l1(out["warp"], real, weights) * s["warp_self_w"]
         if s["warp_mask_losstype"] == "direct":
-            terms["mask"] = self.mask_loss(out["warp_mask"], batch) * s["weight_mask"]
+            terms["mask"] = self.mask_term(out["warp_mask"], batch)
         return terms, out
 
     def discriminator_losses(self, batch: dict, fake: Tensor) -> dict[str, Tensor]:

@@ -36,16 +36,18 @@ def l2_normalize(x: Tensor, eps: float) -> Tensor:
     return x / (x.norm(dim=1, keepdim=True) + eps)
 
 
-def sn_conv_instance(in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 1) -> nn.Sequential:
+def sn_conv_instance(
+    in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 1, dilation: int = 1
+) -> nn.Sequential:
     """``spectralinstance``: a spectrally normalised convolution without bias, then a parameter-free InstanceNorm."""
-    conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False)
+    conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, dilation=dilation, bias=False)
     return nn.Sequential(spectral_norm(conv), nn.InstanceNorm2d(out_ch, affine=False))
 
 
-def _pad(padding: str) -> nn.Module:
+def _pad(padding: str, width: int = 1) -> nn.Module:
     if padding not in SPADE_PADDINGS:
         raise ValueError(f"padding must be one of {SPADE_PADDINGS}, got {padding!r}")
-    return nn.ReflectionPad2d(1) if padding == "reflect" else nn.ZeroPad2d(1)
+    return nn.ReflectionPad2d(width) if padding == "reflect" else nn.ZeroPad2d(width)
 
 
 def _parameter_free_norm(norm: str, channels: int) -> nn.Module | None:
@@ -98,6 +100,8 @@ class SPADEResBlock(nn.Module):
 
     The convolutions are spectrally normalised (the ``spectralspade...`` norm_G of CoCosNet and SPADE); ``norm``,
     ``padding`` and ``pono_eps`` are those of :class:`SPADE`, for its layers and the block's own convolutions.
+    ``dilation`` dilates the two 3×3 convolutions and widens their padding alike (UNITE's adaptor,
+    ``Ada_SPADEResnetBlock(dilation=4)``); the SPADE layers keep theirs.
     """
 
     def __init__(
@@ -109,13 +113,14 @@ class SPADEResBlock(nn.Module):
         norm: str = "pono",
         padding: str = "reflect",
         pono_eps: float = 1e-5,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
-        self.pad = _pad(padding)
-        self.conv_0 = spectral_norm(nn.Conv2d(fin, fmid, 3))
-        self.conv_1 = spectral_norm(nn.Conv2d(fmid, fout, 3))
+        self.pad = _pad(padding, dilation)
+        self.conv_0 = spectral_norm(nn.Conv2d(fin, fmid, 3, dilation=dilation))
+        self.conv_1 = spectral_norm(nn.Conv2d(fmid, fout, 3, dilation=dilation))
         self.norm_0 = SPADE(fin, cond_channels, hidden, norm, padding, pono_eps)
         self.norm_1 = SPADE(fmid, cond_channels, hidden, norm, padding, pono_eps)
         if self.learned_shortcut:
