@@ -615,6 +615,48 @@ def test_the_ade20k_unite_preset_is_the_released_commands():
     assert needed["released_corr"] == "/weights/unite/latest_net_Corr.pth" and "vgg19_conv" not in needed
 
 
+UNITE_COMMANDS = {  # fnzhan/UNITE train_face.sh, train_deepfashion.sh (one GPU each), options/, data/*_dataset.py
+    "celebahq": {
+        "preset.name": "celebahq_unite",
+        "model.module.settings.warp_bilinear": True,  # --warp_bilinear
+        "model.module.settings.warp_cycle_w": 1.0,  # --warp_cycle_w 1
+        "model.module.settings.maskmix": True,  # --maskmix
+        "model.module.settings.use_coordconv": False,  # not passed
+        "model.module.settings.vgg_normal_correct": True,  # --vgg_normal_correct
+        "model.module.settings.which_perceptual": "relu4_2",  # --which_perceptual 4_2
+        "model.module.settings.weight_perceptual": 0.001,  # --weight_perceptual 0.001
+        "model.module.settings.fm_ratio": 1.0,  # --fm_ratio 1.0
+        "model.module.settings.fm_reference_batch": 4,  # --batchSize 4, one GPU
+        "dataset.datamodule.batch_size": 4,
+        "trainer.max_epochs": 60,  # --niter 30 --niter_decay 30
+        "dataset.load_size": 286,  # celebahqedge_dataset.py: load_size 286 when is_train
+    },
+    "deepfashion": {
+        "preset.name": "deepfashion_unite",
+        "model.module.settings.maskmix": False,  # no --maskmix
+        "model.module.settings.warp_patch": False,  # no --warp_patch
+        "model.module.settings.warp_self_w": 100.0,  # --warp_self_w 100
+        "model.module.settings.warp_bilinear": True,  # --warp_bilinear
+        "model.module.settings.vgg_normal_correct": True,  # --vgg_normal_correct
+        "model.module.settings.fm_reference_batch": 2,  # --batchSize 2, one GPU
+        "dataset.datamodule.batch_size": 2,
+        "dataset.flip": False,  # --no_flip
+        "dataset.video_like": True,  # --video_like
+        "dataset.real_reference_probability": 0.0,  # --real_reference_probability 0.0
+        "trainer.max_epochs": 100,  # --niter 50 --niter_decay 50
+    },
+}
+
+
+@pytest.mark.parametrize("dataset", list(UNITE_COMMANDS))
+def test_the_unite_presets_without_released_models_are_its_training_commands(dataset):
+    cfg = _compose(f"dataset={dataset}", "model=unite")
+    OmegaConf.resolve(cfg)
+    _check(cfg, UNITE_COMMANDS[dataset])
+    assert cfg.trainer.precision == "32-true" and cfg.model.size == "paper"  # no --amp
+    assert "released_corr" not in cfg.preset.requires  # UNITE released only its ADE20K model
+
+
 # the rows beside CoCosNet on the field's other datasets: each value with its source
 OTHER_ROWS = {
     ("ade20k", "spade"): {  # NVlabs/SPADE data/ade20k_dataset.py; the CoCosNet ADE20K command's epochs beside it

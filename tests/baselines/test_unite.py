@@ -282,3 +282,24 @@ def test_a_training_step_moves_the_warp_towards_the_ground_truth():
         opt.step()
         losses.append(terms["warp_self"].item())
     assert losses[-1] < losses[0]
+
+
+def test_the_dilated_shared_blocks_pad_by_their_dilation_as_the_adaptor_blocks():
+    from midms.nn.blocks import SPADEResBlock, sn_conv_instance
+
+    torch.manual_seed(0)
+    block = SPADEResBlock(6, 4, 3, hidden=5, dilation=4).eval()  # Ada_SPADEResnetBlock(dilation=4): deeper2
+    x, cond = torch.randn(1, 6, 12, 12), torch.randn(1, 3, 12, 12)
+    with torch.no_grad():
+        w0, w1 = block.conv_0.weight, block.conv_1.weight  # the spectrally normalised weights
+
+        def conv(h, w, b):
+            return F.conv2d(F.pad(h, (4, 4, 4, 4), mode="reflect"), w, b, dilation=4)
+
+        dx = conv(F.leaky_relu(block.norm_0(x, cond), 0.2), w0, block.conv_0.bias)
+        dx = conv(F.leaky_relu(block.norm_1(dx, cond), 0.2), w1, block.conv_1.bias)
+        torch.testing.assert_close(block(x, cond), block.conv_s(block.norm_s(x, cond)) + dx)
+        degrid = sn_conv_instance(4, 4, 3, padding=2, dilation=2).eval()  # degridding0: padding 2, dilation 2
+        h = torch.randn(1, 4, 10, 10)
+        expected = F.instance_norm(F.conv2d(h, degrid[0].weight, padding=2, dilation=2))
+        torch.testing.assert_close(degrid(h), expected)
