@@ -76,11 +76,17 @@ def eval_device(cfg: DictConfig) -> torch.device:
 
 
 def build_metrics(cfg: DictConfig) -> dict[str, Any]:
-    return {
+    """The metrics of ``cfg.metrics``; a VGG metric with ``weights: domain`` gets the domain network of the run's
+    training data (trained once per data and settings, cached; skipped where the data cannot teach one)."""
+    metrics = {
         name: hydra.utils.instantiate(conf, name=name)
         for name, conf in (cfg.get("metrics") or {}).items()
         if conf is not None and "_target_" in conf
     }
+    for metric in metrics.values():
+        if hasattr(metric, "resolve_domain_network"):
+            metric.resolve_domain_network(cfg.dataset, cfg.paths.cache_dir)
+    return metrics
 
 
 def metric_problems(cfg: DictConfig, metrics: dict[str, Any] | None = None) -> dict[str, str]:

@@ -24,8 +24,9 @@ This module also holds the region pooling shared with :mod:`midms.metrics.style`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,11 +34,14 @@ from torch import Tensor, nn
 
 from midms.errors import MetricSkipped, UserError
 from midms.metrics.base import EvalBatch, EvalContext, Metric
+from midms.nn.domain_vgg import DOMAIN
 from midms.nn.vgg import VGG19Features, WeightsUnavailable
 
 log = logging.getLogger(__name__)
 
 REGION_MODES = ("auto", "labels", "whole-image")
+#: the widths of the domain network of ``weights: domain`` (wider than the tiny loss networks: it sees colour better)
+DOMAIN_METRIC_WIDTHS = (8, 16, 32, 64, 64)
 NO_LABELS = "the dataset has no region labels (set regions: whole-image to compare whole images)"
 
 
@@ -147,6 +151,13 @@ def one_region(images: Tensor) -> Tensor:
 class VGGMetric(Metric):
     """A metric on VGG19 features: builds the extractor in :meth:`setup`, skips when weights are absent.
 
+    ``weights``: ``torchvision``, the path of a VGG19 state dict (CoCosNet's ``vgg19_conv.pth``), the folder of a
+    trained domain network (:mod:`midms.nn.domain_vgg`: ``weights.safetensors`` + ``network.json``), or ``domain``:
+    a domain network of ``network``'s widths and training, trained on the run's synthetic training split (resolved
+    to its folder by :meth:`resolve_domain_network`; skipped where the data cannot teach one). A domain network's
+    values are not the papers' Caffe-VGG ones: the protocol names the network, and the presets report them under
+    their own names (``semantic_domain``, ``style_domain``).
+
     ``extractor`` (not a config value) injects a ready feature extractor for tests: any module mapping
     B×3×H×W images in [0, 1] to ``{layer: B×C×h×w}`` for this metric's layers.
     """
@@ -159,6 +170,7 @@ class VGGMetric(Metric):
         regions: str,
         batch_size: int,
         extractor: nn.Module | None,
+        network: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name)
         if regions not in REGION_MODES:
@@ -172,19 +184,55 @@ class VGGMetric(Metric):
             raise UserError(f"{name}: batch_size must be positive, got {batch_size}")
         self.layers = tuple(dict.fromkeys(layers))  # unique, in order
         self.weights = weights
+        network = dict(network or {})
+        self.network_widths = list(network.pop("widths", DOMAIN_METRIC_WIDTHS))
+        self.network_training = network  # the fields of midms.nn.domain_vgg.DomainTraining
         self.regions = regions
         self.batch_size = batch_size
         self._injected = extractor
         self.extractor: nn.Module | None = None
 
+    def resolve_domain_network(self, dataset_cfg, cache_dir: str | Path) -> None:
+        """``weights: domain``: train (or read from ``cache_dir``) the domain network on the training split of
+        ``dataset_cfg`` and use its folder; left unresolved (the metric is then skipped) when that data knows no
+        pixel's appearance."""
+        if self.weights != DOMAIN:
+            return
+        from midms.nn.domain_vgg import metric_network
+
+        folder = metric_network(dataset_cfg, cache_dir, self.network_widths, self.network_training)
+        if folder is not None:
+            self.weights = str(folder)
+
+    def _extractor(self) -> nn.Module:
+        if self.weights == DOMAIN:
+            raise MetricSkipped(
+                "weights=domain: the domain network is trained on a synthetic training split (run.py with "
+                "dataset=synthetic trains it); here there is none. Give the folder of a trained one instead "
+                "(weights=<cache_dir>/loss_networks/<key>)."
+            )
+        if Path(str(self.weights)).expanduser().is_dir():
+            from midms.nn.domain_vgg import feature_network
+
+            return feature_network(self.weights, self.layers)
+        try:
+            return VGG19Features(self.layers, weights=self.weights)
+        except WeightsUnavailable as e:
+            raise MetricSkipped(str(e)) from e
+
+    def _network_protocol(self) -> dict[str, Any]:
+        """Where the features come from, for the protocol: a domain network is named as what it is."""
+        if not self.weights_id.startswith(f"{DOMAIN}:"):
+            return {}
+        return {
+            "network": (
+                f"a VGG19 of widths {self.network_widths} trained on the synthetic training split "
+                f"(midms.nn.domain_vgg, {self.weights}), not the papers' Caffe VGG19: not comparable with them"
+            )
+        }
+
     def setup(self, ctx: EvalContext) -> None:
-        if self._injected is not None:
-            extractor = self._injected
-        else:
-            try:
-                extractor = VGG19Features(self.layers, weights=self.weights)
-            except WeightsUnavailable as e:
-                raise MetricSkipped(str(e)) from e
+        extractor = self._injected if self._injected is not None else self._extractor()
         self.extractor = extractor.to(ctx.device).eval()
         self.weights_id = str(getattr(extractor, "weights_id", type(extractor).__name__))
         log.info("%s: VGG19 features %s from %s", self.name, list(self.layers), self.weights_id)
@@ -242,8 +290,9 @@ class SemanticConsistency(VGGMetric):
         batch_size: int = 16,
         name: str = "semantic",
         extractor: nn.Module | None = None,
+        network: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, layers, weights, regions, batch_size, extractor)
+        super().__init__(name, layers, weights, regions, batch_size, extractor, network)
 
     def setup(self, ctx: EvalContext) -> None:
         super().setup(ctx)
@@ -284,4 +333,5 @@ class SemanticConsistency(VGGMetric):
             "per_image": "area-weighted mean over the input's classes (label 0 included) of the cosine similarity",
             "script": "UNITE util/sc_vgg_metric.py = MATEBIT evaluation/sc_vgg_metric.py",
             "aggregation": f"mean over images per layer; {self.name} = mean over layers",
+            **self._network_protocol(),
         }

@@ -30,7 +30,9 @@ Every reported value is the mean over images of the per-image values. Higher is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,8 +80,10 @@ class StyleRelevance(VGGMetric):
         batch_size: int = 16,
         name: str = "style",
         extractor: nn.Module | None = None,
+        network: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, (color_layer, texture_layer, global_layer), weights, regions, batch_size, extractor)
+        layers = (color_layer, texture_layer, global_layer)
+        super().__init__(name, layers, weights, regions, batch_size, extractor, network)
         self.color_layer, self.texture_layer, self.global_layer = color_layer, texture_layer, global_layer
 
     def headline_keys(self) -> tuple[str, ...]:
@@ -155,4 +159,5 @@ class StyleRelevance(VGGMetric):
             ),
             "aggregation": "mean over images of the per-image values",
             "images_without_shared_classes": self._without_shared,
+            **self._network_protocol(),
         }

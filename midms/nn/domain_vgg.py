@@ -237,3 +237,48 @@ def load_into(vgg: VGG19Features, state: dict[str, Tensor]) -> None:
     if set(state) != expected:
         raise UserError(f"the domain loss network's weights are not a VGG19's: {sorted(set(state) ^ expected)[:4]}")
     vgg.convs.load_state_dict(state, strict=True)
+
+
+# -- the domain network as a metric's feature extractor ----------------------------------------------------------
+
+#: ``weights: domain`` of the VGG metrics: the network is trained on the run's synthetic training split
+DOMAIN = "domain"
+
+
+def read_network(folder: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """A trained domain network's weights and record from its folder (``weights.safetensors``, ``network.json``),
+    the file's SHA-256 checked against the record; a missing or altered file is an error naming it."""
+    folder = Path(folder).expanduser()
+    if not (folder / INFO).is_file() or not (folder / WEIGHTS).is_file():
+        raise UserError(
+            f"{folder} is not a domain network folder (it needs {WEIGHTS} and {INFO}, as "
+            "<cache_dir>/loss_networks/<key>/ holds them after a run with vgg_weights=domain or weights: domain)."
+        )
+    info = json.loads((folder / INFO).read_text())
+    digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+    if digest != info.get("sha256"):
+        raise UserError(f"{folder / WEIGHTS}: SHA-256 {digest} is not the one {INFO} records; train it again.")
+    return load_file(folder / WEIGHTS), info
+
+
+def feature_network(folder: str | Path, layers: Sequence[str]) -> VGG19Features:
+    """The domain network of ``folder`` as a feature extractor of [0, 1] images (``weights_id``:
+    ``domain:<SHA-256 prefix>``), for the VGG metrics on the synthetic set."""
+    state, info = read_network(folder)
+    vgg = VGG19Features(layers, weights=None, widths=info["widths"], preprocess="signed")
+    load_into(vgg, state)
+    vgg.weights_id = f"{DOMAIN}:{info['sha256'][:12]}"
+    return vgg.eval()
+
+
+def metric_network(dataset_cfg, cache_root: str | Path, widths: Sequence[int], training: dict | None) -> Path | None:
+    """The folder of the domain network trained on the training split of ``dataset_cfg`` (trained now or read from
+    the cache), or None when that dataset cannot teach one (it knows no pixel's appearance: not the synthetic set)."""
+    from midms.data.build import dataset_factory
+
+    dataset = dataset_factory(dataset_cfg)(split="train")
+    if not hasattr(dataset, "appearance"):
+        return None
+    with torch.random.fork_rng(devices=[]):
+        _state, info = prepare_domain_vgg(dataset, widths, cache_root, DomainTraining(**(training or {})))
+    return Path(info["cache"])
