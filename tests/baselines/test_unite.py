@@ -206,7 +206,7 @@ def test_the_released_ade20k_layout_loads_strictly_and_a_misfit_is_named(tmp_pat
         load_released(corr, generator, tmp_path)
     without_coords = UniteCorrespondence(ADE_CHANNELS, use_coordconv=False, adaptor_nonlocal=True)
     with pytest.raises(UserError, match=r"layer\.0\.conv1\.weight \(here trunk\.0\.body\.1\.weight\): file"):
-        load_released(without_coords, SEACEGenerator(ADE_CHANNELS, 256), tmp_path)
+        load_released(without_coords, generator, tmp_path)  # the correspondence is read first
 
 
 SPEC = DataSpec(semantic_nc=3, image_size=64, num_classes=3, has_target=False)
