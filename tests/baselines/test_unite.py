@@ -303,3 +303,19 @@ def test_the_dilated_shared_blocks_pad_by_their_dilation_as_the_adaptor_blocks()
         h = torch.randn(1, 4, 10, 10)
         expected = F.instance_norm(F.conv2d(h, degrid[0].weight, padding=2, dilation=2))
         torch.testing.assert_close(degrid(h), expected)
+
+
+def test_the_parameters_a_generator_step_leaves_without_gradient_are_seaces_unused_attention_parts():
+    """Why DDP needs find_unused_parameters (conf/model/unite.yaml): outside the attention blocks SEACE's
+    ``ref_shared`` and ``coef`` are built (the released keys hold them) but never used."""
+    model = _model()
+    terms, _out = model.generator_losses(_batch())
+    torch.stack(list(terms.values())).sum().backward()
+    unused = {n for n, p in model.generator.named_parameters() if p.grad is None}
+    attention_blocks = {"G_middle_0", "G_up_0", "G_out_0"}  # generator.py: atten=True
+    expected = {
+        n
+        for n, _ in model.generator.named_parameters()
+        if (".ref_shared.0." in n or n.endswith(".coef")) and n.split(".")[0] not in attention_blocks
+    }
+    assert unused == expected and expected
