@@ -30,6 +30,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from midms.baselines.cocosnet.correspondence import CorrespondenceNet
 from midms.baselines.unite.transport import BLUR, sinkhorn_potentials, transport_plan
 from torch import Tensor, nn
 
@@ -133,9 +134,7 @@ class UniteCorrespondence(nn.Module):
         for name in ("phi", "theta", "phi_w", "theta_w", "phi_conf", "theta_conf"):
             setattr(self, name, nn.Conv2d(channels, match_channels, 1))
 
-    def upsample(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        mode = "bilinear" if self.warp_bilinear else "nearest"
-        return F.interpolate(x, size=size, mode=mode, **({"align_corners": False} if self.warp_bilinear else {}))
+    upsample = CorrespondenceNet.upsample  # the warp up-sampled as CoCosNet's: bilinear or nearest
 
     def _trunk(self, adapted: Tensor, semantics: Tensor) -> Tensor:
         adapted = l2_normalize(adapted, EPS)

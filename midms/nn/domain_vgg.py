@@ -163,11 +163,7 @@ def cache_key(data_key: str, widths: Sequence[int], num_classes: int, training: 
 
 def _read(folder: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
     try:
-        info = json.loads((folder / INFO).read_text())
-        digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
-        if digest != info["sha256"]:
-            raise ValueError(f"SHA-256 {digest} is not the recorded {info['sha256']}")
-        return load_file(folder / WEIGHTS), info
+        return read_network(folder)
     except Exception as e:  # a truncated file, a disk error: trained again
         log.warning("the cached domain loss network at %s cannot be read (%s); training it again", folder, e)
         shutil.rmtree(folder, ignore_errors=True)

@@ -18,9 +18,11 @@ from midms.metrics.base import EvalBatch, EvalContext
 from midms.metrics.semantic import SemanticConsistency
 from midms.metrics.style import StyleRelevance
 from midms.nn.domain_vgg import metric_network, read_network
-from midms.nn.vgg import CONV_NAMES, VGG19Features
+from midms.nn.vgg import VGG19Features
 
 CONF = Path(midms.__file__).resolve().parents[1] / "conf"
+# VGG19's 16 convolutions (Simonyan & Zisserman 2015, configuration E; torchvision's vgg19): conv1_1 ... conv5_4
+CONV_NAMES = [f"conv{block}_{i}" for block, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1)]
 SMALL = {"widths": [2, 2, 4, 4, 4], "steps": 4, "batch_size": 4, "scenes": 6}
 DATA = {"_target_": "midms.data.synthetic.SyntheticPairs", "image_size": 32, "sizes": {"train": 8, "test": 4}}
 
