@@ -54,10 +54,18 @@ def _fid_cache(r: dict) -> list[dict]:
 
 
 def _quickstart(r: dict) -> list[dict]:
-    return [
-        _row("quickstart", "wall s", r["wall_s"], 120.0, "budget 2 min"),
-        _row("quickstart", "peak RSS GiB", r["peak_rss_gib"], 4.0, "budget 4 GiB"),
-    ]
+    rows = []
+    for run, budget in r["budget_s"].items():
+        one, label = r[run], run.replace("_", " ")
+        rows.append(_row("quickstart", f"wall s, {label}", one["wall_s"], budget, f"budget {budget:.0f} s"))
+        for stage, seconds in one["times"].items():
+            if stage != "total":
+                rows.append(_row("quickstart", f"{stage} s, {label}", seconds, one["wall_s"], "share of the wall time"))
+        for name, value in one["scores"].items():
+            floor = r["score_floors"][name]
+            rows.append(_row("quickstart", f"{name}, {label}", value, floor, f"at least {floor}"))
+        rows.append(_row("quickstart", f"peak RSS GiB, {label}", one["peak_rss_gib"], r["budget_gib"], "budget"))
+    return rows
 
 
 def _training_step(r: dict) -> list[dict]:

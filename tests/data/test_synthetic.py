@@ -285,3 +285,22 @@ def test_region_frame_textures_are_carried_over_by_the_correspondence_of_parts(l
     # a texture of amplitude 0.3-0.5 that does not follow its part would differ by ~0.3 on average
     assert np.mean(carried) < 0.05, np.mean(carried)
     assert np.mean(copied) > 2 * np.mean(carried), (np.mean(copied), np.mean(carried))
+
+
+def test_samples_kept_in_memory_are_the_generated_ones_up_to_the_budget():
+    fresh = SyntheticPairs("train", 32, sizes={"train": 8}, memory_cache_mb=0)
+    one = fresh[0]
+    per_sample = sum(v.nbytes for v in one.values() if isinstance(v, torch.Tensor))
+    kept = SyntheticPairs("train", 32, sizes={"train": 8}, memory_cache_mb=2.5 * per_sample / 2**20)
+    for _ in range(2):  # generated, then read back
+        for i in range(8):
+            a, b = kept[i], fresh[i]
+            assert a.keys() == b.keys()
+            for key in a:
+                assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
+    # the first two samples fit the budget and are read back (the same tensors), the others are generated anew
+    assert [kept[i]["image"] is kept[i]["image"] for i in range(4)] == [True, True, False, False]
+    assert fresh[0]["image"] is not fresh[0]["image"]
+    sample = kept[0]
+    sample["image"] = None  # a caller's changes to its dict stay its own
+    assert isinstance(kept[0]["image"], torch.Tensor)

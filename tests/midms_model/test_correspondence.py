@@ -163,3 +163,33 @@ def test_the_warp_equals_the_official_normalisation_and_warp_to_the_last_bit():
 
     once = soft_warp_chunked(normalize_features(q), normalize_features(k), values, chunk=4096)
     assert not torch.equal(once, ours)
+
+
+def test_only_large_blocks_are_recomputed_in_the_backward_pass(monkeypatch):
+    """A block of at most CHECKPOINT_ABOVE correlation elements is kept for the backward pass (one forward per
+    block), a larger one is recomputed there (two): the warp and its gradients are the same either way."""
+    from midms.models.midms import matching
+
+    g = torch.Generator().manual_seed(5)
+    q0, k0 = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    v = torch.randn(3, 2, 8, 8, generator=g)
+    calls: list[int] = []
+    block = matching._block
+
+    def counted(*args):
+        calls.append(1)
+        return block(*args)
+
+    monkeypatch.setattr(matching, "_block", counted)
+    results = {}
+    for limit in (1 << 20, 1000):  # blocks of 2 images × 64 rows × 64 keys = 8192 elements (chunk 128)
+        monkeypatch.setattr(matching, "CHECKPOINT_ABOVE", limit)
+        calls.clear()
+        q, k = q0.clone().requires_grad_(), k0.clone().requires_grad_()
+        out = soft_warp_chunked(q, k, v, temperature=0.05, chunk=128)
+        out.square().sum().backward()
+        results[limit] = (out.detach(), q.grad, k.grad, len(calls))
+    kept, recomputed = results[1 << 20], results[1000]
+    assert kept[3] == 2 and recomputed[3] == 4  # two blocks: once each, or again in the backward pass
+    for a, b in zip(kept[:3], recomputed[:3], strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -9,8 +9,8 @@ MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/bas
    over exemplar positions with temperature 0.005 weighs the exemplar's values (its latent, or its labels
    for the matching accuracy). The dense B×N×N correlation would cost 64 MiB per image at 64×64 (and
    autograd keeps it): :func:`soft_warp_chunked` never materialises it, walking over blocks of ``chunk``
-   query rows (of one image, or of several small ones; peak memory ``chunk × N``; with gradients on, each
-   block is recomputed in the backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense
+   query rows (of one image, or of several small ones; peak memory ``chunk × N``; with gradients on, a
+   block of more than a million elements is recomputed in the backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense
    reference. Features passed in are normalised by :func:`matching_features` as the official code normalises
    them: centred and divided by their norm (``models/midms.py``), then divided once more by their norm + 1e-5
    inside ``Correlation.correlation`` (``models/base/correlation.py``). The second division scales every vector
@@ -38,10 +38,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from midms.nn.correspondence import normalize_features
+from midms.nn.correspondence import normalize_features, sharp_softmax
 
 #: the official softmax temperature (``soft_warp(..., alpha=0.005)``, ``get_flow(..., temp=0.005)``)
 TEMPERATURE = 0.005
+#: correlation blocks of more elements than this are recomputed in the backward pass (gradient checkpointing)
+CHECKPOINT_ABOVE = 1 << 20
 #: added to the norm by the official ``Correlation.correlation`` when it normalises the (already unit) features
 CORRELATION_EPS = 1e-5
 
@@ -57,7 +59,7 @@ def matching_features(x: Tensor) -> Tensor:
 def _block(q: Tensor, k: Tensor, v: Tensor, temperature: float) -> Tensor:
     """q: G×n×C query rows, k: G×C×N keys, v: G×N×V values -> G×n×V."""
     corr = (q @ k).clamp(min=0)  # G×n×N cosine similarity, negatives clamped as in the official Correlation
-    return F.softmax(corr / temperature, dim=-1) @ v
+    return sharp_softmax(corr / temperature) @ v
 
 
 def soft_warp_chunked(
@@ -74,12 +76,16 @@ def soft_warp_chunked(
     b, _, hq, wq = query.shape
     if values.shape[2:] != key.shape[2:]:
         raise ValueError(f"values {tuple(values.shape)} are not aligned with the key features {tuple(key.shape)}")
-    q_all = query.flatten(2).transpose(1, 2)  # B×Nq×C
+    q_all = query.flatten(2).transpose(1, 2).contiguous()  # B×Nq×C (contiguous rows: bmm is 3× faster on them)
     k_all = key.flatten(2)  # B×C×Nk
     v_all = values.flatten(2).transpose(1, 2).to(query.dtype)  # B×Nk×V
     nq = q_all.shape[1]
     group = max(1, chunk // nq)  # images per block
-    use_ckpt = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, values))
+    # a block's correlation is recomputed in the backward pass rather than kept, where keeping it would cost
+    # memory (paper-size latents); a small one (the tiny model's 16×16 latents) is kept: recomputing it costs time
+    block_elements = group * min(chunk, nq) * k_all.shape[2]
+    use_ckpt = block_elements > CHECKPOINT_ABOVE and torch.is_grad_enabled()
+    use_ckpt = use_ckpt and any(t.requires_grad for t in (query, key, values))
     out = []
     for i in range(0, b, group):
         rows = []
