@@ -76,6 +76,15 @@ def _training_step(r: dict) -> list[dict]:
     ]  # fmt: skip
 
 
+def _softmax(r: dict) -> list[dict]:
+    return [
+        _row("softmax", f"sharp_softmax s, {row['shape']}", row["sharp_s"], row["softmax_s"],
+             f"baseline: torch.softmax at temperature {r['temperature']}; equal where representable: "
+             f"{row['equal_where_representable']}")
+        for row in r["rows"]
+    ]  # fmt: skip
+
+
 def _celebahq_edges(r: dict) -> list[dict]:
     rates = {(row["split"], row["mode"], row["workers"]): row["samples_per_s"] for row in r["rows"]}
     rows = [_row("celebahq_edges", "edge tensor ms a face", r["edge_tensor_ms"])]
@@ -152,6 +161,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], Callable[[dict], list[dic
     "celebahq_edges": ("benchmarks.perf_celebahq_edges", ["--faces", "8", "--workers", "0"], [], _celebahq_edges),
     "quickstart": ("benchmarks.perf_quickstart", [], [], _quickstart),
     "training_step": ("benchmarks.perf_training_step", [], ["--repeats", "5"], _training_step),
+    "softmax": ("benchmarks.perf_softmax", ["--repeats", "5"], [], _softmax),
     "midms": (
         "benchmarks.perf_midms",
         ["--size", "tiny", "--image-size", "64", "--batch", "1", "4"],

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = result[run]
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["times"].items() if k != "total")
         scores = ", ".join(f"{k} {v} (floor {SCORE_FLOORS[k]})" for k, v in r["scores"].items())
-        print(f"quickstart, {run.replace('_', ' ')}: {r['wall_s']:.1f} s ({r['wall_s'] / budget:.2f} of {budget:.0f} s); "
+        label = run.replace("_", " ")
+        print(f"quickstart, {label}: {r['wall_s']:.1f} s ({r['wall_s'] / budget:.2f} of {budget:.0f} s); "
               f"stages (s): {stages}; {scores}; peak RSS {r['peak_rss_gib']:.2f} GiB")  # fmt: skip
     return result
 

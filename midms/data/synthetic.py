@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from scipy import ndimage
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from midms.data.contract import DataSpec
@@ -296,6 +297,20 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return (labels[None] == np.arange(num_classes)[:, None, None]).astype(np.float32)
 
 
+class _DrawnScenes(dict):
+    """The scenes drawn in this process (scene, rendering, edge map), keyed by their settings and index, and the
+    bytes they take."""
+
+    bytes = 0
+
+    def put(self, key: tuple, value: tuple, size: int) -> None:
+        self[key] = value
+        self.bytes += size
+
+
+_DRAWN = _DrawnScenes()
+
+
 class SyntheticPairs(Dataset):
     """One split of the synthetic dataset; samples follow the data contract (midms/data/contract.py).
 
@@ -318,10 +333,10 @@ class SyntheticPairs(Dataset):
         edge_falloff: ``input=edges``: the edge map falls from 1 on a boundary to 0 at this fraction of the
             image side (soft edges, as HED's, and as CoCosNet's CelebA-HQ tensor carries distance maps), so
             that a method working at a quarter of the resolution still sees every boundary; 0: binary edges.
-        memory_cache_mb: samples are generated once and kept in memory up to this many MiB (the later epochs of a
-            run read them back; 512 scenes at 64 px take about 120 MiB); 0 generates every sample anew. The
-            samples are the same either way (their tensors are shared between reads: copy one before writing
-            into it).
+        memory_cache_mb: each scene's labels, rendering and edge map are drawn once and kept in memory while the
+            scenes this process keeps take at most this many MiB (shared by every instance with the same settings:
+            the later epochs of a run and the other jobs of a sweep read them back; at 64 px a scene takes 68 KiB);
+            0 draws every scene anew. The samples are the same either way.
     """
 
     name = "synthetic"
@@ -340,7 +355,7 @@ class SyntheticPairs(Dataset):
         texture_detail: int = 8,
         texture_frame: Literal["region", "image"] = "region",
         edge_falloff: float = 1 / 16,
-        memory_cache_mb: float = 256,
+        memory_cache_mb: float = 384,
     ) -> None:
         sizes = dict(sizes or {"train": 512, "val": 64, "test": 128})
         if split not in SPLIT_CODES:
@@ -378,8 +393,7 @@ class SyntheticPairs(Dataset):
         self.texture_strength, self.texture_detail = (lo, hi), int(texture_detail)
         self.texture_frame = texture_frame
         self.edge_falloff = float(edge_falloff)
-        self._cache: dict[int, dict] = {}
-        self._cache_bytes, self._cache_limit = 0, int(float(memory_cache_mb) * 2**20)
+        self._cache_limit = int(float(memory_cache_mb) * 2**20)
         self.spec = DataSpec(
             semantic_nc=1 if input == "edges" else num_classes,
             image_size=image_size,
@@ -400,6 +414,30 @@ class SyntheticPairs(Dataset):
         style = sample_style(rng, self.num_classes, self.texture_strength, self.texture_detail)
         labels, frames = sample_layout(rng, self.num_classes, self.image_size, self.layout, self.thin)
         return Scene(labels, style, frames if self.texture_frame == "region" else None)
+
+    def drawn(self, index: int) -> tuple[Scene, Tensor, Tensor]:
+        """Scene ``index``, its rendering in its own style and its semantics (fresh tensors, the caller's to
+        change), from the process's store of drawn scenes when it holds them (``memory_cache_mb``)."""
+        key = (self._scene_settings, index)
+        kept = _DRAWN.get(key)
+        if kept is None:
+            scene = self.scene(index)
+            edges = self.semantics(scene.labels) if self.input == "edges" else None  # one-hot: cheaper redone
+            image = torch.from_numpy(scene.render())
+            scene = scene._replace(labels=scene.labels.astype(np.uint8))  # at most 32 classes: a quarter of the bytes
+            kept = (scene, image, None if edges is None else torch.from_numpy(edges))
+            size = scene.labels.nbytes + sum(t.nbytes for t in kept[1:] if t is not None)
+            if _DRAWN.bytes + size <= self._cache_limit:
+                _DRAWN.put(key, kept, size)
+        scene, image, semantics = kept
+        semantics = torch.from_numpy(self.semantics(scene.labels)) if semantics is None else semantics.clone()
+        return scene, image.clone(), semantics
+
+    @property
+    def _scene_settings(self) -> tuple:
+        """Everything a drawn scene, its rendering and its edge map depend on (not the split's size or pairing)."""
+        return (self.seed, self.split, self.image_size, self.num_classes, self.input, self.layout, self.thin,
+                self.texture_strength, self.texture_detail, self.texture_frame, self.edge_falloff)  # fmt: skip
 
     def semantics(self, labels: np.ndarray) -> np.ndarray:
         if self.input == "edges":
@@ -436,15 +474,16 @@ class SyntheticPairs(Dataset):
         """The sample of scene ``index`` with the exemplar of scene ``exemplar`` (and its ground truth)."""
         if not 0 <= index < self.length:
             raise IndexError(index)
-        scene, other = self.scene(index), self.scene(exemplar)
+        scene, image, semantics = self.drawn(index)
+        other, exemplar_image, exemplar_semantics = self.drawn(exemplar)
         return {
-            "semantics": torch.from_numpy(self.semantics(scene.labels)),
-            "image": torch.from_numpy(scene.render()),
-            "exemplar": torch.from_numpy(other.render()),
-            "exemplar_semantics": torch.from_numpy(self.semantics(other.labels)),
+            "semantics": semantics,
+            "image": image,
+            "exemplar": exemplar_image,
+            "exemplar_semantics": exemplar_semantics,
             "target": torch.from_numpy(scene.render(other.style)),
-            "labels": torch.from_numpy(scene.labels),
-            "exemplar_labels": torch.from_numpy(other.labels),
+            "labels": torch.from_numpy(scene.labels.astype(np.int64)),
+            "exemplar_labels": torch.from_numpy(other.labels.astype(np.int64)),
             "id": f"{self.split}_{index:05d}",
             "exemplar_id": f"{self.split}_{exemplar:05d}",
         }
@@ -452,13 +491,7 @@ class SyntheticPairs(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        sample = self._cache.get(index)
-        if sample is None:
-            sample = self.pair(index, self.exemplar_index(index))
-            size = sum(v.nbytes for v in sample.values() if isinstance(v, torch.Tensor))
-            if self._cache_bytes + size <= self._cache_limit:
-                self._cache[index], self._cache_bytes = sample, self._cache_bytes + size
-        return dict(sample)  # a new dict each read: a caller may add or replace entries
+        return self.pair(index, self.exemplar_index(index))
 
     @property
     def dataset_key(self) -> str:

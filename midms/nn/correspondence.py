@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 #: logits further than this below their row's maximum are raised to it before the softmax (see :func:`sharp_softmax`)
 SOFTMAX_FLOOR = 80.0
 

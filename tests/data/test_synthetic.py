@@ -287,20 +287,40 @@ def test_region_frame_textures_are_carried_over_by_the_correspondence_of_parts(l
     assert np.mean(copied) > 2 * np.mean(carried), (np.mean(copied), np.mean(carried))
 
 
-def test_samples_kept_in_memory_are_the_generated_ones_up_to_the_budget():
-    fresh = SyntheticPairs("train", 32, sizes={"train": 8}, memory_cache_mb=0)
-    one = fresh[0]
-    per_sample = sum(v.nbytes for v in one.values() if isinstance(v, torch.Tensor))
-    kept = SyntheticPairs("train", 32, sizes={"train": 8}, memory_cache_mb=2.5 * per_sample / 2**20)
-    for _ in range(2):  # generated, then read back
-        for i in range(8):
-            a, b = kept[i], fresh[i]
-            assert a.keys() == b.keys()
-            for key in a:
-                assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
-    # the first two samples fit the budget and are read back (the same tensors), the others are generated anew
-    assert [kept[i]["image"] is kept[i]["image"] for i in range(4)] == [True, True, False, False]
-    assert fresh[0]["image"] is not fresh[0]["image"]
-    sample = kept[0]
-    sample["image"] = None  # a caller's changes to its dict stay its own
-    assert isinstance(kept[0]["image"], torch.Tensor)
+def test_scenes_kept_in_memory_give_the_samples_drawn_anew_up_to_the_budget(monkeypatch):
+    from midms.data import synthetic
+
+    monkeypatch.setattr(synthetic, "_DRAWN", synthetic._DrawnScenes())  # this test's own store
+    drawn: list[int] = []
+    scene = synthetic.SyntheticPairs.scene
+    monkeypatch.setattr(synthetic.SyntheticPairs, "scene", lambda self, i: drawn.append(i) or scene(self, i))
+    per_scene = 32 * 32 * (1 + 3 * 4 + 4)  # uint8 labels, the float32 rendering (3 channels) and edge map (1)
+    for input in ("edges", "labels"):
+        fresh = SyntheticPairs("train", 32, input=input, sizes={"train": 8}, memory_cache_mb=0)
+        kept = SyntheticPairs("train", 32, input=input, sizes={"train": 8}, memory_cache_mb=1)
+        for _ in range(2):  # drawn, then read back
+            for i in range(8):
+                a, b = kept[i], fresh[i]
+                assert a.keys() == b.keys()
+                for key in a:
+                    if isinstance(a[key], torch.Tensor):
+                        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), (input, key)
+                    else:
+                        assert a[key] == b[key]
+    # another instance with the same settings reads the store; with other settings it draws its own scenes
+    drawn.clear()
+    twin = SyntheticPairs("train", 32, sizes={"train": 8}, memory_cache_mb=1)
+    [twin[i] for i in range(8)]
+    assert drawn == []
+    [SyntheticPairs("train", 32, sizes={"train": 8}, seed=1, memory_cache_mb=1)[i] for i in range(2)]
+    assert len(drawn) == 4  # two pairs: each scene and its exemplar
+    # the budget: a store that holds two scenes of 32 px keeps two, then draws the rest at every read
+    monkeypatch.setattr(synthetic, "_DRAWN", synthetic._DrawnScenes())
+    small = SyntheticPairs("train", 32, sizes={"train": 8}, memory_cache_mb=2.5 * per_scene / 2**20)
+    drawn.clear()
+    [small.drawn(i) for i in range(4)]
+    [small.drawn(i) for i in range(4)]
+    assert drawn == [0, 1, 2, 3, 2, 3]
+    # what a reader gets is its own: writing into it leaves the store as it was
+    small.drawn(0)[1].fill_(7.0)
+    assert not (small.drawn(0)[1] == 7.0).any()

@@ -205,3 +205,46 @@ def test_bad_stage_settings_are_a_clear_error():
         PriorStage(ae_steps=-1)
     with pytest.raises(UserError, match="at least two training images"):
         prior_training.collect_images([{"image": torch.zeros(1, 3, 8, 8)}], 4)
+
+
+def _trained_unet_and_iterates(monkeypatch, ema: bool) -> tuple[LatentPrior, list[dict[str, torch.Tensor]]]:
+    """A UNet trained 5 steps, and its parameters after each optimiser step."""
+    prior = _prior()
+    iterates: list[dict[str, torch.Tensor]] = []
+    step = torch.optim.Adam.step
+
+    def recorded(self, *args, **kwargs):
+        out = step(self, *args, **kwargs)
+        iterates.append({k: v.detach().clone() for k, v in prior.unet.named_parameters()})
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recorded)
+    latents = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    stage = PriorStage(unet_steps=5, unet_batch_size=4, unet_lr=1e-2, unet_ema=ema)
+    prior_training.train_unet(prior, latents, stage, torch.Generator().manual_seed(1))
+    return prior, iterates
+
+
+def test_the_unet_ends_with_the_ldm_moving_average_of_its_weights(monkeypatch):
+    """LitEma of CompVis/latent-diffusion (ldm/modules/ema.py, use_num_upates=True): after update n the shadow
+    moves by (1 - decay) toward the weights, decay = min(0.9999, (1 + n) / (10 + n)), starting from the
+    weights before the first step."""
+    prior, iterates = _trained_unet_and_iterates(monkeypatch, ema=True)
+    torch.manual_seed(0)
+    start = {k: v.detach() for k, v in _prior().unet.named_parameters()}  # the same initial weights
+    shadow = {k: v.clone() for k, v in start.items()}
+    for n, weights in enumerate(iterates, start=1):
+        decay = min(0.9999, (1 + n) / (10 + n))
+        for k in shadow:
+            shadow[k] = shadow[k] - (1 - decay) * (shadow[k] - weights[k])
+    final = dict(prior.unet.named_parameters())
+    assert len(iterates) == 5
+    for k in shadow:
+        assert torch.allclose(final[k], shadow[k], atol=1e-7), k
+    assert any(not torch.allclose(final[k], iterates[-1][k]) for k in shadow)  # not the last iterate
+
+
+def test_without_the_moving_average_the_unet_ends_with_its_last_iterate(monkeypatch):
+    prior, iterates = _trained_unet_and_iterates(monkeypatch, ema=False)
+    for k, v in prior.unet.named_parameters():
+        assert torch.equal(v, iterates[-1][k])

@@ -10,10 +10,12 @@ MIDMs (Seo et al., AAAI 2023; https://github.com/cvlab-kaist/MIDMs: ``models/bas
    for the matching accuracy). The dense B×N×N correlation would cost 64 MiB per image at 64×64 (and
    autograd keeps it): :func:`soft_warp_chunked` never materialises it, walking over blocks of ``chunk``
    query rows (of one image, or of several small ones; peak memory ``chunk × N``; with gradients on, a
-   block of more than a million elements is recomputed in the backward pass). :func:`midms.nn.correspondence.soft_warp` is the dense
-   reference. Features passed in are normalised by :func:`matching_features` as the official code normalises
-   them: centred and divided by their norm (``models/midms.py``), then divided once more by their norm + 1e-5
-   inside ``Correlation.correlation`` (``models/base/correlation.py``). The second division scales every vector
+   block of more than a million elements is recomputed in the backward pass).
+   :func:`midms.nn.correspondence.soft_warp` is the dense reference. The softmax is
+   :func:`~midms.nn.correspondence.sharp_softmax` (the same weights without the CPU's underflow slow path).
+   Features passed in are normalised by :func:`matching_features` as the official code normalises them: centred
+   and divided by their norm (``models/midms.py``), then divided once more by their norm + 1e-5 inside
+   ``Correlation.correlation`` (``models/base/correlation.py``). The second division scales every vector
    by 1 / (1 + 1e-5); at the temperature of 0.005 that moves the warp by up to 1e-4, so it is kept.
 2. **Soft flows** (:func:`soft_flows`): the softmax-expected exemplar position of each input position and
    back, as the official ``get_flow``.

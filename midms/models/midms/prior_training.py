@@ -9,7 +9,8 @@ trained the way an LDM is, in two stages:
    patch GAN, left out at this size);
 2. ``scale_factor`` = 1 / std of the latents (the LDM's ``scale_by_std``), so the diffusion sees unit-variance
    latents and a noised latent keeps its signal at the timesteps MIDMs samples from (t <= 311);
-3. the latent UNet (epsilon prediction, the LDM noise schedule) on the frozen autoencoder's scaled latents.
+3. the latent UNet (epsilon prediction, the LDM noise schedule) on the frozen autoencoder's scaled latents; it
+   ends with the exponential moving average of its weights (:class:`UNetEMA`), which an LDM keeps and releases.
 
 The result is cached under ``<cache_dir>/priors/<dataset key>-<settings hash>/`` (``weights.safetensors`` +
 ``prior.json``), written to a temporary folder and renamed, under a file lock: every job that trains MIDMs on
@@ -62,6 +63,7 @@ class PriorStage:
     kl_weight: float = 1e-6
     max_images: int = 2048
     seed: int = 0
+    unet_ema: bool = True  # the UNet ends with the moving average of its weights, as an LDM's release
 
     def __post_init__(self) -> None:
         if min(self.ae_steps, self.unet_steps) < 0 or min(self.batch_size, self.unet_batch) < 1 or self.max_images < 2:
@@ -139,12 +141,37 @@ def encode_all(prior: LatentPrior, images: Tensor, batch_size: int = 64) -> Tens
         prior.scale_factor = saved
 
 
+class UNetEMA:
+    """The exponential moving average of the UNet's weights that an LDM keeps and releases (``LitEma`` of
+    CompVis/latent-diffusion, ``use_ema=True``): after update ``n`` the decay is ``min(0.9999, (1 + n) / (10 + n))``,
+    so a short run averages over its last tens of steps and a long one over hundreds."""
+
+    MAX_DECAY = 0.9999
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.shadow = {k: v.detach().clone() for k, v in module.named_parameters()}
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.MAX_DECAY, (1 + self.updates) / (10 + self.updates))
+        for k, v in module.named_parameters():
+            self.shadow[k].sub_((1 - decay) * (self.shadow[k] - v.detach()))
+
+    @torch.no_grad()
+    def copy_to(self, module: torch.nn.Module) -> None:
+        for k, v in module.named_parameters():
+            v.copy_(self.shadow[k])
+
+
 def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torch.Generator) -> list[float]:
     """Stage 3: the UNet's epsilon loss on scaled latents; returns the loss of every step."""
     unet, sched = prior.unet, prior.scheduler()
     was_training, was_trainable = unet.training, [q.requires_grad for q in unet.parameters()]
     unet.train().requires_grad_(True)  # e.g. frozen by a MIDMs warm-up before a prior is (re)trained
     opt = torch.optim.Adam(unet.parameters(), lr=stage.unet_lr)
+    ema = UNetEMA(unet) if stage.unet_ema else None
     curve = []
     bar = tqdm(
         _batches(len(latents), stage.unet_steps, stage.unet_batch, gen), total=stage.unet_steps, desc="prior: UNet"
@@ -160,8 +187,12 @@ def train_unet(prior: LatentPrior, latents: Tensor, stage: PriorStage, gen: torc
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update(unet)
         curve.append(loss.item())
         bar.set_postfix(eps=f"{curve[-1]:.4f}", refresh=False)
+    if ema is not None:
+        ema.copy_to(unet)
     unet.train(was_training)  # the module's mode is its owner's business (Lightning sets it for the fit)
     for q, flag in zip(unet.parameters(), was_trainable, strict=True):
         q.requires_grad_(flag)
