@@ -13,9 +13,7 @@ same run. The weights must equal the plain softmax's wherever those are above e^
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +22,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from benchmarks.perf_official import median_seconds  # noqa: E402
 from midms.models.midms.matching import TEMPERATURE  # noqa: E402
 from midms.nn.correspondence import SOFTMAX_FLOOR, sharp_softmax  # noqa: E402
 
 SHAPES = {"tiny 16x16 latents, batch 16": (16, 256, 256), "paper 64x64 latents, one block": (1, 1024, 4096)}
-
-
-def _median_s(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -48,8 +37,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label, shape in SHAPES.items():
         corr = torch.rand(shape, generator=torch.Generator().manual_seed(0))
         logits = corr / TEMPERATURE
-        plain_s = _median_s(lambda logits=logits: torch.softmax(logits, dim=-1), args.repeats)
-        sharp_s = _median_s(lambda logits=logits: sharp_softmax(logits), args.repeats)
+        plain_s = median_seconds(lambda logits=logits: torch.softmax(logits, dim=-1), args.repeats)
+        sharp_s = median_seconds(lambda logits=logits: sharp_softmax(logits), args.repeats)
         kept = logits - logits.amax(-1, keepdim=True) > -SOFTMAX_FLOOR
         equal = bool(torch.equal(sharp_softmax(logits)[kept], torch.softmax(logits, dim=-1)[kept]))
         rows.append({"shape": label, "softmax_s": plain_s, "sharp_s": sharp_s, "speedup": plain_s / sharp_s,
