@@ -435,9 +435,19 @@ class SyntheticPairs(Dataset):
 
     @property
     def _scene_settings(self) -> tuple:
-        """Everything a drawn scene, its rendering and its edge map depend on (not the split's size or pairing)."""
-        return (self.seed, self.split, self.image_size, self.num_classes, self.input, self.layout, self.thin,
-                self.texture_strength, self.texture_detail, self.texture_frame, self.edge_falloff)  # fmt: skip
+        """Everything a drawn scene, its rendering and its edge map depend on (not the split's size or pairing); the
+        class too, as a subclass may draw its scenes otherwise."""
+        drawing = (self.layout, self.thin, self.texture_strength, self.texture_detail, self.texture_frame)
+        return (
+            type(self),
+            self.seed,
+            self.split,
+            self.image_size,
+            self.num_classes,
+            self.input,
+            self.edge_falloff,
+            *drawing,
+        )
 
     def semantics(self, labels: np.ndarray) -> np.ndarray:
         if self.input == "edges":
