@@ -85,6 +85,7 @@ def test_a_wrong_value_on_the_command_line_stops_before_any_work(run_entry, tmp_
     assert elapsed < 30  # the config is checked before torch, the data or the model
 
 
+@pytest.mark.slow  # a training job, then an evaluation job, through run.py (19 s)
 def test_a_trained_checkpoint_is_evaluated_with_train_false_and_no_loss_network(run_entry, tmp_path):
     """Train a tiny CoCosNet, then evaluate its last.ckpt with train=false: the same weights give the same scores
     (the evaluation is seeded), and the training losses' VGG19 is neither built nor asked for."""

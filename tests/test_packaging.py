@@ -93,6 +93,7 @@ def _site(wheel: Path) -> Path:
     return wheel.parents[1] / "site"
 
 
+@pytest.mark.slow  # each installed command started in a fresh interpreter (17 s)
 def test_the_wheel_installs_one_top_level_name_and_every_command_helps(installed_wheel, tmp_path, isolated_env):
     """``midms`` is the only import name the wheel adds (a top-level ``baselines`` would shadow, or be shadowed by,
     the PyPI project of that name); each command answers --help from outside the checkout."""

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import hydra
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from torch.utils.data import default_collate
@@ -50,6 +51,7 @@ def test_the_paired_only_terms_follow_the_datasets_paired_flag(tmp_path):
             assert terms["warp_self"] == 0 and terms["fm"] == 0  # no ground truth for these exemplars
 
 
+@pytest.mark.slow  # a training job through run.py (13 s); the fast tests check the options and losses one by one
 def test_a_tiny_cocosnet_trains_and_evaluates_on_deepfashion_with_the_readme_options(run_entry, tmp_path):
     write_fake_layout(tmp_path / "data" / "deepfashion", garments={"train": 4, "val": 2})
     proc = run_entry(

@@ -187,6 +187,7 @@ def test_position_attention_is_a_softmax_of_query_key_products_over_positions():
     torch.testing.assert_close(out, torch.softmax(torch.einsum("bci,bcj->bij", q, k), -1))
 
 
+@pytest.mark.slow  # a paper-size build (17 s); test_reproduce's slow released UNITE also loads strictly through run.py
 def test_the_released_ade20k_layout_loads_strictly_and_a_misfit_is_named(tmp_path: Path):
     corr = UniteCorrespondence(ADE_CHANNELS, use_coordconv=True, adaptor_nonlocal=True)
     generator = SEACEGenerator(ADE_CHANNELS, 256)
