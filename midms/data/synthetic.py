@@ -394,6 +394,10 @@ class SyntheticPairs(Dataset):
         self.texture_frame = texture_frame
         self.edge_falloff = float(edge_falloff)
         self._cache_limit = int(float(memory_cache_mb) * 2**20)
+        # everything a drawn scene, its rendering and its edge map depend on (not the split's size or pairing); the
+        # class too, as a subclass may draw its scenes otherwise
+        drawing = (layout, self.thin, self.texture_strength, self.texture_detail, texture_frame, self.edge_falloff)
+        self._scene_settings = (type(self), seed, split, image_size, num_classes, input, *drawing)
         self.spec = DataSpec(
             semantic_nc=1 if input == "edges" else num_classes,
             image_size=image_size,
@@ -432,22 +436,6 @@ class SyntheticPairs(Dataset):
         scene, image, semantics = kept
         semantics = torch.from_numpy(self.semantics(scene.labels)) if semantics is None else semantics.clone()
         return scene, image.clone(), semantics
-
-    @property
-    def _scene_settings(self) -> tuple:
-        """Everything a drawn scene, its rendering and its edge map depend on (not the split's size or pairing); the
-        class too, as a subclass may draw its scenes otherwise."""
-        drawing = (self.layout, self.thin, self.texture_strength, self.texture_detail, self.texture_frame)
-        return (
-            type(self),
-            self.seed,
-            self.split,
-            self.image_size,
-            self.num_classes,
-            self.input,
-            self.edge_falloff,
-            *drawing,
-        )
 
     def semantics(self, labels: np.ndarray) -> np.ndarray:
         if self.input == "edges":
