@@ -90,7 +90,8 @@ def test_a_trained_checkpoint_is_evaluated_with_train_false_and_no_loss_network(
     """Train a tiny CoCosNet, then evaluate its last.ckpt with train=false: the same weights give the same scores
     (the evaluation is seeded), and the training losses' VGG19 is neither built nor asked for."""
     tiny = [o for o in TINY if not o.startswith("dataset.image_size=")]
-    common = [*tiny, "dataset.image_size=64", "model=cocosnet", "logger=none", "metrics=pixel"]
+    common = [*tiny, "dataset.image_size=64", "model=cocosnet", "logger=none", "metrics=pixel",
+              "model.vgg_weights=random", "model.vgg_widths=[4,8,8,16,16]"]  # fmt: skip
     trained = run_entry(*common, f"hydra.run.dir={tmp_path / 'trained'}")
     assert trained.returncode == 0, trained.stderr[-3000:]
     out = trained.stdout + trained.stderr

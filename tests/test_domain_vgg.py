@@ -68,9 +68,16 @@ def test_it_is_cached_once_with_its_hash_and_retrained_when_the_file_is_damaged(
     assert "cannot be read" in caplog.text and info3["sha256"] == info["sha256"]  # the same training, again
 
 
+#: CoCosNet's released base rate and initialisation (options/train_options.py --lr 0.0002, base_options.py
+#: --init_variance 0.02) on the tiny networks
+RELEASED_RECIPE = ["model.sizes.tiny.lr=2e-4", "model.sizes.tiny.init_gain=0.02"]
+
+
 def test_a_cocosnet_step_with_it_moves_the_output_towards_the_target(tmp_path):
     """One CoCosNet with the domain network trains a few steps on a fixed batch; its output's L1 to the
-    ground truth falls."""
+    ground truth falls. At the released rate and initialisation: the tiny size's ten times higher rate spends its
+    first few dozen steps in the GAN's transient (its result is the slow matrix test's,
+    tests/baselines/test_cocosnet_e2e.py)."""
     import lightning as L
     from hydra import compose, initialize_config_dir
 
@@ -80,7 +87,8 @@ def test_a_cocosnet_step_with_it_moves_the_output_towards_the_target(tmp_path):
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=["model=cocosnet", "paths.output_dir=/tmp/unused", "model.vgg_weights=domain",
                                            f"paths.cache_dir={tmp_path}", "model.domain_training.steps=40",
-                                           "model.domain_training.scenes=8"])  # fmt: skip
+                                           "model.domain_training.scenes=8",
+                                           *RELEASED_RECIPE])  # fmt: skip
     import hydra
 
     L.seed_everything(0)

@@ -74,6 +74,19 @@ def test_config_sizes_and_per_dataset_settings():
     assert _compose().model.module.settings.reconstruction_target == "target"
 
 
+def test_paper_size_keeps_the_released_rate_and_initialisation_and_tiny_its_short_run_recipe():
+    """Paper: the released --lr 0.0002 and --init_variance 0.02 (options/train_options.py, base_options.py) and the
+    ImageNet VGG19. Tiny: Glorot gain 1 and 10× the rate for a few hundred CPU steps, and on the synthetic data a
+    loss network trained on its training split at widths 8 to 64 (docs/findings-2026-12.md)."""
+    paper = _compose("model.size=paper", "dataset=celebahq").model
+    assert paper.module.lr == 2e-4 and paper.module.init_gain == 0.02 and paper.vgg_weights.endswith("vgg19_conv.pth")
+    assert _compose("model.size=paper").model.vgg_weights == "torchvision"  # never the domain network
+    tiny = _compose().model
+    assert tiny.module.lr == 2e-3 and tiny.module.init_gain == 1.0
+    assert tiny.vgg_weights == "domain" and list(tiny.vgg_widths) == [8, 16, 32, 64, 64]
+    assert _compose("dataset=celebahq").model.vgg_weights != "domain"  # no domain network without a ground truth
+
+
 @pytest.mark.parametrize(("ablation", "term"), [("cocosnet_no_ctx", "contextual"), ("cocosnet_no_domain", "domain")])
 def test_ablations_remove_their_loss_term(ablation, term):
     ds = _data()
@@ -159,7 +172,8 @@ def test_one_g_step_and_one_d_step_change_the_right_parameters():
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_optimisers_follow_the_released_ttur_and_schedule():
     ds = _data()
-    model = _model(ds, "model.settings.niter=2", "model.settings.niter_decay=4")
+    # the released base rate (options/train_options.py: --lr 0.0002), set on the tiny size
+    model = _model(ds, "model.settings.niter=2", "model.settings.niter_decay=4", "model.sizes.tiny.lr=2e-4")
     (opt_g, opt_d), (sched_g, sched_d) = model.configure_optimizers()
     assert [g["lr"] for g in opt_g.param_groups] == [1e-4, 1e-4] and opt_g.defaults["eps"] == 1e-3
     assert opt_g.defaults["betas"] == (0.0, 0.9) and opt_d.defaults["betas"] == (0.0, 0.9)
@@ -187,7 +201,7 @@ def test_tiny_training_lowers_the_reconstruction_losses():
         model.train()
         return sum(values[k].item() for k in terms)
 
-    model = _model(ds, seed=1)
+    model = _model(ds, "model.sizes.tiny.lr=2e-4", "model.sizes.tiny.init_gain=0.02", seed=1)  # the released recipe
     before = reconstruction(model)
     _fit(model, ds, epochs=3)
     assert reconstruction(model) < before

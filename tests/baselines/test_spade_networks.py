@@ -94,3 +94,19 @@ def test_discriminator_padding_sets_the_patch_grid():
     cocosnet = MultiscaleDiscriminator(4, ndf=2, padding=1, use_attention=True)(x)
     assert spade[0][-1].shape[-2:] == (11, 11) and spade[1][-1].shape[-2:] == (7, 7)
     assert cocosnet[0][-1].shape[-2:] == (6, 6) and cocosnet[1][-1].shape[-2:] == (2, 2)
+
+
+def test_positional_norm_against_a_plain_loop_over_positions():
+    """PONO: each position's channel vector minus its mean, over the square root of its unbiased variance + eps
+    (CoCosNet's ``PONO``), checked per position with NumPy in float64."""
+    import numpy as np
+
+    x = torch.randn(2, 7, 5, 3) * 3 + 1
+    out = blocks.positional_norm(x, eps=1e-5).numpy()
+    ref = np.empty_like(out)
+    for b in range(2):
+        for i in range(5):
+            for j in range(3):
+                v = x[b, :, i, j].double().numpy()
+                ref[b, :, i, j] = (v - v.mean()) / np.sqrt(v.var(ddof=1) + 1e-5)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
