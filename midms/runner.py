@@ -200,6 +200,9 @@ def fit(cfg: DictConfig, model, datamodule, ckpt_path: str | None, job: JobRecor
             log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
         elif ckpt_path and model.trains:  # evaluate a trained checkpoint, not the model as built
             load_for_evaluation(model, ckpt_path)
+            if (cfg.get("callbacks") or {}).get("memory_format"):
+                # the weights' layout after training (channels-last rounds differently): the same scores as then
+                model.to(memory_format=torch.channels_last)
         return shard, device
     if cfg.evaluate:
         preflight_metrics(metrics.problems())
