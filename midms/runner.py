@@ -38,6 +38,7 @@ from midms.provenance import config_hash, git_commit, hashed_config, package_ver
 from midms.record import RunRecord, this_process
 from midms.resume import JOB_CONFIG_FILE, config_changes_since, load_for_evaluation, refusal, resume_point
 from midms.tracking import loggers as tracking
+from midms.training.memory_format import as_after_training
 
 log = logging.getLogger(__name__)
 __all__ = ["FAILED_JOBS", "run"]
@@ -200,9 +201,7 @@ def fit(cfg: DictConfig, model, datamodule, ckpt_path: str | None, job: JobRecor
             log.info("model %s has nothing to train; evaluating directly", cfg.model.name)
         elif ckpt_path and model.trains:  # evaluate a trained checkpoint, not the model as built
             load_for_evaluation(model, ckpt_path)
-            if (cfg.get("callbacks") or {}).get("memory_format"):
-                # the weights' layout after training (channels-last rounds differently): the same scores as then
-                model.to(memory_format=torch.channels_last)
+            as_after_training(model, cfg.get("callbacks"))
         return shard, device
     if cfg.evaluate:
         preflight_metrics(metrics.problems())

@@ -26,6 +26,14 @@ def channels_last(batch: Any) -> Any:
     return batch
 
 
+def as_after_training(model: torch.nn.Module, callbacks: Any) -> None:
+    """A trained checkpoint loaded for evaluation alone, put in the layout training leaves its weights in when the
+    run's ``callbacks`` convert them (a convolution rounds differently on the other layout): it then scores the same
+    floats as the evaluation that follows training."""
+    if (callbacks or {}).get("memory_format"):
+        model.to(memory_format=torch.channels_last)
+
+
 class ChannelsLast(L.Callback):
     """Convolution weights and training images in channels-last format (``callbacks.memory_format``)."""
 
